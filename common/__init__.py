@@ -1,0 +1,1 @@
+"""Shared plumbing for every stage: config, JSONL I/O, languages, seeded sampling, run reports."""

@@ -1,0 +1,225 @@
+"""One config loader for every script.
+
+A script declares its defaults (the schema: every allowed key and its type).
+The loader reads configs/paths.yaml (the roots and model names), then the
+stage's YAML, then repeatable ``--set dotted.key=value`` overrides. Strings may
+refer to other values as ``${paths.raw_root}``. Unknown keys, wrong types and
+missing required inputs stop the run before any work (UserError -> exit 2).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PATHS_FILE = REPO_ROOT / "configs" / "paths.yaml"
+
+# Every root and model name lives here; stage configs refer to them as ${paths.x}.
+PATHS_DEFAULTS: dict[str, Any] = {
+    "raw_root": "tests/fixtures/raw",
+    "work_dir": "work",
+    "out_root": "out",
+    "image_root": "${paths.work_dir}/images",
+    "coco_images": "${paths.raw_root}/mscoco/images",
+    "imagenet_root": "${paths.raw_root}/imagenet",
+    "nllb_model": "facebook/nllb-200-distilled-1.3B",
+    "ct2_model": "${paths.work_dir}/models/nllb-200-distilled-1.3B-ct2",
+    "clip_model": "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K",
+    "spacy_model": "en_core_web_sm",
+}
+
+_REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+class Config(dict):
+    """A nested dict with dotted access: cfg.get_path("translation.backend")."""
+
+    source: str = "<defaults>"
+
+    def at(self, dotted: str) -> Any:
+        node: Any = self
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise UserError(f"config key {dotted!r} is not set")
+            node = node[part]
+        return node
+
+    def path(self, dotted: str) -> Path:
+        """A path value, relative paths resolved against the current directory."""
+        return Path(os.path.expanduser(str(self.at(dotted))))
+
+    def require_file(self, dotted: str) -> Path:
+        p = self.path(dotted)
+        if not p.is_file():
+            raise UserError(f"{dotted}: input file not found: {p}")
+        return p
+
+    def require_dir(self, dotted: str) -> Path:
+        p = self.path(dotted)
+        if not p.is_dir():
+            raise UserError(f"{dotted}: input folder not found: {p}")
+        return p
+
+
+def _merge(base: dict, over: dict, schema: dict | None, where: str, prefix: str = "") -> None:
+    """Merge ``over`` into ``base`` in place, checking keys and types against ``schema``."""
+    for key, value in over.items():
+        dotted = f"{prefix}{key}"
+        if schema is not None and key not in schema:
+            raise UserError(f"{where}: unknown config key {dotted!r}")
+        expected = schema.get(key) if schema is not None else None
+        if isinstance(expected, dict) and expected.get("__free__"):
+            # A free-form mapping (e.g. per-task caps): any keys, kept as given.
+            if value is not None and not isinstance(value, dict):
+                raise UserError(f"{where}: config key {dotted!r} must be a mapping, got {type(value).__name__}")
+            base[key] = dict(value or {})
+            continue
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                raise UserError(f"{where}: config key {dotted!r} must be a mapping, got {type(value).__name__}")
+            base.setdefault(key, {})
+            _merge(base[key], value, {k: v for k, v in expected.items()}, where, dotted + ".")
+            continue
+        base[key] = _check_type(value, expected, dotted, where)
+
+
+def _check_type(value: Any, expected: Any, dotted: str, where: str) -> Any:
+    if expected is None or value is None:
+        return value
+    if isinstance(expected, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where}: config key {dotted!r} must be true/false, got {value!r}")
+        return value
+    if isinstance(expected, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where}: config key {dotted!r} must be an integer, got {value!r}")
+        return value
+    if isinstance(expected, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where}: config key {dotted!r} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(expected, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise UserError(f"{where}: config key {dotted!r} must be a string, got {value!r}")
+        return value
+    if isinstance(expected, list):
+        if not isinstance(value, list):
+            raise UserError(f"{where}: config key {dotted!r} must be a list, got {value!r}")
+        return value
+    return value
+
+
+def _resolve(node: Any, root: dict, dotted: str = "", depth: int = 0) -> Any:
+    if depth > 20:
+        raise UserError(f"config key {dotted!r}: ${{...}} references form a cycle")
+    if isinstance(node, dict):
+        return {k: _resolve(v, root, f"{dotted}.{k}" if dotted else k, depth) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, root, dotted, depth) for v in node]
+    if isinstance(node, str) and "${" in node:
+        def sub(m: re.Match) -> str:
+            ref = m.group(1)
+            target: Any = root
+            for part in ref.split("."):
+                if not isinstance(target, dict) or part not in target:
+                    raise UserError(f"config key {dotted!r} refers to unknown key ${{{ref}}}")
+                target = target[part]
+            return str(_resolve(target, root, ref, depth + 1))
+
+        return _REF.sub(sub, node)
+    return node
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level must be a mapping")
+    return data
+
+
+def build_config(defaults: dict, config_file: str | Path | None = None,
+                 overrides: list[str] | None = None,
+                 paths_file: str | Path | None = None) -> Config:
+    """Defaults <- paths.yaml <- stage YAML <- --set overrides, then ${} resolution."""
+    schema = copy.deepcopy(defaults)
+    schema.setdefault("paths", {})
+    schema["paths"] = {**PATHS_DEFAULTS, **schema["paths"]}
+    merged: dict = copy.deepcopy(schema)
+    _strip_free_markers(merged)
+
+    pf = Path(paths_file) if paths_file else None
+    if pf is None and config_file is not None:
+        sibling = Path(config_file).parent / "paths.yaml"
+        pf = sibling if sibling.is_file() else None
+    if pf is None and DEFAULT_PATHS_FILE.is_file():
+        pf = DEFAULT_PATHS_FILE
+    if pf is not None:
+        data = _read_yaml(pf)
+        _merge(merged, {"paths": data.get("paths", data)}, schema, str(pf))
+    if config_file is not None and Path(config_file).resolve() != (pf.resolve() if pf else None):
+        _merge(merged, _read_yaml(Path(config_file)), schema, str(config_file))
+    for item in overrides or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected dotted.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        nested: Any = value
+        for part in reversed(key.strip().split(".")):
+            nested = {part: nested}
+        _merge(merged, nested, schema, "--set")
+    cfg = Config(_resolve(merged, merged))
+    cfg.source = str(config_file) if config_file else "<defaults>"
+    return cfg
+
+
+def _strip_free_markers(node: dict) -> None:
+    for k, v in list(node.items()):
+        if isinstance(v, dict):
+            if v.get("__free__"):
+                node[k] = {kk: vv for kk, vv in v.items() if kk != "__free__"}
+            else:
+                _strip_free_markers(v)
+
+
+def free_mapping(**defaults) -> dict:
+    """Schema marker for a mapping whose keys are data, not config keys."""
+    return {"__free__": True, **defaults}
+
+
+def parse_args(description: str, defaults: dict, default_config: str | None = None,
+               argv: list[str] | None = None, extra_args=None) -> Config:
+    """The command line every script shares: --config FILE, repeatable --set k=v."""
+    ap = argparse.ArgumentParser(description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=default_config,
+                    help=f"stage YAML config (default: {default_config})")
+    ap.add_argument("--paths", default=None,
+                    help="paths YAML (default: paths.yaml next to --config, else configs/paths.yaml)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set paths.raw_root=/data/raw (repeatable)")
+    if extra_args:
+        extra_args(ap)
+    args = ap.parse_args(argv)
+    cfg = build_config(defaults, args.config, args.overrides, args.paths)
+    cfg.args = args  # type: ignore[attr-defined]
+    return cfg

@@ -1,0 +1,89 @@
+"""The language table of the training mix and mC4-share language assignment."""
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .config import REPO_ROOT
+from .errors import UserError
+
+# The table ships with the project (a copy of shared/data/languages.tsv).
+LANGUAGES_TSV = REPO_ROOT / "common" / "languages.tsv"
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    nllb: str
+    mc4_percent: float
+
+
+@lru_cache(maxsize=4)
+def load_languages(path: str | Path = LANGUAGES_TSV) -> dict[str, Language]:
+    """code -> Language, in table order."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"language table not found: {path}")
+    table: dict[str, Language] = {}
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        for lineno, row in enumerate(reader, 2):
+            try:
+                lang = Language(row["code"].strip(), row["name"].strip(), row["nllb"].strip(),
+                                float(row["mc4_percent"]))
+            except (KeyError, ValueError, AttributeError) as e:
+                raise UserError(f"{path}:{lineno}: bad language row ({e})") from None
+            if lang.code in table:
+                raise UserError(f"{path}:{lineno}: duplicate language code {lang.code!r}")
+            table[lang.code] = lang
+    return table
+
+
+def get_language(code: str) -> Language:
+    table = load_languages()
+    if code not in table:
+        raise UserError(f"unknown language code {code!r} (see {LANGUAGES_TSV})")
+    return table[code]
+
+
+def nllb_code(code: str) -> str:
+    return get_language(code).nllb
+
+
+def language_counts(n: int, shares: dict[str, float]) -> dict[str, int]:
+    """Split n items by shares with the largest-remainder method: counts sum to n exactly.
+
+    Ties in the remainder go to the larger share, then to table order, so the
+    result is deterministic.
+    """
+    total = sum(shares.values())
+    if n < 0 or total <= 0:
+        raise ValueError("need n >= 0 and a positive total share")
+    exact = {c: n * s / total for c, s in shares.items()}
+    counts = {c: int(v) for c, v in exact.items()}
+    left = n - sum(counts.values())
+    order = sorted(shares, key=lambda c: (-(exact[c] - counts[c]), -shares[c], list(shares).index(c)))
+    for c in order[:left]:
+        counts[c] += 1
+    return counts
+
+
+def assign_languages(n: int, seed: int, codes: list[str] | None = None,
+                     exclude: list[str] | None = None) -> list[str]:
+    """One language per example: counts follow the mC4 shares exactly (largest
+    remainder), positions are a seeded shuffle. Same (n, seed, codes) -> same list.
+    """
+    table = load_languages()
+    chosen = codes if codes else list(table)
+    for c in chosen:
+        if c not in table:
+            raise UserError(f"unknown language code {c!r} in the language list (see {LANGUAGES_TSV})")
+    chosen = [c for c in chosen if c not in set(exclude or [])]
+    counts = language_counts(n, {c: table[c].mc4_percent for c in chosen})
+    out = [c for c in chosen for _ in range(counts[c])]
+    random.Random(f"assign-languages:{seed}:{n}").shuffle(out)
+    return out

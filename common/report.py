@@ -1,0 +1,56 @@
+"""Run reports: counts in, out, skipped and why, printed and saved as JSON."""
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .jsonl import write_json
+
+
+class Report:
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.counts: collections.Counter = collections.Counter()
+        self.skipped: collections.Counter = collections.Counter()
+        self.examples: dict[str, list[str]] = collections.defaultdict(list)
+        self.extra: dict[str, Any] = {}
+        self.start = time.time()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def skip(self, reason: str, where: str = "", n: int = 1, keep: int = 5) -> None:
+        """Count a skipped record; keep the first few locations for the report."""
+        self.skipped[reason] += n
+        if where and len(self.examples[reason]) < keep:
+            self.examples[reason].append(where)
+
+    def as_dict(self) -> dict:
+        return {
+            "stage": self.stage,
+            "counts": dict(self.counts),
+            "skipped": dict(self.skipped),
+            "skipped_examples": {k: v for k, v in self.examples.items() if v},
+            **self.extra,
+            "seconds": round(time.time() - self.start, 2),
+        }
+
+    def print(self, file=sys.stderr) -> None:
+        d = self.as_dict()
+        print(f"[{self.stage}] done in {d['seconds']}s", file=file)
+        for k, v in d["counts"].items():
+            print(f"  {k}: {v}", file=file)
+        if d["skipped"]:
+            print("  skipped:", file=file)
+            for k, v in sorted(d["skipped"].items()):
+                ex = self.examples.get(k)
+                print(f"    {k}: {v}" + (f" (e.g. {'; '.join(ex[:3])})" if ex else ""), file=file)
+        for k, v in self.extra.items():
+            if not isinstance(v, (dict, list)):
+                print(f"  {k}: {v}", file=file)
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.as_dict(), indent=2)
