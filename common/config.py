@@ -36,6 +36,9 @@ PATHS_DEFAULTS: dict[str, Any] = {
     "spacy_model": "en_core_web_sm",
 }
 
+# Sections shared by all stages, each read from its own file in configs/.
+SHARED_SECTIONS = {"paths": "paths.yaml", "translation": "translation.yaml"}
+
 _REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
 
 
@@ -164,16 +167,22 @@ def build_config(defaults: dict, config_file: str | Path | None = None,
     merged: dict = copy.deepcopy(schema)
     _strip_free_markers(merged)
 
-    pf = Path(paths_file) if paths_file else None
-    if pf is None and config_file is not None:
-        sibling = Path(config_file).parent / "paths.yaml"
-        pf = sibling if sibling.is_file() else None
-    if pf is None and DEFAULT_PATHS_FILE.is_file():
-        pf = DEFAULT_PATHS_FILE
-    if pf is not None:
-        data = _read_yaml(pf)
-        _merge(merged, {"paths": data.get("paths", data)}, schema, str(pf))
-    if config_file is not None and Path(config_file).resolve() != (pf.resolve() if pf else None):
+    config_dir = Path(config_file).parent if config_file is not None else DEFAULT_PATHS_FILE.parent
+    loaded = set()
+    for section, filename in SHARED_SECTIONS.items():
+        if section not in schema:
+            continue
+        if section == "paths" and paths_file:
+            shared = Path(paths_file)
+        else:
+            shared = config_dir / filename
+            if not shared.is_file():
+                shared = DEFAULT_PATHS_FILE.parent / filename
+        if shared.is_file():
+            data = _read_yaml(shared)
+            _merge(merged, {section: data.get(section, data)}, schema, str(shared))
+            loaded.add(shared.resolve())
+    if config_file is not None and Path(config_file).resolve() not in loaded:
         _merge(merged, _read_yaml(Path(config_file)), schema, str(config_file))
     for item in overrides or []:
         if "=" not in item:

@@ -1,0 +1,130 @@
+"""Plumbing every converter shares: input checks, record reading, accounting, output.
+
+Accounting is per input *unit* (a record, or a record x language where one
+record feeds several languages): every unit read is either used or skipped
+with a reason, and ``Accounts.close`` refuses to finish when the books do not
+balance, so no row is ever dropped silently.
+"""
+from __future__ import annotations
+
+import collections
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from common.config import Config
+from common.errors import UserError
+from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
+from common.report import Report
+
+
+def fill(template: str, **values: str) -> str:
+    """str.format with a clear error for a config template naming an unknown field."""
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError) as e:
+        raise UserError(f"template {template!r} uses an unknown field {e} "
+                        f"(available: {', '.join(values)})") from None
+
+
+def require_inputs(inputs: list[tuple[str, Path]]) -> None:
+    """Stop before any work when an input file is missing, naming key and path."""
+    missing = [(key, p) for key, p in inputs if not Path(p).is_file()]
+    if missing:
+        key, p = missing[0]
+        more = f" (and {len(missing) - 1} more missing input files)" if len(missing) > 1 else ""
+        raise UserError(f"{key}: input file not found: {p}{more}")
+
+
+def path_for(cfg_section: dict, key: str, section: str, **fields: str) -> tuple[str, Path]:
+    """(config key as the user writes it, path with {lang}/{split} filled in)."""
+    raw = str(cfg_section[key])
+    label = f"{section}.{key}" + "".join(f" ({k}={v})" for k, v in fields.items())
+    return label, Path(fill(raw, **fields) if fields else raw)
+
+
+class Accounts:
+    """Counts in/used/skipped per input and rows per output, on a common Report."""
+
+    def __init__(self, stage: str):
+        self.report = Report(stage)
+        self.units: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.outputs: dict[str, int] = {}
+
+    def seen(self, source: str, n: int = 1) -> None:
+        self.units[source]["in"] += n
+
+    def used(self, source: str, n: int = 1) -> None:
+        self.units[source]["used"] += n
+
+    def skip(self, source: str, reason: str, where: str = "", n: int = 1) -> None:
+        self.units[source]["skipped"] += n
+        self.report.skip(f"{source}: {reason}", where, n=n)
+
+    def note(self, key: str, where: str = "", n: int = 1) -> None:
+        """A counted problem that does not drop the row (e.g. an image not on disk)."""
+        self.report.count(key, n)
+        examples = self.report.extra.setdefault("examples", {}).setdefault(key, [])
+        if where and len(examples) < 5:
+            examples.append(where)
+            print(f"warning: {key}: {where}", file=sys.stderr)
+
+    def wrote(self, path: Path, rows: Iterable[dict]) -> int:
+        n = write_jsonl(path, rows)
+        self.outputs[Path(path).name] = n
+        self.report.count(f"rows written {Path(path).name}", n)
+        return n
+
+    def wrote_json(self, path: Path, obj: Any, what: str) -> None:
+        write_json(path, obj)
+        self.report.count(f"{what} {Path(path).name}", len(obj.get("annotations", [])))
+
+    def close(self, report_dir: Path | None) -> dict:
+        """Check that every unit is accounted for, then print and save the report."""
+        unbalanced = {s: dict(c) for s, c in self.units.items() if c["in"] != c["used"] + c["skipped"]}
+        self.report.extra["inputs"] = {s: dict(c) for s, c in self.units.items()}
+        self.report.extra["outputs"] = dict(self.outputs)
+        for s, c in self.units.items():
+            self.report.count(f"in {s}", c["in"])
+        self.report.print()
+        if report_dir is not None:
+            self.report.save(Path(report_dir) / f"{self.report.stage}.json")
+        if unbalanced:
+            # A converter bug, not a user error: a row went neither out nor into a skip reason.
+            raise AssertionError(f"rows not accounted for: {unbalanced}")
+        return self.report.as_dict()
+
+
+def jsonl_records(path: Path, acc: Accounts, source: str, max_bad: int) -> Iterator[dict]:
+    """Stream a JSONL input; malformed lines are counted as read-and-skipped."""
+    bad = BadRows(max_bad=max_bad)
+    yield from read_jsonl(path, bad)
+    acc.seen(source, bad.count)
+    if bad.count:
+        acc.skip(source, "malformed JSON line", "; ".join(bad.examples[:3]), n=bad.count)
+
+
+def json_document(path: Path, expect: type, what: str) -> Any:
+    data = load_json(path)
+    if not isinstance(data, expect):
+        raise UserError(f"{path}: expected {what} at the top level, got {type(data).__name__}")
+    return data
+
+
+def need(row: Any, *keys: str, types: tuple = (str,)) -> str | None:
+    """The reason a record cannot be used (missing or empty field), or None."""
+    if not isinstance(row, dict):
+        return f"record is a {type(row).__name__}, not an object"
+    for k in keys:
+        v = row.get(k)
+        if v is None:
+            return f"missing field {k!r}"
+        if not isinstance(v, types):
+            return f"field {k!r} has type {type(v).__name__}"
+        if isinstance(v, str) and not v.strip():
+            return f"empty field {k!r}"
+    return None
+
+
+def report_dir(cfg: Config) -> Path:
+    return cfg.path("report_dir")

@@ -1,0 +1,159 @@
+"""Translation backends behind one interface.
+
+    backend.count_tokens(texts) -> [int]
+    backend.translate_batch(texts, src_nllb, tgt_nllbs, max_new_tokens) -> [str]
+
+Every call of translate_batch is one model call (counted in ``calls``). A batch
+may mix target languages: the target code is forced per row.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from common.errors import UserError
+
+
+class DryRunBackend:
+    """No model: tags each text with its target code. For rehearsing a pipeline
+    cheaply (file plumbing, sharding, resumes); the output is not a translation."""
+
+    name = "dry-run"
+
+    def __init__(self, cfg: dict):
+        self.model_key = "dry-run"
+        self.calls = 0
+
+    def count_tokens(self, texts, src=None):
+        return [len(t.split()) + 2 for t in texts]
+
+    def translate_batch(self, texts, src, tgts, max_new_tokens):
+        self.calls += 1
+        return [f"[{tgt}] {text}" for text, tgt in zip(texts, tgts)]
+
+
+def _load_tokenizer(path: str, src_nllb: str):
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(path, src_lang=src_nllb)
+    except OSError as e:
+        raise UserError(f"translation model {path!r}: cannot load tokenizer ({e})") from None
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class HFBackend:
+    """transformers seq2seq (NLLB): source language on the tokenizer, forced target
+    code as the first decoder token; fp16/bf16 on GPU."""
+
+    name = "hf"
+
+    def __init__(self, cfg: dict):
+        import torch
+        from transformers import AutoModelForSeq2SeqLM
+
+        self.path = str(cfg["model"])
+        self.device = _resolve_device(cfg["device"])
+        dtype = cfg["dtype"]
+        if dtype == "auto":
+            dtype = "float16" if self.device.startswith("cuda") else "float32"
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise UserError(f"translation.dtype: {dtype!r} is not one of auto, float32, float16, bfloat16 for hf")
+        self.src = None
+        self.tok = None
+        try:
+            self.model = AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=getattr(torch, dtype))
+        except OSError as e:
+            raise UserError(f"translation.model {self.path!r}: cannot load ({e})") from None
+        self.model.to(self.device).eval()
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg["threads"]))
+        self.num_beams = int(cfg["beam_size"])
+        self.model_key = f"hf:{self.path}:beam{self.num_beams}"
+        self.calls = 0
+
+    def _tokenizer(self, src: str):
+        if self.tok is None or self.src != src:
+            self.tok = _load_tokenizer(self.path, src)
+            self.src = src
+        return self.tok
+
+    def count_tokens(self, texts, src="eng_Latn"):
+        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
+
+    def translate_batch(self, texts, src, tgts, max_new_tokens):
+        import torch
+        tok = self._tokenizer(src)
+        enc = tok(texts, return_tensors="pt", padding=True).to(self.device)
+        start = self.model.config.decoder_start_token_id
+        prefix = torch.tensor([[start, tok.convert_tokens_to_ids(t)] for t in tgts], device=self.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, decoder_input_ids=prefix, max_new_tokens=max_new_tokens,
+                                      num_beams=self.num_beams, do_sample=False)
+        self.calls += 1
+        return tok.batch_decode(out[:, 2:], skip_special_tokens=True)
+
+
+class CTranslate2Backend:
+    """A CTranslate2-converted model: int8 on CPU, float16 on GPU by default."""
+
+    name = "ctranslate2"
+
+    def __init__(self, cfg: dict):
+        try:
+            import ctranslate2
+        except ImportError:
+            raise UserError("translation.backend=ctranslate2 needs the fast extra: pip install -e '.[fast]'") from None
+        self.path = str(cfg["ct2_model"])
+        if not (Path(self.path) / "model.bin").is_file():
+            raise UserError(f"translation.ct2_model: no converted model at {self.path} "
+                            f"(run translate/convert_ct2.py first)")
+        device = _resolve_device(cfg["device"])
+        compute = cfg["dtype"]
+        if compute == "auto":
+            compute = "float16" if device.startswith("cuda") else "int8"
+        threads = int(cfg.get("threads") or os.cpu_count() or 1)
+        self.translator = ctranslate2.Translator(self.path, device=device, compute_type=compute,
+                                                 intra_threads=threads if device == "cpu" else 0)
+        self.num_beams = int(cfg["beam_size"])
+        self.model_key = f"ct2:{Path(self.path).name}:{compute}:beam{self.num_beams}"
+        self.src = None
+        self.tok = None
+        self.calls = 0
+
+    def _tokenizer(self, src: str):
+        if self.tok is None or self.src != src:
+            self.tok = _load_tokenizer(self.path, src)
+            self.src = src
+        return self.tok
+
+    def count_tokens(self, texts, src="eng_Latn"):
+        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
+
+    def translate_batch(self, texts, src, tgts, max_new_tokens):
+        tok = self._tokenizer(src)
+        source = [tok.convert_ids_to_tokens(ids) for ids in tok(texts)["input_ids"]]
+        results = self.translator.translate_batch(
+            source, target_prefix=[[t] for t in tgts], beam_size=self.num_beams,
+            max_batch_size=len(texts), max_decoding_length=max_new_tokens + 1)
+        self.calls += 1
+        outs = []
+        for r in results:
+            tokens = r.hypotheses[0][1:]  # drop the forced target code
+            outs.append(tok.decode(tok.convert_tokens_to_ids(tokens), skip_special_tokens=True))
+        return outs
+
+
+BACKENDS = {"dry-run": DryRunBackend, "hf": HFBackend, "ctranslate2": CTranslate2Backend}
+
+
+def make_backend(cfg: dict):
+    name = cfg["backend"]
+    if name not in BACKENDS:
+        raise UserError(f"translation.backend: {name!r} is not one of {', '.join(BACKENDS)}")
+    return BACKENDS[name](cfg)

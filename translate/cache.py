@@ -1,0 +1,71 @@
+"""Persistent translation cache (SQLite), keyed by model, languages and text.
+
+Each finished batch is committed at once, so a run killed at any point loses at
+most the batch in flight; the next run reads what is done and translates only
+the rest. WAL mode and a long busy timeout let several processes share one
+database (shards, GPUs on one machine); rows are INSERT OR IGNORE, so two
+workers that translated the same segment cannot conflict.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+
+def cache_key(model_key: str, src: str, tgt: str, text: str) -> str:
+    return hashlib.sha256("\x1f".join((model_key, src, tgt, text)).encode("utf-8")).hexdigest()
+
+
+class TranslationCache:
+    def __init__(self, path: str | Path | None):
+        self.path = str(path) if path else ":memory:"
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        if self.path != ":memory:":
+            self._retry(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._retry(lambda: self.db.execute(
+            "CREATE TABLE IF NOT EXISTS translations ("
+            " key TEXT PRIMARY KEY, model TEXT, src TEXT, tgt TEXT,"
+            " source TEXT, output TEXT, flag TEXT)"))
+
+    @staticmethod
+    def _retry(fn, tries: int = 50):
+        for i in range(tries):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
+                    raise
+                time.sleep(0.05 * (i + 1))
+
+    def get_many(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """key -> (output, flag) for the keys that are cached."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, output, flag FROM translations WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, output, flag in self._retry(lambda: self.db.execute(q, chunk).fetchall()):
+                found[key] = (output, flag)
+        return found
+
+    def put_many(self, rows: list[tuple[str, str, str, str, str, str, str | None]]) -> None:
+        """rows: (key, model, src, tgt, source, output, flag); committed as one transaction."""
+        def write():
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("INSERT OR IGNORE INTO translations VALUES (?,?,?,?,?,?,?)", rows)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        self._retry(write)
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
