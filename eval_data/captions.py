@@ -69,3 +69,32 @@ def coco_reference(items: Iterable[tuple[str, list[str]]]) -> dict:
         for cap in caps:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "caption": cap})
     return {"images": images, "annotations": annotations}
+
+
+def captioning_split(items: Iterable[tuple[str, str, list]], lang: str, context: str,
+                     acc, source: str) -> tuple[list[dict], dict]:
+    """Test rows and their COCO reference for one captioning split.
+
+    ``items`` are (where, image_id, captions) of records already counted as
+    seen; each is used, or skipped when it repeats an image id or has no
+    non-empty caption. Rows: context = the language's English name,
+    text_label = the language code, label = "".
+    """
+    from .rows import eval_row
+
+    rows: list[dict] = []
+    refs: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    for where, image_id, captions in items:
+        if image_id in seen:
+            acc.skip(source, "duplicate image id", where)
+            continue
+        caps = reference_captions(captions, lang)
+        if not caps:
+            acc.skip(source, "no non-empty caption", where)
+            continue
+        seen.add(image_id)
+        acc.used(source)
+        rows.append(eval_row(context, image_id, lang))
+        refs.append((image_id, caps))
+    return rows, coco_reference(refs)

@@ -8,6 +8,7 @@ balance, so no row is ever dropped silently.
 from __future__ import annotations
 
 import collections
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -99,8 +100,8 @@ def jsonl_records(path: Path, acc: Accounts, source: str, max_bad: int) -> Itera
     """Stream a JSONL input; malformed lines are counted as read-and-skipped."""
     bad = BadRows(max_bad=max_bad)
     yield from read_jsonl(path, bad)
-    acc.seen(source, bad.count)
     if bad.count:
+        acc.seen(source, bad.count)
         acc.skip(source, "malformed JSON line", "; ".join(bad.examples[:3]), n=bad.count)
 
 
@@ -128,3 +129,12 @@ def need(row: Any, *keys: str, types: tuple = (str,)) -> str | None:
 
 def report_dir(cfg: Config) -> Path:
     return cfg.path("report_dir")
+
+
+def source_name(path: Path, cfg: Config) -> str:
+    """An input's name for reports: its path under paths.raw_root where it is there."""
+    try:
+        # abspath, not resolve(): a raw root of symlinks must still name files by their place in it.
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(cfg.path("paths.raw_root"))).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

@@ -136,42 +136,50 @@ class Engine:
 
     # -- internals ----------------------------------------------------------
     def _translate_unique(self, pairs: list[tuple[str, str]], src: str, src_nllb: str) -> dict:
+        """Batches are formed over all unique pairs, cached or not, so their
+        composition does not depend on how far an earlier run got: a resumed run
+        translates exactly the batches the killed one had not committed, with the
+        same inputs, and its output equals an uninterrupted run's."""
         self.stats["unique"] += len(pairs)
         keys = {pair: cache_key(self.backend.model_key, src, pair[1], pair[0]) for pair in pairs}
         cached = self.cache.get_many(list(keys.values()))
         done: dict[tuple[str, str], tuple[str, str | None]] = {}
-        todo = []
         for pair in pairs:
             hit = cached.get(keys[pair])
             if hit is not None:
                 done[pair] = hit
                 self.stats["cached"] += 1
                 self._count_flag(pair, hit[0], hit[1])
-            else:
-                todo.append(pair)
-        if not todo:
+        if len(done) == len(pairs):
             return done
-        lengths = self.backend.count_tokens([p[0] for p in todo], src_nllb)
+        lengths = self.backend.count_tokens([p[0] for p in pairs], src_nllb)
         # Longest first: the largest memory need shows at once, padding stays small.
-        order = sorted(range(len(todo)), key=lambda i: (-lengths[i], todo[i][1], todo[i][0]))
+        order = sorted(range(len(pairs)), key=lambda i: (-lengths[i], pairs[i][1], pairs[i][0]))
         budget = int(self.cfg["max_batch_tokens"])
-        bar = tqdm(total=len(todo), unit="seg", desc="translate", disable=not self.cfg["progress"],
-                   file=sys.stderr, mininterval=1.0)
+        bar = tqdm(total=len(pairs) - len(done), unit="seg", desc="translate",
+                   disable=not self.cfg["progress"], file=sys.stderr, mininterval=1.0)
         pending: list = []
         batch: list[int] = []
+
+        def flush_batch():
+            nonlocal pending
+            todo = [pairs[j] for j in batch if pairs[j] not in done]
+            if todo:
+                longest = max(lengths[j] for j in batch if pairs[j] not in done)
+                pending += self._run_batch(todo, longest, src, src_nllb, keys, done)
+                bar.update(len(todo))
+            if len(pending) >= self.cfg["flush_segments"]:
+                self.cache.put_many(pending)
+                pending = []
+
         for i in order:
             longest = lengths[batch[0]] if batch else lengths[i]
             if batch and longest * (len(batch) + 1) > budget:
-                pending += self._run_batch([todo[j] for j in batch], longest, src, src_nllb, keys, done)
-                bar.update(len(batch))
+                flush_batch()
                 batch = []
-                if len(pending) >= self.cfg["flush_segments"]:
-                    self.cache.put_many(pending)
-                    pending = []
             batch.append(i)
         if batch:
-            pending += self._run_batch([todo[j] for j in batch], lengths[batch[0]], src, src_nllb, keys, done)
-            bar.update(len(batch))
+            flush_batch()
         if pending:
             self.cache.put_many(pending)
         bar.close()

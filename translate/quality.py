@@ -6,7 +6,6 @@ import re
 
 # Scripts where a sentence is much shorter in characters than its English source.
 _DENSE_SCRIPTS = ("Hans", "Hant", "Jpan", "Kore", "Hira", "Kana")
-_REPEAT_CHARS = re.compile(r"(.{2,12}?)\1{5,}", re.S)
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -22,7 +21,7 @@ def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
     if (len(words) >= min_words_for_copy and _LETTER.search(src)
             and out.casefold() == src.casefold()):
         return "copied_source"
-    if _runaway(out, max_repeats):
+    if _runaway(out, max_repeats) and not _runaway(src, max_repeats):
         return "repetition"
     if len(src) >= min_chars_for_ratio:
         lo = min_ratio * (0.4 if tgt_nllb.endswith(_DENSE_SCRIPTS) else 1.0)
@@ -34,7 +33,7 @@ def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
 
 def _runaway(text: str, max_repeats: int) -> bool:
     """A word n-gram (n <= 4) repeated more than max_repeats times in a row, or a
-    short character pattern repeated six or more times (scripts without spaces)."""
+    short character pattern repeated over and over (scripts without spaces)."""
     toks = text.split()
     for n in range(1, 5):
         run = 1
@@ -55,7 +54,8 @@ def _runaway(text: str, max_repeats: int) -> bool:
                         return True
                 else:
                     run = 1
-    return bool(_REPEAT_CHARS.search(text))
+    # A short pattern repeated max_repeats + 2 times in a row (scripts without spaces).
+    return re.search(r"(.{2,12}?)\1{%d,}" % (max_repeats + 1), text, re.S) is not None
 
 
 def placeholders(text: str) -> list[str]:

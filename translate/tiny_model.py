@@ -71,7 +71,7 @@ def build_tiny_nllb(out_dir: str | Path, corpus: Path | None = None, vocab_size:
     torch.manual_seed(seed)
     config = M2M100Config(
         vocab_size=len(tok), d_model=d_model, encoder_layers=layers, decoder_layers=layers,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=d_model * 2,
+        encoder_attention_heads=max(2, d_model // 64), decoder_attention_heads=max(2, d_model // 64), encoder_ffn_dim=d_model * 2,
         decoder_ffn_dim=d_model * 2, max_position_embeddings=1024, pad_token_id=1,
         bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
         dropout=0.0, attention_dropout=0.0, activation_function="relu")

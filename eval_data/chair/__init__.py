@@ -1,0 +1,1 @@
+"""chair evaluation-data converter."""

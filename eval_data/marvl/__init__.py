@@ -1,0 +1,1 @@
+"""marvl evaluation-data converter."""

@@ -1,0 +1,1 @@
+"""maxm evaluation-data converter."""

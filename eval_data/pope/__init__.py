@@ -1,0 +1,1 @@
+"""pope evaluation-data converter."""

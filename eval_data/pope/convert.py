@@ -1,0 +1,58 @@
+"""POPE: the three COCO splits (adversarial, popular, random) -> eval/pope/pope_<split>.jsonl.
+
+Rows: context = the question (through ``pope.context_template``), image_id =
+the COCO file name, text_label = "yes"/"no"; any other label is skipped and
+counted.
+
+  python eval_data/pope/convert.py --config configs/eval_data.yaml [--set key=value ...]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.errors import entry_point
+from eval_data import settings
+from eval_data.rows import eval_row, nfc
+from eval_data.run import (Accounts, fill, jsonl_records, need, path_for, report_dir,
+                           require_inputs, source_name)
+
+ANSWERS = ("yes", "no")
+
+
+def rows_from(records, c: dict, acc: Accounts, source: str) -> list[dict]:
+    rows = []
+    for r in records:
+        acc.seen(source)
+        where = f"question {r.get('question_id')}"
+        reason = need(r, "image", "text", "label")
+        label = r.get("label", "").strip().lower() if not reason else ""
+        if not reason and label not in ANSWERS:
+            reason = f"label {r.get('label')!r} is not yes/no"
+        if reason:
+            acc.skip(source, reason, where)
+            continue
+        acc.used(source)
+        rows.append(eval_row(fill(c["context_template"], question=nfc(r["text"])), r["image"], label))
+    return rows
+
+
+def convert(cfg) -> dict:
+    c = cfg.at("pope")
+    inputs = {split: path_for(c, "file", "pope", split=split) for split in c["splits"]}
+    require_inputs(list(inputs.values()))
+
+    acc = Accounts("pope")
+    for split, (_, path) in inputs.items():
+        source = source_name(path, cfg)
+        records = jsonl_records(path, acc, source, cfg.at("io.max_bad_rows"))
+        acc.wrote(Path(c["out_dir"]) / f"pope_{split}.jsonl", rows_from(records, c, acc, source))
+    return acc.close(report_dir(cfg))
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> dict:
+    return convert(settings.load(__doc__, argv))
+
+
+if __name__ == "__main__":
+    main()

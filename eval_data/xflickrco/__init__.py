@@ -1,0 +1,1 @@
+"""xflickrco evaluation-data converter."""

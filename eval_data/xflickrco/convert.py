@@ -1,0 +1,84 @@
+"""xFlickrCO test per language, Flickr30k train/val/test -> eval/xflickrco/.
+
+Captioning splits (flickr30k_{val,test}_en, xflickrco_test_<lang>) get one
+row per image and a COCO caption reference ``<name>_coco_<split>_<lang>.json``.
+flickr30k_train.jsonl is fine-tuning data: one row per caption, the context
+an English prompt drawn (seeded) from ``xflickrco.train_templates``.
+image_id is the release's ``img_path`` (Flickr30k file names; the COCO half of
+xFlickrCO gives COCO_val2014_... names).
+
+  python eval_data/xflickrco/convert.py --config configs/eval_data.yaml [--set key=value ...]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.errors import UserError, entry_point
+from common.sampling import rng
+from eval_data import settings
+from eval_data.captions import captioning_split
+from eval_data.rows import eval_row, language_name, nfc
+from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs,
+                           source_name)
+
+
+def caption_items(records, acc: Accounts, source: str):
+    """(where, image_id, captions) of usable records; the rest skipped with a reason."""
+    for r in records:
+        acc.seen(source)
+        where = f"id {r.get('id')}"
+        reason = need(r, "img_path") or need(r, "sentences", types=(list,))
+        if reason:
+            acc.skip(source, reason, where)
+            continue
+        yield where, r["img_path"], r["sentences"]
+
+
+def train_rows(records, templates: list[str], seed: int, acc: Accounts, source: str) -> list[dict]:
+    draw = rng(seed, "flickr30k_train")
+    rows = []
+    for where, image_id, sentences in caption_items(records, acc, source):
+        captions = [nfc(s) for s in sentences if isinstance(s, str) and nfc(s)]
+        if not captions:
+            acc.skip(source, "no non-empty caption", where)
+            continue
+        acc.used(source)
+        for cap in captions:
+            rows.append(eval_row(draw.choice(templates), image_id, "en", label=cap))
+    return rows
+
+
+def convert(cfg) -> dict:
+    c = cfg.at("xflickrco")
+    max_bad = cfg.at("io.max_bad_rows")
+    if not c["train_templates"]:
+        raise UserError("xflickrco.train_templates: needs at least one prompt")
+    train = path_for(c, "flickr_train", "xflickrco")
+    # (row file stem, reference stem, split, lang, input)
+    splits = [("flickr30k_val_en", "flickr30k", "val", "en", path_for(c, "flickr_val", "xflickrco")),
+              ("flickr30k_test_en", "flickr30k", "test", "en", path_for(c, "flickr_test", "xflickrco"))]
+    splits += [(f"xflickrco_test_{lang}", "xflickrco", "test", lang,
+                path_for(c, "test_file", "xflickrco", lang=lang)) for lang in c["langs"]]
+    require_inputs([train] + [s[-1] for s in splits])
+
+    acc = Accounts("xflickrco")
+    out = Path(c["out_dir"])
+    source = source_name(train[1], cfg)
+    records = jsonl_records(train[1], acc, source, max_bad)
+    acc.wrote(out / "flickr30k_train.jsonl", train_rows(records, c["train_templates"], c["seed"], acc, source))
+    for stem, ref_stem, split, lang, (_, path) in splits:
+        source = source_name(path, cfg)
+        items = caption_items(jsonl_records(path, acc, source, max_bad), acc, source)
+        rows, ref = captioning_split(items, lang, language_name(lang, cfg), acc, source)
+        acc.wrote(out / f"{stem}.jsonl", rows)
+        acc.wrote_json(out / f"{ref_stem}_coco_{split}_{lang}.json", ref, "references in")
+    return acc.close(report_dir(cfg))
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> dict:
+    return convert(settings.load(__doc__, argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""xgqa evaluation-data converter."""

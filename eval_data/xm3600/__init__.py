@@ -1,0 +1,1 @@
+"""xm3600 evaluation-data converter."""

@@ -1,0 +1,1 @@
+"""xvnli evaluation-data converter."""

@@ -1,0 +1,150 @@
+"""Write train/capfilt_match.jsonl: "does this caption fit the image?" examples.
+
+Each row of the translated matching file becomes {context, label, image_id,
+task: "capfilt_match", lang}: a question template from generate.templates with
+the (translated) candidate caption inside, and that template's own yes or no
+answer as the label. For a non-English row the question and both answers are
+translated into the row's language by the translation engine (once per
+language, cached), so context and label are both in ``lang``. A template whose
+translation was rejected or lost its {caption} placeholder is not used in that
+language; a language left with no template falls back to the English template
+with the English candidate caption, and the row's lang becomes "en".
+
+    python match/generate_match_train.py
+    # English only, no translation step: --set generate.input=<hard_match output>
+"""
+from __future__ import annotations
+
+import collections
+import sys
+from typing import NamedTuple
+
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
+from common.languages import load_languages
+from common.report import Report
+from common.sampling import rng
+from translate.engine import Engine
+from translate.stage import translate_templates
+from match.settings import load_config
+
+TASK = "capfilt_match"
+
+
+class Template(NamedTuple):
+    question: str
+    yes: str
+    no: str
+
+
+def parse_templates(raw: list) -> list[Template]:
+    if not raw:
+        raise UserError("generate.templates: at least one template is needed")
+    out = []
+    for i, t in enumerate(raw):
+        where = f"generate.templates[{i}]"
+        if not isinstance(t, dict) or set(t) != {"question", "answer_yes", "answer_no"}:
+            raise UserError(f"{where}: needs exactly the keys question, answer_yes, answer_no")
+        if not all(isinstance(v, str) and v.strip() for v in t.values()):
+            raise UserError(f"{where}: question and answers must be non-empty strings")
+        if t["question"].count("{caption}") != 1:
+            raise UserError(f"{where}: the question must contain {{caption}} exactly once")
+        out.append(Template(t["question"], t["answer_yes"], t["answer_no"]))
+    return out
+
+
+def localise(engine: Engine | None, templates: list[Template], languages: list[str]) -> tuple[dict[str, list[Template]], collections.Counter]:
+    """lang -> the templates usable in it (question and both answers translated,
+    placeholder intact). English keeps the originals."""
+    by_lang: dict[str, list[Template]] = {"en": list(templates)}
+    counts: collections.Counter = collections.Counter()
+    others = [c for c in languages if c != "en"]
+    if not others:
+        return by_lang, counts
+    for t in templates:
+        # One call per template keeps question and answers aligned: a language
+        # gets the template only when all three parts survived.
+        done, c = translate_templates(engine, list(t), others)
+        counts.update(c)
+        for lang in others:
+            parts = done.get(lang, [])
+            if len(parts) == 3:
+                by_lang.setdefault(lang, []).append(Template(*parts))
+            else:
+                counts["template_dropped_in_a_language"] += 1
+    return by_lang, counts
+
+
+def make_example(row: dict, by_lang: dict[str, list[Template]], seed: int) -> tuple[dict, bool]:
+    """(the training row, whether it fell back to English)."""
+    lang = row.get("lang", "en")
+    caption = row["caption"]
+    fallback = False
+    if not by_lang.get(lang):
+        fallback = True
+        lang, caption = "en", row.get("caption_en") or caption
+    choices = by_lang[lang]
+    t = choices[rng(seed, "match-template", row["id"]).randrange(len(choices))]
+    return {"context": t.question.replace("{caption}", caption),
+            "label": t.yes if row["match"] == "yes" else t.no,
+            "image_id": row["image_id"], "task": TASK, "lang": lang}, fallback
+
+
+def validate(row: dict) -> str | None:
+    for key in ("id", "image_id", "caption"):
+        if not isinstance(row.get(key), str) or not row[key].strip():
+            return f"field {key!r} missing or empty"
+    if row.get("match") not in ("yes", "no"):
+        return f"match must be 'yes' or 'no', got {row.get('match')!r}"
+    if row.get("lang", "en") not in load_languages():
+        return f"lang {row.get('lang')!r} is not in the language table"
+    return None
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(__doc__, argv)
+    gc = cfg["generate"]
+    templates = parse_templates(gc["templates"])
+    src = cfg.path("generate.input")
+    if not src.is_file():
+        raise UserError(f"generate.input: input file not found: {src} (run match/translate_match_train.py "
+                        "first, or point generate.input at the English hard_match output)")
+    report = Report("generate_match_train")
+
+    languages = collections.Counter(row.get("lang", "en") for row in
+                                    read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
+    engine = Engine(cfg["translation"]) if set(languages) - {"en"} else None
+    by_lang, tcounts = localise(engine, templates, sorted(languages))
+    write_json(cfg.path("generate.templates_out"), {k: [{"question": t.question, "answer_yes": t.yes, "answer_no": t.no} for t in v]
+                for k, v in by_lang.items()},
+               indent=1)
+    report.extra["template_translation"] = dict(tcounts)
+    report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
+
+    bad = BadRows(max_bad=gc["max_bad_rows"])
+    per_lang: collections.Counter = collections.Counter()
+    with atomic_open(cfg.path("generate.output")) as f:
+        for row in read_jsonl(src, bad, validate=validate):
+            report.count("rows_in")
+            example, fallback = make_example(row, by_lang, gc["seed"])
+            if fallback:
+                report.count("rows_fallback_to_english_template")
+            f.write(dumps(example) + "\n")
+            report.count("rows_out")
+            report.count(f"label_{row['match']}")
+            per_lang[example["lang"]] += 1
+    if bad.count:
+        report.skip("bad input row", n=bad.count)
+        report.examples["bad input row"] = bad.examples[:5]
+    report.extra["rows_per_language"] = dict(per_lang.most_common())
+    report.extra["output"] = str(cfg.path("generate.output"))
+    if engine is not None:
+        engine.close()
+    report.print()
+    report.save(cfg.path("generate.report"))
+    print(f"[generate_match_train] wrote {cfg.path('generate.output')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Image-caption matching with CLIP-mined hard negatives (English).
+
+Reads the English CapFilt intermediate (a slice: match.start, match.max_rows)
+and its images, embeds captions and images with CLIP (cached on disk: a re-run
+with other sampling settings embeds nothing), finds each image's nearest
+captions with FAISS (exact inner product, top search.top_k), and writes one
+row per input row, exactly half of them positives:
+
+    {"id", "image_id", "caption", "original_caption", "match": "yes"|"no", "neg_rank": int|null}
+
+A negative's caption is its image's rank-r nearest valid caption (r drawn from
+negatives.ranks) or, with negatives.random_fraction, a random caption
+(neg_rank null). Next: translate_match_train.py.
+
+    python match/hard_match.py [--set paths.clip_model=...] [--set match.max_rows=600000]
+
+Sharded embedding (e.g. on 4 GPUs), then one mining run:
+    python match/hard_match.py --set embed.only=true --set run.num_shards=4 --set run.shard_index=I
+    python match/hard_match.py
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
+from common.report import Report
+from translate.stage import check_shard_args
+from match.embed_step import update_cache
+from match.negatives import assign_sides, mine_negatives
+from match.rows import Pair, normalise_caption, read_pairs, text_key
+from match.search import CaptionIndex
+from match.settings import load_config
+
+
+def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
+    return {p.image_id: image_root / p.image_id for p in pairs}
+
+
+def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> list[dict]:
+    """The output rows for the pairs whose image embedded (order of the input)."""
+    texts = list(dict.fromkeys(p.caption for p in pairs))
+    position = {t: i for i, t in enumerate(texts)}
+    norms = [normalise_caption(t) for t in texts]
+    own_norms: dict[str, set[str]] = collections.defaultdict(set)
+    for p in pairs:
+        own_norms[p.image_id].add(norms[position[p.caption]])
+    report.count("captions_distinct", len(texts))
+    report.count("images_distinct", len(own_norms))
+
+    seed = cfg.at("match.seed")
+    positive = assign_sides([p.id for p in pairs], seed)
+    negative_rows = [i for i, pos in enumerate(positive) if not pos]
+
+    t0 = time.time()
+    index = CaptionIndex(text_cache.gather([text_key(t) for t in texts]), cfg.at("search.device"))
+    top_k, batch = cfg.at("search.top_k"), cfg.at("search.query_batch")
+
+    def neighbors_of(image_ids: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        for start in range(0, len(image_ids), batch):
+            chunk = image_ids[start:start + batch]
+            for _, _, ids in index.search(image_cache.gather(chunk), top_k, batch):
+                yield from zip(chunk, ids)
+
+    counts: collections.Counter = collections.Counter()
+    chosen = mine_negatives([p.id for p in pairs], [p.image_id for p in pairs], negative_rows, own_norms,
+                            norms, neighbors_of, seed, cfg.at("negatives.ranks"),
+                            cfg.at("negatives.random_fraction"), counts)
+    report.extra["search"] = {"seconds": round(time.time() - t0, 2), "faiss_gpu": index.on_gpu,
+                              "index_vectors": index.ntotal, "index_memory_bytes": index.memory_bytes,
+                              "top_k": min(top_k, index.ntotal)}
+    for k, v in sorted(counts.items()):
+        report.count(k, v)
+
+    rows = []
+    for i, p in enumerate(pairs):
+        if positive[i]:
+            rows.append({"id": p.id, "image_id": p.image_id, "caption": p.caption,
+                         "original_caption": p.caption, "match": "yes", "neg_rank": None})
+            report.count("positives")
+        elif i in chosen:
+            pos, rank = chosen[i]
+            rows.append({"id": p.id, "image_id": p.image_id, "caption": texts[pos],
+                         "original_caption": p.caption, "match": "no", "neg_rank": rank})
+            report.count("negatives")
+        else:
+            report.skip("no valid negative caption", f"id {p.id}")
+    return rows
+
+
+def run(cfg) -> Report:
+    report = Report("hard_match")
+    src = cfg.require_file("match.input")
+    image_root = cfg.require_dir("paths.image_root")
+    num_shards, shard_index = check_shard_args(cfg["run"])
+    if num_shards > 1 and not cfg.at("embed.only"):
+        raise UserError("run.num_shards > 1 shards the embedding pass only: run the shards with "
+                        "--set embed.only=true, then once more with run.num_shards=1 to mine")
+    bad = BadRows(max_bad=cfg.at("match.max_bad_rows"))
+    pairs = read_pairs(src, bad, cfg.at("match.start"), cfg.at("match.max_rows"))
+    report.count("rows_in", len(pairs))
+    if bad.count:
+        report.skip("bad input row", n=bad.count)
+        report.examples["bad input row"] = bad.examples[:5]
+    if not pairs:
+        raise UserError(f"{src}: no usable rows in the configured slice")
+
+    images = image_paths(pairs, image_root)
+    texts = {text_key(p.caption): p.caption for p in pairs}
+    text_cache, image_cache, failed, stats = update_cache(cfg, texts, images, num_shards, shard_index)
+    report.extra["embedding"] = stats
+    report.extra["embedding_passes"] = stats["embedding_passes"]
+    if cfg.at("embed.only"):
+        report.extra["next"] = "run hard_match.py again with run.num_shards=1 (and embed.only=false) to mine"
+        return report
+
+    rows_per_image = collections.Counter(p.image_id for p in pairs)
+    listing = []
+    for image_id, reason in failed.items():
+        kind = reason.split(" (")[0]
+        report.skip(f"{kind} (rows)", image_id, n=rows_per_image[image_id])
+        report.count("images_skipped")
+        listing.append({"image_id": image_id, "reason": reason, "rows": rows_per_image[image_id]})
+    write_jsonl(cfg.path("match.skipped_images"), listing)
+    report.extra["skipped_images_file"] = str(cfg.path("match.skipped_images"))
+    pairs = [p for p in pairs if p.image_id not in failed]
+    if not pairs:
+        raise UserError("no image could be read: see " + str(cfg.path("match.skipped_images")))
+
+    rows = build_rows(pairs, text_cache, image_cache, cfg, report)
+    with atomic_open(cfg.path("match.output")) as f:
+        for row in rows:
+            f.write(dumps(row) + "\n")
+    report.count("rows_out", len(rows))
+    report.extra["output"] = str(cfg.path("match.output"))
+    report.extra["next"] = "python match/translate_match_train.py"
+    return report
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(__doc__, argv)
+    report = run(cfg)
+    report.print()
+    report.save(cfg.path("match.report"))
+    print(f"[hard_match] report: {cfg.path('match.report')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Reading the English CapFilt intermediate (a slice of it) and comparing captions."""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from common.jsonl import BadRows, read_jsonl
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image-caption row of the intermediate."""
+    id: str
+    image_id: str
+    caption: str
+
+
+def validate_row(row: dict) -> str | None:
+    for key in ("id", "image_id", "caption"):
+        value = row.get(key)
+        if not isinstance(value, str):
+            return f"field {key!r} missing or not a string"
+        if not value.strip():
+            return f"field {key!r} is empty"
+    image = PurePosixPath(row["image_id"].replace("\\", "/"))
+    if image.is_absolute() or ".." in image.parts:
+        return f"image_id {row['image_id']!r} must be a path inside paths.image_root"
+    return None
+
+
+def read_pairs(path: str | Path, bad: BadRows, start: int = 0, max_rows: int = 0) -> list[Pair]:
+    """The good rows ``start .. start+max_rows`` of the intermediate (max_rows 0: all).
+
+    A row id seen before is reported and skipped: ids key the output rows.
+    """
+    pairs: list[Pair] = []
+    seen: set[str] = set()
+    good = 0
+    for row in read_jsonl(path, bad, validate=validate_row):
+        if row["id"] in seen:
+            bad.add(f"{path}: id {row['id']}", "duplicate row id")
+            continue
+        seen.add(row["id"])
+        good += 1
+        if good <= start:
+            continue
+        pairs.append(Pair(row["id"], row["image_id"], row["caption"].strip()))
+        if max_rows and len(pairs) >= max_rows:
+            break
+    return pairs
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_caption(text: str) -> str:
+    """Case, whitespace and punctuation folded: two captions equal after this are
+    the same caption for the purpose of a negative."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def text_key(caption: str) -> str:
+    """The cache key of a caption's embedding: its text, hashed (so identical
+    captions are embedded once and an edited caption never reuses a stale vector)."""
+    return hashlib.blake2b(caption.encode("utf-8"), digest_size=12).hexdigest()

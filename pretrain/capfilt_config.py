@@ -1,0 +1,125 @@
+"""The one config schema of the four CapFilt steps, and what they share.
+
+All four scripts read configs/capfilt.yaml (one file for the source, one section
+per step), so an intermediate's path is written once and the next step finds it.
+"""
+from __future__ import annotations
+
+import re
+
+from common.sampling import stable_hash
+from translate.engine import TRANSLATION_DEFAULTS
+from translate.stage import RUN_DEFAULTS
+
+CONFIG_FILE = "capfilt.yaml"
+
+DEFAULTS: dict = {
+    "filter": {
+        "input": "${paths.raw_root}/blip/ccs_synthetic_filtered_large.json",
+        "output": "${paths.work_dir}/capfilt/capfilt_filtered.jsonl",
+        "index_dir": "${paths.work_dir}/capfilt/phrase_index",
+        "report": "${paths.work_dir}/capfilt/filter_report.json",
+        "spacy_model": "${paths.spacy_model}",
+        "n_process": 2,
+        "batch_size": 1000,
+        "min_captions": 10,
+        "max_captions": 30,
+        "seed": 0,
+        "max_bad_rows": 10000,
+    },
+    "download": {
+        "input": "${filter.output}",
+        "output": "${paths.work_dir}/capfilt/capfilt_downloaded.jsonl",
+        "status": "${paths.work_dir}/capfilt/download_status.jsonl",
+        "report": "${paths.work_dir}/capfilt/download_report.json",
+        "image_root": "${paths.image_root}",
+        "fanout": 0,
+        "threads": 32,
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
+        "max_seconds": 30.0,
+        "retries": 2,
+        "backoff": 0.5,
+        "max_backoff": 10.0,
+        "retry_timeouts": False,
+        "max_bytes": 10000000,
+        "max_pixels": 89478485,
+        "honour_opt_out": True,
+        "opt_out_tokens": ["noai", "noimageai"],
+        "retry_failed": False,
+        "user_agent": "mblip-data/0.1 (image-caption research; honours X-Robots-Tag noai)",
+        "robots_agent": "mblip-data",
+        "resize_mode": "pad",
+        "image_size": 256,
+        "upscale": True,
+        "resample": "lanczos",
+        "jpeg_quality": 95,
+        "background": [255, 255, 255],
+        "max_bad_rows": 10000,
+        "progress": True,
+    },
+    "generate": {
+        "step": "auto",
+        "input": "${download.output}",
+        "english": "${paths.work_dir}/capfilt/capfilt_en.jsonl",
+        "translated": "${translate.output}",
+        "templates": "${translate.templates_output}",
+        "output": "${paths.out_root}/train/capfilt.jsonl",
+        "report": "${paths.work_dir}/capfilt/generate_report.json",  # saved as generate_report_<step>.json
+        "image_root": "${paths.image_root}",
+        "check_images": True,
+        "seed": 0,
+        "translated_template_ratio": 0.5,
+        "caption_templates": ["A short caption of the image:"],
+        "language_templates": ["A short caption of the image in {}:"],
+        "max_bad_rows": 10000,
+    },
+    "translate": {
+        "input": "${generate.english}",
+        "output": "${paths.work_dir}/capfilt/capfilt_translated.jsonl",
+        "templates_output": "${paths.work_dir}/capfilt/capfilt_templates.json",
+        "report": "${paths.work_dir}/capfilt/translate_report.json",
+        "seed": 0,
+        "languages": [],
+        "chunk_rows": 20000,
+        "max_bad_rows": 10000,
+    },
+    "translation": TRANSLATION_DEFAULTS,
+    "run": RUN_DEFAULTS,
+}
+
+_SPACES = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Captions come from the web: collapse whitespace runs and newlines."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def row_id(url: str, caption: str) -> str:
+    """A stable id from the row's content (not its position), so a re-crawled or
+    re-ordered input keeps the ids, and so the image file names, it had."""
+    return f"{stable_hash('capfilt', url, caption):016x}"
+
+
+def check_web_row(row: dict) -> str | None:
+    """Why a {url, caption} row cannot be used, or None."""
+    url, caption = row.get("url"), row.get("caption")
+    if url is None:
+        return "missing url"
+    if not isinstance(url, str) or not url.strip():
+        return "empty url"
+    if not url.strip().lower().startswith(("http://", "https://")):
+        return f"not an http(s) url: {url[:80]!r}"
+    if caption is None:
+        return "missing caption"
+    if not isinstance(caption, str):
+        return f"caption is {type(caption).__name__}, not a string"
+    if not clean_text(caption):
+        return "empty caption"
+    return None
+
+
+def skip_key(reason: str) -> str:
+    """Group free-text reasons in the report (the full text goes to the examples)."""
+    return reason.split(":")[0]

@@ -1,0 +1,278 @@
+"""Step 2 of BLIP Web CapFilt: download and normalise the images.
+
+Input: the filter's output, or any JSONL file or JSON array of {url, caption}
+rows (e.g. the sample the dataset authors published; rows without an ``id``
+get a stable one from url + caption). Every distinct URL is fetched once by a pool of
+``download.threads`` workers and saved as ``<image_root>/<id>.jpg``. Output:
+the input rows whose image exists, with ``image_id`` (relative to
+``paths.image_root``), in input order; a status row per distinct URL; a summary
+(success rate, failures by kind, images per second).
+
+Re-running resumes: images already on disk are not fetched again, and URLs that
+failed for good last time (404, not an image, opted out, ...) are not retried
+unless ``download.retry_failed`` is true.
+
+    python pretrain/download_images.py [--set download.threads=64]
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import json
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from PIL import Image
+from tqdm import tqdm
+
+from common.config import REPO_ROOT, parse_args
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
+from common.report import Report
+from common.sampling import stable_hash
+from pretrain import fetch as fetchmod
+from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_web_row, clean_text, row_id, skip_key
+from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+SUCCESS = ("ok", "exists")
+_PENDING = object()
+
+
+def is_permanent(kind: str) -> bool:
+    """Failures a later run would only repeat (transient ones are retried on resume)."""
+    if kind.startswith("http_"):
+        code = int(kind[5:]) if kind[5:].isdigit() else 0
+        return 400 <= code < 500 and code not in (408, 425, 429)
+    return kind in ("not_image", "decode_error", "too_large", "too_many_pixels", "opted_out", "bad_url")
+
+
+def image_rel(image_id_base: str, fanout: int) -> str:
+    name = f"{image_id_base}.jpg"
+    return f"{image_id_base[:fanout]}/{name}" if fanout > 0 else name
+
+
+def check_config(dc: dict) -> None:
+    if dc["resize_mode"] not in RESIZE_MODES:
+        raise UserError(f"download.resize_mode: {dc['resize_mode']!r} is not one of {', '.join(RESIZE_MODES)}")
+    if dc["resample"] not in RESAMPLE:
+        raise UserError(f"download.resample: {dc['resample']!r} is not one of {', '.join(RESAMPLE)}")
+    if dc["threads"] < 1 or dc["image_size"] < 1 or dc["retries"] < 0:
+        raise UserError("download.threads and download.image_size must be >= 1, download.retries >= 0")
+    if not 1 <= dc["jpeg_quality"] <= 100:
+        raise UserError("download.jpeg_quality must be within 1..100")
+    if len(dc["background"]) != 3:
+        raise UserError("download.background must be three 0..255 values")
+
+
+class Worker:
+    """Fetch + normalise + atomic write; one requests.Session per thread."""
+
+    def __init__(self, dc: dict, image_root: Path):
+        self.dc = dc
+        self.image_root = image_root
+        self.local = threading.local()
+        self.sessions: list = []
+        self.lock = threading.Lock()
+
+    def session(self):
+        s = getattr(self.local, "session", None)
+        if s is None:
+            s = self.local.session = fetchmod.make_session(self.dc)
+            with self.lock:
+                self.sessions.append(s)
+        return s
+
+    def __call__(self, url: str, rel: str) -> dict:
+        got = fetchmod.fetch(self.session(), url, self.dc)
+        status = {"kind": got.kind, "http_status": got.status, "attempts": got.attempts}
+        if got.kind != "ok":
+            return {**status, "detail": got.detail}
+        try:
+            jpeg, original, size = normalise(got.data, self.dc)
+        except ImageError as e:
+            detail = f"{e.detail} (Content-Type: {got.detail or 'none'})" if e.kind == "not_image" else e.detail
+            return {**status, "kind": e.kind, "detail": detail, "bytes": len(got.data)}
+        path = self.image_root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(jpeg)
+        os.replace(tmp, path)
+        return {**status, "image_id": rel, "bytes": len(got.data),
+                "original_size": list(original), "size": list(size)}
+
+    def close(self) -> None:
+        for s in self.sessions:
+            s.close()
+
+
+def previous_failures(status_path: Path) -> dict[int, dict]:
+    """url hash -> last status row, for URLs that failed for good in an earlier run."""
+    out: dict[int, dict] = {}
+    if not status_path.is_file():
+        return out
+    for row in read_jsonl(status_path, BadRows(max_bad=None, quiet=True)):
+        if isinstance(row.get("url"), str) and is_permanent(str(row.get("kind", ""))):
+            out[stable_hash(row["url"])] = row
+    return out
+
+
+def read_rows(path: Path, bad: BadRows, validate) -> Iterator[dict]:
+    """JSONL rows, or the elements of a JSON array (the shape of the raw BLIP
+    file and of published samples), each checked by ``validate``."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        yield from read_jsonl(path, bad, validate=validate)
+        return
+    for i, row in iter_json_array(path, bad):
+        reason = validate(row) if isinstance(row, dict) else f"expected an object, got {type(row).__name__}"
+        if reason:
+            bad.add(f"{path}: element {i}", reason)
+            continue
+        yield row
+
+
+def run(dc: dict, report: Report, progress: bool = True) -> dict:
+    """Download every distinct URL of ``dc['input']``; returns the summary dict."""
+    check_config(dc)
+    # Pillow's own bomb check (at open) then fires at twice our limit; the exact
+    # limit is checked on the header size in image_norm. Restored afterwards:
+    # it is process-wide.
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, dc["max_pixels"]
+    try:
+        return _run(dc, report, progress)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+
+
+def _run(dc: dict, report: Report, progress: bool) -> dict:
+    in_path, image_root = Path(dc["input"]), Path(dc["image_root"])
+    image_root.mkdir(parents=True, exist_ok=True)
+    failed_before = {} if dc["retry_failed"] else previous_failures(Path(dc["status"]))
+    worker = Worker(dc, image_root)
+    bad = BadRows(max_bad=dc["max_bad_rows"])
+    kinds: collections.Counter = collections.Counter()
+    outcome: dict[int, object] = {}     # url hash -> image_id, None (failed) or _PENDING
+    window: collections.deque = collections.deque()
+    max_window = dc["threads"] * 8
+    fetched_ok = 0
+    t0 = time.monotonic()
+
+    def validate(row: dict) -> str | None:
+        reason = check_web_row(row)
+        if reason:
+            report.skip(skip_key(reason))
+        return reason
+
+    def rows():
+        for row in read_rows(in_path, bad, validate):
+            url, caption = row["url"].strip(), clean_text(row["caption"])
+            rid = row.get("id")
+            if not (isinstance(rid, str) and _SAFE_ID.match(rid)):
+                if rid is not None:
+                    report.count("ids_replaced_unsafe_for_file_names")
+                rid = row_id(url, caption)
+            yield {**row, "id": rid, "url": url, "caption": caption}
+
+    with cf.ThreadPoolExecutor(dc["threads"], thread_name_prefix="download") as pool, \
+            atomic_open(dc["status"]) as status_f, atomic_open(dc["output"]) as out_f, \
+            tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
+
+        def drain_one() -> None:
+            nonlocal fetched_ok
+            row, key, handle = window.popleft()
+            if handle is None:            # a duplicate URL: the first row's outcome decides
+                image_id = outcome[key]
+            else:
+                st = handle.result() if isinstance(handle, cf.Future) else handle
+                st = {"url": row["url"], "id": row["id"], **st}
+                status_f.write(dumps(st) + "\n")
+                kinds[st["kind"]] += 1
+                fetched_ok += st["kind"] == "ok"
+                image_id = st.get("image_id") if st["kind"] in SUCCESS else None
+                outcome[key] = image_id
+                if image_id is None:
+                    report.skip(f"no image: {st['kind']}", f"id {row['id']}: {row['url'][:100]}")
+                bar.update(1)
+            if image_id is not None:
+                out_f.write(dumps({**row, "image_id": image_id}) + "\n")
+                report.count("rows_out")
+            elif handle is None:
+                report.skip("no image: duplicate url of a failed row", f"id {row['id']}")
+
+        for row in rows():
+            report.count("rows_valid")
+            key = stable_hash(row["url"])
+            if key in outcome:
+                report.count("rows_duplicate_url")
+                window.append((row, key, None))
+            else:
+                outcome[key] = _PENDING
+                rel = image_rel(row["id"], dc["fanout"])
+                if (image_root / rel).is_file():
+                    handle = {"kind": "exists", "image_id": rel, "detail": "already on disk"}
+                elif key in failed_before:
+                    prev = failed_before[key]
+                    handle = {"kind": prev["kind"], "http_status": prev.get("http_status"),
+                              "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}
+                else:
+                    handle = pool.submit(worker, row["url"], rel)
+                window.append((row, key, handle))
+            while len(window) >= max_window:
+                drain_one()
+        while window:
+            drain_one()
+    worker.close()
+    seconds = time.monotonic() - t0
+    urls = sum(kinds.values())
+    success = sum(kinds[k] for k in SUCCESS)
+    summary = {
+        "urls": urls,
+        "success": success,
+        "success_rate": round(success / urls, 4) if urls else 0.0,
+        "by_kind": dict(sorted(kinds.items())),
+        "failures_by_kind": {k: v for k, v in sorted(kinds.items()) if k not in SUCCESS},
+        "downloaded_now": fetched_ok,
+        "images_per_second": round(fetched_ok / seconds, 2) if seconds > 0 else 0.0,
+        "seconds": round(seconds, 2),
+    }
+    report.count("rows_in", bad.seen)
+    report.count("rows_bad", bad.count)
+    if bad.examples:
+        report.extra["bad_row_examples"] = bad.examples[:10]
+    report.extra["summary"] = summary
+    return summary
+
+
+def print_summary(summary: dict, file=sys.stderr) -> None:
+    print(f"[download] {summary['success']}/{summary['urls']} URLs have an image "
+          f"(success rate {summary['success_rate']:.1%}); fetched now: {summary['downloaded_now']} "
+          f"at {summary['images_per_second']} images/s", file=file)
+    if summary["failures_by_kind"]:
+        print("  failures by kind: " + json.dumps(summary["failures_by_kind"]), file=file)
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
+    cfg.require_file("download.input")
+    dc = cfg["download"]
+    check_config(dc)
+    report = Report("capfilt.download")
+    summary = run(dc, report, progress=dc["progress"])
+    report.print()
+    print_summary(summary)
+    report.save(dc["report"])
+    print(f"wrote {report.counts['rows_out']} rows to {dc['output']}; status per URL in {dc['status']}; "
+          "next: python pretrain/generate_train.py", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Fetch one URL's bytes politely and within limits.
+
+Retries (with exponential backoff, honouring Retry-After) only what may pass
+on a second try: connection errors, 5xx and 429. A body is streamed and
+abandoned as soon as it passes ``max_bytes`` or the whole response takes longer
+than ``max_seconds`` (a read timeout alone is per socket read, so a server
+trickling bytes could hold a worker forever). ``X-Robots-Tag: noai`` /
+``noimageai`` is checked on the headers, before the body is read.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import requests
+
+RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+
+
+@dataclass
+class Fetched:
+    data: bytes | None
+    kind: str     # ok | http_<code> | timeout | connection_error | dns_error | too_large | opted_out | not_image | bad_url
+    status: int | None = None
+    detail: str = ""
+    attempts: int = 1
+
+
+def opted_out(header_values: list[str], tokens: set[str], agent: str) -> bool:
+    """Does an X-Robots-Tag header forbid AI use for us?
+
+    A value is a comma-separated list of directives; ``name: directive`` starts a
+    group for that user agent which runs until the next ``name:``. Directives
+    for ``*``, for ``agent``, or for no agent at all apply."""
+    agent = agent.lower()
+    for value in header_values:
+        current = None
+        for part in value.split(","):
+            part = part.strip().lower()
+            if ":" in part:
+                current, part = (s.strip() for s in part.split(":", 1))
+            if part in tokens and current in (None, "*", agent):
+                return True
+    return False
+
+
+def _retry_after(resp: requests.Response, default: float) -> float:
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default
+
+
+def fetch(session: requests.Session, url: str, dc: dict) -> Fetched:
+    """GET ``url`` with the limits of the ``download`` config section."""
+    tokens = {t.lower() for t in dc["opt_out_tokens"]} if dc["honour_opt_out"] else set()
+    attempts = dc["retries"] + 1
+    last = Fetched(None, "connection_error")
+    for attempt in range(attempts):
+        wait = min(dc["backoff"] * (2 ** attempt), dc["max_backoff"])
+        try:
+            result = _get_once(session, url, dc, tokens)
+        except requests.exceptions.Timeout as e:
+            result = Fetched(None, "timeout", detail=type(e).__name__)
+            retry = dc["retry_timeouts"]
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema, UnicodeError, ValueError) as e:
+            return Fetched(None, "bad_url", detail=str(e)[:200], attempts=attempt + 1)
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as e:
+            # A host that does not resolve will not resolve a second later either.
+            dns = "NameResolutionError" in repr(e) or "getaddrinfo" in repr(e)
+            result = Fetched(None, "dns_error" if dns else "connection_error", detail=_short(e))
+            retry = not dns
+        except requests.exceptions.RequestException as e:
+            result = Fetched(None, "request_error", detail=_short(e))
+            retry = False
+        else:
+            retry = result.status in RETRY_STATUS
+            if retry and result.detail.startswith("retry-after="):
+                wait = min(float(result.detail.split("=", 1)[1]), dc["max_backoff"])
+        result.attempts = attempt + 1
+        last = result
+        if not retry or attempt == attempts - 1:
+            return result
+        time.sleep(wait)
+    return last
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    # urllib3 nests the reason deep in a long repr; the tail says what happened.
+    return (type(e).__name__ + ": " + text[-160:]) if text else type(e).__name__
+
+
+def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -> Fetched:
+    start = time.monotonic()
+    with session.get(url, timeout=(dc["connect_timeout"], dc["read_timeout"]), stream=True,
+                     allow_redirects=True) as resp:
+        status = resp.status_code
+        if status != 200:
+            detail = ""
+            if status in RETRY_STATUS and "Retry-After" in resp.headers:
+                detail = f"retry-after={_retry_after(resp, dc['backoff'])}"
+            return Fetched(None, f"http_{status}", status, detail)
+        if tokens and opted_out(_header_values(resp, "X-Robots-Tag"), tokens, dc["robots_agent"]):
+            return Fetched(None, "opted_out", status, "X-Robots-Tag")
+        content_type = resp.headers.get("Content-Type", "")
+        if content_type.lower().startswith(("text/html", "application/xhtml")):
+            # An error or landing page served with 200: do not download it.
+            return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
+        length = resp.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > dc["max_bytes"]:
+            return Fetched(None, "too_large", status, f"Content-Length {length}")
+        chunks, size = [], 0
+        for chunk in resp.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > dc["max_bytes"]:
+                return Fetched(None, "too_large", status, f"over {dc['max_bytes']} bytes")
+            if time.monotonic() - start > dc["max_seconds"]:
+                return Fetched(None, "timeout", status, f"body took over {dc['max_seconds']}s")
+            chunks.append(chunk)
+        return Fetched(b"".join(chunks), "ok", status, content_type)
+
+
+def _header_values(resp: requests.Response, name: str) -> list[str]:
+    """Every value of a possibly repeated header (requests joins repeats with ', ')."""
+    raw = getattr(resp.raw, "headers", None)
+    if raw is not None and hasattr(raw, "getlist"):
+        return raw.getlist(name)
+    value = resp.headers.get(name)
+    return [value] if value else []
+
+
+def make_session(dc: dict) -> requests.Session:
+    s = requests.Session()
+    s.headers["User-Agent"] = dc["user_agent"]
+    # One connection pool per worker thread; keep-alive is where the speed comes from.
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s

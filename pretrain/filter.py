@@ -1,0 +1,142 @@
+"""Step 1 of BLIP Web CapFilt: sample a diverse caption subset.
+
+Streams ``blip/ccs_synthetic_filtered_large.json`` (a JSON array of
+{url, caption}), extracts the noun phrases of every caption with spaCy, keeps
+phrases found in at least ``filter.min_captions`` captions and samples at most
+``filter.max_captions`` captions per phrase; the union is written as
+{id, url, caption} rows in input order. The phrase index is cached in
+``filter.index_dir``: re-running with other thresholds or another seed does
+not parse again.
+
+    python pretrain/filter.py [--set filter.min_captions=10 --set filter.max_captions=30]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from common.config import REPO_ROOT, parse_args
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
+from common.report import Report
+from common.sampling import rng
+from pretrain import phrase_index as pix
+from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_web_row, clean_text, row_id, skip_key
+
+
+def iter_valid(path: Path, bad: BadRows, report: Report | None = None) -> Iterator[tuple[int, str, str]]:
+    """(array index, url, caption) of every usable element; others are counted."""
+    for i, row in iter_json_array(path, bad):
+        if not isinstance(row, dict):
+            reason = f"expected an object, got {type(row).__name__}"
+        else:
+            reason = check_web_row(row)
+        if reason:
+            if report is not None:
+                report.skip(skip_key(reason), f"{path.name}: element {i}: {reason}")
+            continue
+        yield i, row["url"].strip(), clean_text(row["caption"])
+
+
+def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool = True) -> pix.PhraseIndex:
+    """The cached phrase index, or a freshly built (and saved) one.
+
+    ``extract`` replaces the spaCy extractor (tests count calls through it)."""
+    index_dir = Path(fc["index_dir"])
+    key = pix.cache_key(path, fc["spacy_model"])
+    cached = pix.load_index(index_dir, key)
+    if cached is not None:
+        report.extra["index"] = f"cached ({index_dir})"
+        return cached
+    if extract is None:
+        nlp = pix.load_spacy(fc["spacy_model"])
+        extract = pix.spacy_extractor(nlp, fc["n_process"], fc["batch_size"])
+    n_elements = 0
+
+    def pairs():
+        nonlocal n_elements
+        # Bad rows are reported by the output pass, which runs every time.
+        for i, url, caption in iter_valid(path, BadRows(max_bad=None, quiet=True)):
+            n_elements = i + 1
+            yield caption, i
+
+    names, offsets, captions, parsed = pix.build_index(pairs(), extract, progress=progress)
+    meta = {"key": key, "captions_parsed": parsed, "max_index": n_elements}
+    pix.save_index(index_dir, names, offsets, captions, meta)
+    report.extra["index"] = f"built ({index_dir})"
+    return pix.PhraseIndex(names, offsets, captions, meta)
+
+
+def select(index: pix.PhraseIndex, min_captions: int, max_captions: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Caption indices (ascending) of the sample, and per-step counts.
+
+    Phrases are visited in sorted order with one seeded generator, so the same
+    index and seed give the same sample."""
+    counts = index.counts()
+    keep = np.flatnonzero(counts >= min_captions)
+    r = rng(seed, "capfilt-filter")
+    chosen = []
+    for k in keep:
+        ids = index.caption_ids(int(k))
+        if len(ids) > max_captions:
+            ids = ids[sorted(r.sample(range(len(ids)), max_captions))]
+        chosen.append(ids)
+    selected = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.uint32)
+    stats = {"phrases_total": len(index.phrases), "phrases_kept": int(len(keep)),
+             "phrases_capped": int((counts[keep] > max_captions).sum()),
+             "captions_with_a_phrase": int(len(np.unique(index.captions))) if len(index.captions) else 0,
+             "captions_selected": int(len(selected))}
+    return selected, stats
+
+
+def write_selected(path: Path, selected: np.ndarray, out_path: Path, bad: BadRows, report: Report) -> int:
+    """Stream the input again and write the selected rows in input order.
+    A URL selected twice (with two captions) keeps its first row only."""
+    wanted = set(selected.tolist())
+    seen_urls: set[str] = set()
+    n = 0
+    with atomic_open(out_path) as f:
+        for i, url, caption in iter_valid(path, bad, report):
+            report.count("rows_valid")
+            if i not in wanted:
+                continue
+            if url in seen_urls:
+                report.skip("duplicate url", f"{path.name}: element {i}: {url[:100]}")
+                continue
+            seen_urls.add(url)
+            f.write(dumps({"id": row_id(url, caption), "url": url, "caption": caption}) + "\n")
+            n += 1
+    report.count("rows_in", bad.seen)
+    report.count("rows_malformed", bad.count)
+    return n
+
+
+def run(fc: dict, report: Report, extract=None, progress: bool = True) -> int:
+    path = Path(fc["input"])
+    if fc["min_captions"] < 1 or fc["max_captions"] < 1:
+        raise UserError("filter.min_captions and filter.max_captions must be at least 1")
+    index = get_index(path, fc, report, extract, progress)
+    selected, stats = select(index, fc["min_captions"], fc["max_captions"], fc["seed"])
+    report.extra.update(stats)
+    n = write_selected(path, selected, Path(fc["output"]), BadRows(max_bad=fc["max_bad_rows"]), report)
+    report.count("rows_out", n)
+    return n
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
+    cfg.require_file("filter.input")
+    fc = cfg["filter"]
+    report = Report("capfilt.filter")
+    n = run(fc, report)
+    report.print()
+    report.save(fc["report"])
+    print(f"wrote {n} rows to {fc['output']}; next: python pretrain/download_images.py", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

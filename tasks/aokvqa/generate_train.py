@@ -1,0 +1,122 @@
+"""A-OKVQA reasoning data (English only): for every rationale one aokvqa_cot
+example (question in, rationale then answer out) and one aokvqa_explain example
+(question and answer in, rationale out). The answer is choices[correct_choice_idx].
+Images are named by the first configured COCO 2014 pattern whose file exists in
+aokvqa.image_dir; a question whose image is missing is skipped and counted.
+
+  python tasks/aokvqa/generate_train.py [--config configs/aokvqa.yaml] [--set key=value ...]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.config import REPO_ROOT, parse_args
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
+from common.report import Report
+from common.sampling import rng
+from tasks.coco_images import CocoResolver, coco_id
+from tasks.instructions import check_templates, fill, final_row
+
+CONFIG = str(REPO_ROOT / "configs" / "aokvqa.yaml")
+DEFAULTS = {
+    "aokvqa": {
+        "files": ["${paths.raw_root}/aokvqa/aokvqa_v1p0_train.json"],
+        "image_dir": "${paths.coco_images}",
+        "image_patterns": ["COCO_train2014_%012d.jpg", "COCO_val2014_%012d.jpg"],
+        "seed": 0,
+        "work_dir": "${paths.work_dir}/aokvqa",
+        "cot_file": "${paths.out_root}/train/aokvqa_cot.jsonl",
+        "explain_file": "${paths.out_root}/train/aokvqa_explain.jsonl",
+        "max_bad_rows": 1000,
+        "templates": {"cot": [""], "cot_label": [""], "explain": [""]},
+    },
+}
+TEMPLATE_NEEDS = {"cot": {"question"}, "cot_label": {"rationale", "answer"}, "explain": {"question", "answer"}}
+
+
+def clean(text) -> str:
+    return " ".join(text.split()) if isinstance(text, str) else ""
+
+
+def parse_record(rec) -> tuple[dict | None, str | None]:
+    """-> ({question, answer, rationales, image}, None) or (None, reason)."""
+    if not isinstance(rec, dict):
+        return None, "record is not an object"
+    question = clean(rec.get("question"))
+    if not question:
+        return None, "empty or missing question"
+    choices, idx = rec.get("choices"), rec.get("correct_choice_idx")
+    if not isinstance(choices, list) or isinstance(idx, bool) or not isinstance(idx, int) \
+            or not 0 <= idx < len(choices):
+        return None, "missing choices or correct_choice_idx out of range"
+    answer = clean(choices[idx])
+    if not answer:
+        return None, "empty correct choice"
+    rationales = [clean(r) for r in rec.get("rationales") or [] if clean(r)]
+    if not rationales:
+        return None, "no non-empty rationale"
+    image = coco_id(rec.get("image_id"))
+    if image is None:
+        return None, "missing or bad image_id"
+    return {"question": question, "answer": answer, "rationales": rationales, "image": image}, None
+
+
+def examples(records, resolve, templates: dict, seed: int, report: Report):
+    """-> (task, final row) for every rationale of every usable record."""
+    r = rng(seed, "aokvqa", "instructions")
+    for where, rec in records:
+        item, reason = parse_record(rec)
+        if item is None:
+            report.skip(reason, where)
+            continue
+        name = resolve(item["image"])
+        if name is None:
+            report.skip("image not in the COCO image folder", f"{where} image_id={item['image']}")
+            continue
+        report.count("questions_used")
+        q, a = item["question"], item["answer"]
+        for rationale in item["rationales"]:
+            cot = fill(r.choice(templates["cot"]), question=q)
+            closed = rationale if rationale.endswith((".", "!", "?")) else rationale + "."
+            label = fill(r.choice(templates["cot_label"]), rationale=closed, answer=a)
+            yield "aokvqa_cot", final_row(cot, label, name, "aokvqa_cot", "en")
+            explain = fill(r.choice(templates["explain"]), question=q, answer=a)
+            yield "aokvqa_explain", final_row(explain, rationale, name, "aokvqa_explain", "en")
+
+
+def read_records(paths, bad: BadRows, report: Report):
+    for path in paths:
+        for i, rec in iter_json_array(path, bad):
+            report.count("records_in")
+            yield f"{path}: [{i}] question_id={rec.get('question_id') if isinstance(rec, dict) else None}", rec
+
+
+@entry_point
+def main(argv=None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
+    c = cfg.at("aokvqa")
+    check_templates("aokvqa.templates", c["templates"], TEMPLATE_NEEDS)
+    paths = [Path(p) for p in c["files"]]
+    for p in paths:
+        if not p.is_file():
+            raise UserError(f"aokvqa.files: input file not found: {p}")
+    resolve = CocoResolver(cfg.path("aokvqa.image_dir"), c["image_patterns"])
+    report = Report("aokvqa generate_train")
+    bad = BadRows(max_bad=c["max_bad_rows"])
+    outs = {"aokvqa_cot": cfg.path("aokvqa.cot_file"), "aokvqa_explain": cfg.path("aokvqa.explain_file")}
+    with atomic_open(outs["aokvqa_cot"]) as fc, atomic_open(outs["aokvqa_explain"]) as fe:
+        files = {"aokvqa_cot": fc, "aokvqa_explain": fe}
+        for task, row in examples(read_records(paths, bad, report), resolve, c["templates"], c["seed"], report):
+            files[task].write(dumps(row) + "\n")
+            report.count(f"{task}_out")
+    report.count("malformed_records", bad.count)
+    report.print()
+    report.save(cfg.path("aokvqa.work_dir") / "train.report.json")
+    for task, path in outs.items():
+        print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""LLaVA-Instruct training data, in two runs.
+
+First run: detail_23k gives one example per description (first question and
+answer), conversation_58k one example per question-answer turn whose answer
+has at most llava.max_answer_sentences sentences; the <image> marker is removed
+wherever it appears. Writes the English intermediate and prints the translate
+command. Second run (after tasks/llava/translate_train.py, which translates
+question and answer, long answers sentence by sentence): writes
+${llava.detail_out} and ${llava.conversation_out}.
+
+  python tasks/llava/generate_train.py [--config configs/llava.yaml] [--set key=value ...]
+"""
+from __future__ import annotations
+
+import collections
+import sys
+
+from common.config import parse_args
+from common.errors import UserError, entry_point
+from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl, write_jsonl
+from common.report import Report
+from common.sampling import rng
+from tasks.coco_images import CocoResolver, coco_id
+from tasks.instructions import InstructionPicker, check_templates, final_row
+from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
+from tasks.workflow import print_next, translated_ready
+
+
+def english_rows(cfg, report: Report):
+    c = cfg.at("llava")
+    resolve = CocoResolver(cfg.path("llava.image_dir"), c["image_patterns"])
+    bad = BadRows(max_bad=c["max_bad_rows"])
+    for task, key in (("llava_detail", "detail_file"), ("llava_conversation", "conversation_file")):
+        path = cfg.path(f"llava.{key}")
+        for i, rec in iter_json_array(path, bad):
+            report.count(f"{task}_records_in")
+            rid = rec.get("id") if isinstance(rec, dict) else None
+            where = f"{path}: [{i}] id={rid}"
+            cid = coco_id(rec.get("image", rid)) if isinstance(rec, dict) else None
+            name = resolve(cid) if cid is not None else None
+            if name is None:
+                report.skip(f"{task}: image not in the COCO image folder", where)
+                continue
+            pairs = turns(rec, where, report)
+            if task == "llava_detail":
+                pairs = pairs[:1]
+            for k, (q, a) in enumerate(pairs):
+                if task == "llava_conversation" and sentence_count(a) > c["max_answer_sentences"]:
+                    report.skip(f"answer longer than {c['max_answer_sentences']} sentences", f"{where} turn {k}")
+                    continue
+                report.count(f"{task}_rows")
+                yield {"id": f"{rid}-{task}-{k}", "task": task, "image_id": name,
+                       "question": q, "question_en": q, "answer": a}
+    report.count("malformed_records", bad.count)
+
+
+def final_rows(rows, picker: InstructionPicker, ratio: float, report: Report):
+    for row in rows:
+        lang = row["lang"]
+        # The translated question is the instruction for a share of the
+        # examples; the rest keep the English question and name the language.
+        if lang != "en" and picker.r.random() >= ratio:
+            context = picker.pick(lang, row["question_en"], name_language=True)
+        else:
+            context = row["question"]
+        report.count(f"{row['task']}_{'en' if lang == 'en' else 'translated'}")
+        yield row["task"], final_row(context, row["answer"], row["image_id"], row["task"], lang)
+
+
+def validate_intermediate(row: dict) -> str | None:
+    if row.get("task") not in TASKS:
+        return f"unknown task {row.get('task')!r}"
+    for key in ("question", "question_en", "answer", "image_id", "lang"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            return f"missing or empty {key!r}"
+    return None
+
+
+@entry_point
+def main(argv=None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
+    c = cfg.at("llava")
+    check_templates("llava.templates", c["templates"], TEMPLATE_NEEDS)
+    cfg.require_file("llava.detail_file")
+    cfg.require_file("llava.conversation_file")
+    p = work_paths(cfg)
+    if not translated_ready(p["translated"], cfg.at("run"), p["en"]):
+        report = Report("llava generate_train (English intermediate)")
+        n = write_jsonl(p["en"], english_rows(cfg, report))
+        report.print()
+        report.save(p["en"].with_suffix(".report.json"))
+        if n == 0:
+            raise UserError("no usable LLaVA examples")
+        print_next("tasks/llava/translate_train.py", f"{n} rows -> {p['en']}")
+        return
+    report = Report("llava generate_train (final)")
+    picker = InstructionPicker(rng(c["seed"], "llava", "instructions"), c["templates"]["naming"],
+                               c["templates"]["naming"], None, 0.0)
+    bad = BadRows(max_bad=c["max_bad_rows"])
+    rows = read_jsonl(p["translated"], bad, validate_intermediate)
+    outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
+    langs = {t: collections.Counter() for t in TASKS}
+    with atomic_open(outs["llava_detail"]) as fd, atomic_open(outs["llava_conversation"]) as fc:
+        files = {"llava_detail": fd, "llava_conversation": fc}
+        for task, row in final_rows(rows, picker, c["translated_ratio"], report):
+            files[task].write(dumps(row) + "\n")
+            langs[task][row["lang"]] += 1
+    report.count("bad_intermediate_rows", bad.count)
+    for task in TASKS:
+        report.count(f"{task}_out", sum(langs[task].values()))
+        print(f"wrote {sum(langs[task].values())} rows -> {outs[task]}", file=sys.stderr)
+    report.print()
+    report.save(cfg.path("llava.work_dir") / "train.report.json")
+
+
+if __name__ == "__main__":
+    main()

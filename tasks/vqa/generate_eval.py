@@ -1,0 +1,35 @@
+"""VQAv2 val -> ${vqav2.eval_file}: one row per question (context = question,
+label "", image_id = COCO file name, text_label = the ten answers).
+
+  python tasks/vqa/generate_eval.py [--config configs/vqav2.yaml] [--set key=value ...]
+"""
+from __future__ import annotations
+
+from common.config import parse_args
+from common.errors import entry_point
+from common.jsonl import write_jsonl
+from common.report import Report
+from tasks.vqa.settings import CONFIG, DEFAULTS, joined
+
+
+def eval_rows(cfg, report: Report):
+    for q in joined(cfg, "val", report):
+        if len(q["answers"]) != 10:
+            report.count("questions_without_ten_answers")
+        yield {"context": q["question"], "label": "", "image_id": q["image_id"], "text_label": q["answers"]}
+
+
+@entry_point
+def main(argv=None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
+    cfg.require_file("vqav2.val_questions")
+    cfg.require_file("vqav2.val_annotations")
+    report = Report("vqav2 generate_eval")
+    n = write_jsonl(cfg.path("vqav2.eval_file"), eval_rows(cfg, report))
+    report.count("rows_out", n)
+    report.print()
+    report.save(cfg.path("vqav2.work_dir") / "eval.report.json")
+
+
+if __name__ == "__main__":
+    main()

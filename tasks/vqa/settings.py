@@ -1,0 +1,124 @@
+"""VQAv2 settings, the question/annotation join and the frequent-answer rule."""
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Iterator
+
+from common.config import REPO_ROOT
+from common.errors import UserError
+from common.jsonl import load_json
+from common.report import Report
+from tasks.coco_images import list_images, pattern_name
+from translate.engine import TRANSLATION_DEFAULTS
+from translate.stage import RUN_DEFAULTS
+
+CONFIG = str(REPO_ROOT / "configs" / "vqav2.yaml")
+DEFAULTS = {
+    "vqav2": {
+        "train_questions": "${paths.raw_root}/vqav2/v2_OpenEnded_mscoco_train2014_questions.json",
+        "train_annotations": "${paths.raw_root}/vqav2/v2_mscoco_train2014_annotations.json",
+        "train_image_pattern": "COCO_train2014_%012d.jpg",
+        "val_questions": "${paths.raw_root}/vqav2/v2_OpenEnded_mscoco_val2014_questions.json",
+        "val_annotations": "${paths.raw_root}/vqav2/v2_mscoco_val2014_annotations.json",
+        "val_image_pattern": "COCO_val2014_%012d.jpg",
+        "image_dir": "${paths.coco_images}",
+        "check_images": True,
+        "seed": 0,
+        "languages": [],
+        "translated_ratio": 0.5,
+        "answer_min_count": 15,
+        "answer_translated_ratio": 0.5,
+        "work_dir": "${paths.work_dir}/vqav2",
+        "vqa_file": "${paths.out_root}/train/vqav2_vqa.jsonl",
+        "vqg_file": "${paths.out_root}/train/vqav2_vqg.jsonl",
+        "eval_file": "${paths.out_root}/eval/vqav2/vqav2_val.jsonl",
+        "max_bad_rows": 1000,
+        "templates": {"vqa_english": [""], "vqa_naming": [""], "vqg_english": [""], "vqg_naming": [""]},
+    },
+    "translation": TRANSLATION_DEFAULTS,
+    "run": RUN_DEFAULTS,
+}
+TEMPLATE_NEEDS = {"vqa_english": {""}, "vqa_naming": {"", "lang"}, "vqg_english": {""}, "vqg_naming": {"", "lang"}}
+TASKS = ("vqav2_vqa", "vqav2_vqg")
+
+
+def work_paths(cfg) -> dict[str, Path]:
+    w = cfg.path("vqav2.work_dir")
+    return {"en": w / "questions_en.jsonl", "translated": w / "questions_translated.jsonl",
+            "templates": w / "templates_translated.json", "frequent": w / "answers_frequent.json",
+            "answers": w / "answers_translated.json"}
+
+
+def _records(path: Path, key: str) -> list:
+    data = load_json(path)
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise UserError(f"{path}: expected a JSON object with a {key!r} list")
+    return items
+
+
+def joined(cfg, split: str, report: Report) -> Iterator[dict]:
+    """Questions joined to their annotations by question_id (never by position):
+    {question_id, image_id (file name), question, answer, answers}."""
+    c = cfg.at("vqav2")
+    q_path = cfg.require_file(f"vqav2.{split}_questions")
+    a_path = cfg.require_file(f"vqav2.{split}_annotations")
+    pattern = c[f"{split}_image_pattern"]
+    existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
+    annotations: dict[int, dict] = {}
+    for i, a in enumerate(_records(a_path, "annotations")):
+        qid = a.get("question_id") if isinstance(a, dict) else None
+        if isinstance(qid, bool) or not isinstance(qid, int):
+            report.skip(f"{split}: annotation without an integer question_id", f"{a_path}: annotations[{i}]")
+            continue
+        if qid in annotations:
+            report.skip(f"{split}: duplicate annotation (first kept)", f"{a_path}: question_id={qid}")
+            continue
+        answers = a.get("answers")
+        annotations[qid] = {"answer": a.get("multiple_choice_answer"),
+                            "answers": [x.get("answer") for x in answers if isinstance(x, dict)
+                                        and isinstance(x.get("answer"), str)] if isinstance(answers, list) else []}
+    used = set()
+    for i, q in enumerate(_records(q_path, "questions")):
+        report.count(f"{split}_questions_in")
+        where = f"{q_path}: questions[{i}]"
+        if not isinstance(q, dict):
+            report.skip(f"{split}: question record is not an object", where)
+            continue
+        qid, image, text = q.get("question_id"), q.get("image_id"), q.get("question")
+        where += f" question_id={qid}"
+        if isinstance(qid, bool) or not isinstance(qid, int) or isinstance(image, bool) or not isinstance(image, int):
+            report.skip(f"{split}: question without integer question_id/image_id", where)
+            continue
+        ann = annotations.get(qid)
+        if ann is None:
+            report.skip(f"{split}: question without annotation", where)
+            continue
+        used.add(qid)
+        # Whitespace collapsed only; '#', braces and any other character stay.
+        text = " ".join(text.split()) if isinstance(text, str) else ""
+        if not text:
+            report.skip(f"{split}: empty question", where)
+            continue
+        answer = " ".join(ann["answer"].split()) if isinstance(ann["answer"], str) else ""
+        if not answer:
+            report.skip(f"{split}: annotation without multiple_choice_answer", where)
+            continue
+        name = pattern_name(pattern, image)
+        if existing is not None and name not in existing:
+            report.skip(f"{split}: image file missing from image_dir", f"{where} {name}")
+            continue
+        yield {"question_id": qid, "image_id": name, "question": text, "answer": answer,
+               "answers": ann["answers"]}
+    orphans = len(annotations) - len(used)
+    if orphans:
+        report.skip(f"{split}: annotation without question", str(a_path), n=orphans)
+
+
+def frequent_answers(counts: collections.Counter, min_count: int) -> dict[str, int]:
+    """The answers worth translating: at least min_count occurrences, no digit,
+    longer than one character; most frequent first (ties by text)."""
+    keep = {a: n for a, n in counts.items()
+            if n >= min_count and len(a) > 1 and not any(ch.isdigit() for ch in a)}
+    return dict(sorted(keep.items(), key=lambda kv: (-kv[1], kv[0])))

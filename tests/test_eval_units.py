@@ -1,0 +1,245 @@
+"""Evaluation-data converters: the awkward cases one by one, the CLI contract, and the demo."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from eval_data.captions import coco_reference, reference_captions, segment
+from eval_data.images import ImageFinder
+from eval_data.marvl.convert import nlvr2_image
+from eval_data.xgqa.convert import best_answer
+from eval_data.xvnli.convert import map_label
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "raw"
+BENCHMARKS = ["xgqa", "xvnli", "marvl", "xflickrco", "xm3600", "maxm", "pope", "chair"]
+
+
+# ---- segmentation and NFC -------------------------------------------------------------------------
+
+def test_segment_chinese_with_jieba():
+    out = segment("一个戴着橙色线帽的白人", "zh")
+    assert out.split() == ["一个", "戴着", "橙色", "线帽", "的", "白人"]
+
+
+def test_segment_japanese_with_sudachi():
+    out = segment("ミキサーにたくさんの緑の野菜が入っている", "ja")
+    assert out.split()[:4] == ["ミキサー", "に", "たくさん", "の"]
+    assert "野菜" in out.split()
+
+
+def test_segment_thai_with_pythainlp():
+    assert segment("ผู้หญิงกำลังเดินอยู่บนถนน", "th").split() == ["ผู้หญิง", "กำลัง", "เดิน", "อยู่", "บน", "ถนน"]
+
+
+def test_segmentation_keeps_every_character_and_nfc():
+    text = "两个 正在练习跆拳道的人。"
+    assert "".join(segment(text, "zh").split()) == "".join(text.split())
+    # Latin-script languages: NFC and whitespace only, no splitting of words.
+    assert segment("Une fe\u0301e  danse.", "fr") == "Une f\u00e9e danse."
+    # A half-width katakana / decomposed kana caption comes out NFC.
+    assert unicodedata.is_normalized("NFC", segment("か\u3099いこく", "ja"))
+
+
+def test_reference_format_and_empty_captions():
+    caps = reference_captions(["", "  ", "A dog.", None], "en")
+    assert caps == ["A dog."]
+    ref = coco_reference([("a.jpg", ["x y", "z"]), ("b.jpg", ["w"])])
+    assert ref["images"] == [{"id": "a.jpg"}, {"id": "b.jpg"}]
+    assert [a["id"] for a in ref["annotations"]] == [1, 2, 3]
+
+
+# ---- labels and image paths -----------------------------------------------------------------------
+
+LABELS = {"entailment": "yes", "contradiction": "no", "neutral": "maybe"}
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"gold_label": "entailment"}, "yes"),
+    ({"gold_label": "neutral", "annotator_labels": ["contradiction"]}, "maybe"),  # gold wins
+    ({"gold_label": "-", "annotator_labels": ["contradiction", "neutral"]}, "no"),  # first annotator
+    ({"annotator_labels": ["neutral"]}, "maybe"),
+    ({"gold_label": "-"}, None),
+    ({"gold_label": "-", "annotator_labels": ["-"]}, None),
+    ({"gold_label": "Entailment"}, None),
+    ({}, None),
+])
+def test_xvnli_label_mapping(row, expected):
+    assert map_label(row, LABELS)[0] == expected
+
+
+def test_gqa_best_answer():
+    assert best_answer({"women": 0.6, "girls": 0.6, "people": 0.3}) == "women"  # tie: first listed
+    assert best_answer({"a": 0.3, "b": 0.9}) == "b"
+    assert best_answer({}) is None
+
+
+def test_nlvr2_image_names():
+    assert nlvr2_image("dev-850-0-0", None, 0) == "dev/dev-850-0-img0.png"
+    assert nlvr2_image("test1-0-1-3", None, 1) == "test1/test1-0-1-img1.png"
+    assert nlvr2_image("train-10171-0-0", "73", 1) == "train/73/train-10171-0-img1.png"
+    assert nlvr2_image("train-10171-0-0", None, 0) is None
+    assert nlvr2_image("garbage", None, 0) is None
+
+
+def test_image_finder_resolves_nfc_and_nfd(tmp_path):
+    nfc, nfd = unicodedata.normalize("NFC", "7-Börek"), unicodedata.normalize("NFD", "7-Börek")
+    assert nfc != nfd
+    (tmp_path / "tr/images" / nfd).mkdir(parents=True)
+    (tmp_path / "tr/images" / nfd / "7-0.jpg").write_bytes(b"x")
+    ta_nfc = unicodedata.normalize("NFC", "26-பொங்கல்")
+    (tmp_path / "ta/images" / ta_nfc).mkdir(parents=True)
+    (tmp_path / "ta/images" / ta_nfc / "26-1.jpg").write_bytes(b"x")
+    finder = ImageFinder(tmp_path)
+    found = finder.resolve("tr", "images", nfc, "7-0.jpg")
+    assert found == f"tr/images/{nfd}/7-0.jpg" and (tmp_path / found).is_file()
+    assert finder.resolve("tr", "images", nfd, "7-0.jpg") == found
+    ta = finder.resolve("ta", "images", unicodedata.normalize("NFD", ta_nfc), "26-1.jpg")
+    assert ta == f"ta/images/{ta_nfc}/26-1.jpg"
+    assert finder.resolve("tr", "images", nfc, "7-9.jpg") is None
+    assert finder.resolve("tr", "images", nfc) is None  # a folder is not an image
+    assert ImageFinder(tmp_path / "absent").resolve("tr", "images", nfc, "7-0.jpg") is None
+
+
+# ---- the command line -----------------------------------------------------------------------------
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_input_exits_2_naming_the_path(tmp_path):
+    r = run_cli("eval_data/pope/convert.py", "--config", "configs/eval_data.yaml",
+                "--set", f"paths.raw_root={tmp_path}/nothing", "--set", f"paths.out_root={tmp_path}/out")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0
+    assert f"{tmp_path}/nothing/pope/output/coco/coco_pope_adversarial.json" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+def test_unknown_key_exits_2(tmp_path):
+    r = run_cli("eval_data/xgqa/convert.py", "--set", "xgqa.langz=[en]")
+    assert r.returncode == 2 and "xgqa.langz" in r.stderr
+
+
+def test_help():
+    r = run_cli("eval_data/xm3600/convert.py", "--help")
+    assert r.returncode == 0 and "--set" in r.stdout and "Crossmodal-3600" in r.stdout
+
+
+# ---- the demo on the fixtures ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    if not (FIXTURES / "mscoco" / "dataset_coco.json").is_file():
+        pytest.skip("the shared MSCOCO fixture (tasks stage) is not there yet")
+    base = tmp_path_factory.mktemp("eval_demo")
+    env = {**os.environ, "PY": sys.executable}
+    r = subprocess.run(["bash", "eval_data/demo.sh", "--set", f"paths.raw_root={FIXTURES}",
+                        "--set", f"paths.out_root={base / 'out'}", "--set", f"paths.work_dir={base / 'work'}"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    reports = {b: json.loads((base / "work/reports/eval_data" / f"{b}.json").read_text()) for b in BENCHMARKS}
+    return base / "out" / "eval", reports, r.stderr
+
+
+def test_demo_writes_every_file(demo):
+    out, _, _ = demo
+    expected = ["xgqa/xgqa_train.jsonl", "xvnli/xvnli_train.jsonl", "marvl/nlvr2_train_en.jsonl",
+                "marvl/nlvr2_dev_en.jsonl", "marvl/nlvr2_test_en.jsonl", "xflickrco/flickr30k_train.jsonl",
+                "chair/chair_val.jsonl", "chair/chair_test.jsonl"]
+    expected += [f"xgqa/xgqa_{s}_{l}.jsonl" for s in ("val", "test") for l in "bn de en id ko pt ru zh".split()]
+    expected += [f"xvnli/xvnli_{s}_{l}.jsonl" for s in ("val", "test") for l in "ar en es fr ru".split()]
+    expected += [f"marvl/marvl_test_{l}.jsonl" for l in "id sw ta tr zh".split()]
+    expected += [f"marvl/nlvr2_dev_{l}.jsonl" for l in "id sw ta tr zh".split()]
+    expected += [f"xflickrco/flickr30k_{s}_en.jsonl" for s in ("val", "test")]
+    expected += [f"xflickrco/flickr30k_coco_{s}_en.json" for s in ("val", "test")]
+    expected += [f"xflickrco/xflickrco_{k}_{l}.json{'l' if k == 'test' else ''}"
+                 for k in ("test", "coco_test") for l in "de en es id ja ru tr zh".split()]
+    expected += [f"maxm/maxm_test_{l}.jsonl" for l in "en fr hi iw ro th zh".split()]
+    expected += [f"pope/pope_{s}.jsonl" for s in ("adversarial", "popular", "random")]
+    from eval_data.settings import XM3600_LANGS
+    expected += [f"xm3600/xm3600_test_{l}.jsonl" for l in XM3600_LANGS]
+    expected += [f"xm3600/xm3600_coco_test_{l}.json" for l in XM3600_LANGS]
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert written == set(expected)
+    keys = {"context", "label", "image_id", "text_label"}
+    for rel in expected:
+        if rel.endswith(".jsonl"):
+            for row in map(json.loads, (out / rel).read_text(encoding="utf-8").splitlines()):
+                assert keys <= set(row), rel
+                assert (row["label"] == "") == ("_train" not in rel), rel
+
+
+def test_demo_rows_load_with_datasets(demo):
+    import datasets
+
+    out, _, _ = demo
+    ds = datasets.load_dataset("json", data_files=str(out / "marvl/marvl_test_tr.jsonl"), split="train")
+    assert set(ds.column_names) == {"context", "label", "image_id", "text_label", "left_image", "right_image",
+                                    "concept", "language"}
+
+
+def test_demo_accounts_for_every_row(demo):
+    _, reports, _ = demo
+    for name, report in reports.items():
+        for source, c in report["inputs"].items():
+            assert c.get("in", 0) == c.get("used", 0) + c.get("skipped", 0), (name, source)
+
+
+def test_demo_awkward_cases(demo):
+    out, reports, stderr = demo
+    # MaRVL: the tr concept is NFC in the annotation, NFD on disk; ta the reverse. Both resolve.
+    for lang in ("tr", "ta"):
+        for row in map(json.loads, (out / f"marvl/marvl_test_{lang}.jsonl").read_text(encoding="utf-8").splitlines()):
+            for side in ("left_image", "right_image"):
+                assert (FIXTURES / "iglue/datasets/marvl/images" / row[side]).is_file(), row[side]
+    assert reports["marvl"]["counts"]["marvl images not on disk"] == 1  # sw 81-9.jpg
+    assert "81-Dawati/81-9.jpg" in stderr
+    skipped = {k.split(": ", 1)[1]: v for k, v in reports["marvl"]["skipped"].items()}
+    assert skipped["label 'maybe' is not true/false"] == 1
+    # XVNLI: '-' with an annotator label is used; '-' without is skipped; a malformed line counted.
+    train = [json.loads(l) for l in (out / "xvnli/xvnli_train.jsonl").read_text().splitlines()]
+    assert [r["label"] for r in train] == ["yes", "maybe", "no"]
+    assert any("malformed JSON line" in k for k in reports["xvnli"]["skipped"])
+    # MaXM: the question with a missing image is kept and reported.
+    assert reports["maxm"]["counts"]["maxm questions whose image is not on disk"] == 7
+    # CHAIR: every Karpathy val/test image of the MSCOCO fixture is a row or skipped for lack of ground truth.
+    coco = json.loads((FIXTURES / "mscoco/dataset_coco.json").read_text(encoding="utf-8"))
+    gt = {json.loads(l)["image"] for l in (FIXTURES / "pope/segmentation/coco_ground_truth_segmentation.json")
+          .read_text(encoding="utf-8").splitlines() if l.endswith("}")}
+    for split in ("val", "test"):
+        names = [i["filename"] for i in coco["images"] if i["split"] == split]
+        rows = [json.loads(l) for l in (out / f"chair/chair_{split}.jsonl").read_text().splitlines()]
+        assert [r["image_id"] for r in rows] == [n for n in names if n in gt]
+        missing = len(names) - len(rows)
+        assert reports["chair"]["skipped"].get(f"mscoco/dataset_coco.json [{split}]: no ground-truth objects", 0) \
+            == missing
+    assert sum(v for k, v in reports["chair"]["skipped"].items() if "no ground-truth" in k) >= 1
+
+
+def test_demo_references(demo):
+    from test_eval_real import check_reference
+
+    out, _, _ = demo
+    refs = sorted(out.rglob("*_coco_*.json"))
+    assert refs
+    for path in refs:
+        check_reference(path)
+    th = json.loads((out / "xm3600/xm3600_coco_test_th.json").read_text(encoding="utf-8"))
+    assert th["annotations"][0]["caption"] == "ผู้หญิง กำลัง เดิน อยู่ บน ถนน"
+
+
+def test_drop_missing_images_option(tmp_path):
+    from eval_data.marvl.convert import main as marvl
+
+    report = marvl(["--set", f"paths.raw_root={FIXTURES}", "--set", f"paths.out_root={tmp_path}",
+                    "--set", f"paths.work_dir={tmp_path / 'work'}", "--set", "marvl.drop_missing_images=true"])
+    rows = (tmp_path / "eval/marvl/marvl_test_sw.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1
+    assert report["skipped"]["iglue/datasets/marvl/zero_shot/annotations/marvl-sw.jsonl: image not on disk"] == 1

@@ -1,0 +1,89 @@
+import gzip
+import json
+
+import pytest
+
+from common.errors import UserError
+from common.jsonl import BadRows, atomic_open, iter_json_array, load_json, read_jsonl, write_jsonl
+
+
+def test_read_reports_file_and_line_and_counts(tmp_path, capsys):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"a": 1}\n{oops\n\n[1, 2]\n{"a": 2}\n', encoding="utf-8")
+    bad = BadRows(max_bad=5)
+    rows = list(read_jsonl(p, bad))
+    assert rows == [{"a": 1}, {"a": 2}]
+    assert bad.count == 2
+    assert bad.examples[0].startswith(f"{p}:2: malformed JSON")
+    assert bad.examples[1].startswith(f"{p}:4: expected a JSON object")
+    assert f"{p}:2" in capsys.readouterr().err
+
+
+def test_bad_row_budget_stops_with_user_error(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text("x\ny\nz\n")
+    with pytest.raises(UserError, match=r"a.jsonl:3: .*more than 2 bad rows"):
+        list(read_jsonl(p, BadRows(max_bad=2, quiet=True)))
+
+
+def test_validate_hook_skips_rows(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_jsonl(p, [{"url": "u"}, {"caption": "c"}])
+    bad = BadRows(quiet=True)
+    rows = list(read_jsonl(p, bad, validate=lambda r: None if "url" in r else "missing url"))
+    assert rows == [{"url": "u"}] and bad.examples == [f"{p}:2: missing url"]
+
+
+def test_gzip_roundtrip_and_unicode(tmp_path):
+    p = tmp_path / "a.jsonl.gz"
+    write_jsonl(p, [{"t": "日本語 ü #"}])
+    with gzip.open(p, "rt", encoding="utf-8") as f:
+        assert "日本語" in f.read()  # ensure_ascii=False
+    assert list(read_jsonl(p)) == [{"t": "日本語 ü #"}]
+
+
+def test_atomic_write_leaves_nothing_on_crash(tmp_path):
+    p = tmp_path / "out.jsonl"
+    write_jsonl(p, [{"old": True}])
+    with pytest.raises(RuntimeError):
+        with atomic_open(p) as f:
+            f.write('{"new": true}\n')
+            raise RuntimeError("killed")
+    assert p.read_text() == '{"old": true}\n'
+    assert [x.name for x in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="input file not found"):
+        list(read_jsonl(tmp_path / "nope.jsonl"))
+    with pytest.raises(UserError, match="input file not found"):
+        load_json(tmp_path / "nope.json")
+
+
+def test_load_json_names_line(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('{\n"a": 1,\n}\n')
+    with pytest.raises(UserError, match=r"a.json:3: invalid JSON"):
+        load_json(p)
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64, 1 << 20])
+def test_iter_json_array_streams_and_skips_bad_elements(tmp_path, chunk):
+    rows = [{"url": f"http://x/{i}", "caption": f"caption {i} with, commas}} and {{braces"} for i in range(50)]
+    text = json.dumps(rows, indent=1)
+    # Corrupt element 10 (a missing comma between key-value pairs).
+    text = text.replace('"url": "http://x/10",', '"url": "http://x/10"', 1)
+    p = tmp_path / "big.json"
+    p.write_text(text)
+    bad = BadRows(quiet=True)
+    got = list(iter_json_array(p, bad, chunk_size=chunk, max_element=4096))
+    assert [i for i, _ in got] == [i for i in range(50) if i != 10]
+    assert [r for _, r in got] == [r for i, r in enumerate(rows) if i != 10]
+    assert bad.count == 1 and "array element 10" in bad.examples[0]
+
+
+def test_iter_json_array_rejects_non_array(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('{"a": 1}')
+    with pytest.raises(UserError, match="expected a JSON array"):
+        list(iter_json_array(p))

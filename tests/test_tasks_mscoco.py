@@ -1,0 +1,139 @@
+"""MSCOCO: the two-run workflow on the Karpathy fixture, the eval files, sharding."""
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from common.languages import get_language
+from conftest import FIXTURES_RAW, translation_sets
+from tasks.instructions import InstructionPicker, fill
+from tasks.mscoco import generate_eval, generate_train, translate_train
+
+KEYS = ["context", "label", "image_id", "task", "lang"]
+
+
+def sets(tmp, *extra):
+    return ["--set", f"paths.raw_root={FIXTURES_RAW}", "--set", f"paths.work_dir={tmp}/work",
+            "--set", f"paths.out_root={tmp}/out", *translation_sets("dry-run", tmp / "cache.sqlite"), *extra]
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def run_all(tmp, *extra, capsys=None):
+    generate_train.main(sets(tmp, *extra))
+    if capsys is not None:
+        assert "next: python tasks/mscoco/translate_train.py" in capsys.readouterr().out
+    translate_train.main(sets(tmp, *extra))
+    generate_train.main(sets(tmp, *extra))
+    return tmp / "out" / "train" / "mscoco.jsonl"
+
+
+def test_fill_keeps_odd_characters():
+    assert fill("Q: {} in {lang}?", "what is {x} # here {}", lang="German") == "Q: what is {x} # here {} in German?"
+
+
+def test_train_file(tmp_path, capsys):
+    out = run_all(tmp_path, "--set", "mscoco.translated_ratio=0.5", capsys=capsys)
+    got = rows(out)
+    # 5 train images (one without sentences, one missing file) + 2 restval; 2 empty captions dropped
+    assert len(got) == 11
+    assert all(list(r) == KEYS and r["task"] == "mscoco" for r in got)
+    images = {r["image_id"] for r in got}
+    assert "COCO_val2014_000000000042.jpg" in images  # restval is training data
+    assert "COCO_train2014_000000000025.jpg" not in images  # file missing: skipped
+    assert not images & {"COCO_val2014_000000391895.jpg", "COCO_val2014_000000203564.jpg"}
+    assert all(r["label"].strip() for r in got)
+    assert any(r["label"].endswith("A zebra in a café garden.") for r in got)  # NFC
+    translated = [r for r in got if r["lang"] != "en"]
+    assert translated, "the mC4 assignment should translate most captions"
+    for r in translated:
+        lang = get_language(r["lang"])
+        assert r["label"].startswith(f"[{lang.nllb}] ")  # dry-run tags the target code
+        # a translated template, or an English one naming the language
+        assert r["context"].startswith(f"[{lang.nllb}] ") or lang.name in r["context"]
+    report = json.loads((tmp_path / "work" / "mscoco" / "train.report.json").read_text())
+    assert report["instructions"]["translated_template"] > 0 or report["instructions"]["english_naming_language"] > 0
+
+
+def test_deterministic_and_sharded(tmp_path):
+    a = run_all(tmp_path / "a").read_bytes()
+    assert run_all(tmp_path / "b").read_bytes() == a
+    # Sharded translation, combined by the second generate run: byte-identical.
+    tmp = tmp_path / "c"
+    generate_train.main(sets(tmp))
+    for i in range(2):
+        translate_train.main(sets(tmp, "--set", "run.num_shards=2", "--set", f"run.shard_index={i}"))
+    generate_train.main(sets(tmp, "--set", "run.num_shards=2"))
+    assert (tmp / "out" / "train" / "mscoco.jsonl").read_bytes() == a
+
+
+def test_instruction_picker_ratio():
+    from common.sampling import rng
+    p = InstructionPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 1.0)
+    assert p.pick("de") == "T" and p.pick("fr") == "N French" and p.pick("en") == "E"
+    p = InstructionPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 0.0)
+    assert p.pick("de") == "N German"
+
+
+def test_eval_files(tmp_path):
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocotools.coco import COCO
+    generate_eval.main(sets(tmp_path))
+    d = tmp_path / "out" / "eval" / "mscoco"
+    val, test = rows(d / "mscoco_val.jsonl"), rows(d / "mscoco_test.jsonl")
+    assert [r["image_id"] for r in val] == ["COCO_val2014_000000391895.jpg", "COCO_val2014_000000522418.jpg",
+                                          "COCO_val2014_000000184613.jpg"]
+    assert len(test) == 2
+    assert val[0] == {"context": "English", "label": "", "image_id": "COCO_val2014_000000391895.jpg",
+                      "text_label": "en"}
+    everything = {r["image_id"] for r in val + test}
+    assert "COCO_val2014_000000000042.jpg" not in everything  # restval never in eval
+    coco = COCO(str(d / "mscoco_coco_val.json"))
+    caps = [a["caption"] for a in coco.anns.values()]
+    assert "Une femme coupe un gâteau." in caps and "" not in caps
+    assert all(c == unicodedata.normalize("NFC", c) for c in caps)
+    res = coco.loadRes([{"image_id": i, "caption": coco.imgToAnns[i][0]["caption"]} for i in coco.getImgIds()])
+    gts = {i: [a["caption"] for a in coco.imgToAnns[i]] for i in coco.getImgIds()}
+    score, _ = Bleu(1).compute_score(gts, {i: [res.imgToAnns[i][0]["caption"]] for i in res.getImgIds()})
+    assert score[0] > 0.9
+
+
+def test_restval_in_eval_refused(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        generate_eval.main(sets(tmp_path, "--set", "mscoco.eval_splits=[val, restval]"))
+    assert e.value.code == 2
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        generate_train.main(sets(tmp_path, "--set", f"mscoco.karpathy={tmp_path}/nope.json"))
+    assert e.value.code == 2
+    assert "nope.json" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
+def test_stale_translation_refused(tmp_path):
+    import os
+    run_all(tmp_path)
+    en = tmp_path / "work" / "mscoco" / "captions_en.jsonl"
+    tr = tmp_path / "work" / "mscoco" / "captions_translated.jsonl"
+    os.utime(en, (tr.stat().st_mtime + 10, tr.stat().st_mtime + 10))
+    with pytest.raises(SystemExit) as e:
+        generate_train.main(sets(tmp_path))
+    assert e.value.code == 2
+
+
+def test_tiny_model_backend(tmp_path, tiny_nllb):
+    """The real engine path (hf backend, random-weight model): rejected
+    translations fall back to English, and every row is still well formed."""
+    extra = [*translation_sets("hf", tmp_path / "cache.sqlite", tiny_nllb), "--set", "mscoco.languages=[en, de, fr]"]
+    generate_train.main(sets(tmp_path, *extra))
+    translate_train.main(sets(tmp_path, *extra))
+    generate_train.main(sets(tmp_path, *extra))
+    got = rows(tmp_path / "out" / "train" / "mscoco.jsonl")
+    assert len(got) == 11 and all(list(r) == KEYS and r["label"] for r in got)
+    assert {r["lang"] for r in got} <= {"en", "de", "fr"}

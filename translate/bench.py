@@ -1,0 +1,133 @@
+"""Engine speed against a plain translation loop, on real question and caption text.
+
+Plain loop: input order, fixed batches of 256, no dedupe, no length sorting,
+HF generate. Engine: the same model (hf backend, then ctranslate2 on the same
+weights), dedupe, sentence split, length-sorted token-budget batches. Both use
+the same generation-length rule (length_factor * longest input + extra).
+The corpus: GQA questions, Flickr30k and xFlickrCO captions and POPE questions
+from ../shared/real, each text given a language by mC4 share (English excluded,
+so every text needs translating).
+
+    python translate/bench.py [--model DIR] [--per-source N]
+
+Without --model, a tiny random-weight NLLB model is built (its outputs run to
+the length cap, so both sides generate the same number of steps per batch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "real"
+
+
+def load_corpus(real: Path, per_source: int) -> list[str]:
+    from common.jsonl import load_json, read_jsonl
+    texts: list[str] = []
+    gqa = load_json(real / "iglue/datasets/gqa/annotations/testdev.json")
+    texts += [r["sent"] for r in gqa[:per_source]]
+    flickr = []
+    for split in ("valid_ann.jsonl", "test_ann.jsonl"):
+        for row in read_jsonl(real / "iglue/datasets/flickr30k/annotations" / split):
+            flickr += row["sentences"]
+    texts += flickr[:per_source]
+    xf = []
+    for row in read_jsonl(real / "iglue/datasets/xFlickrCO/annotations/en/test.jsonl"):
+        xf += row["sentences"]
+    texts += xf[:per_source]
+    pope = []
+    for kind in ("adversarial", "popular", "random"):
+        pope += [r["text"] for r in read_jsonl(real / f"pope/output/coco/coco_pope_{kind}.json")]
+    texts += pope[:per_source]
+    return texts
+
+
+def plain_loop(model_dir: str, texts, tgts, cfg, batch_size=256) -> float:
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from common.languages import nllb_code
+    tok = AutoTokenizer.from_pretrained(model_dir, src_lang="eng_Latn")
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    start = model.config.decoder_start_token_id
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True)
+        longest = enc["input_ids"].shape[1]
+        cap = min(cfg["max_new_tokens"], int(cfg["length_factor"] * longest + cfg["length_extra"]))
+        prefix = torch.tensor([[start, tok.convert_tokens_to_ids(nllb_code(t))] for t in tgts[i:i + batch_size]])
+        with torch.inference_mode():
+            out = model.generate(**enc, decoder_input_ids=prefix, max_new_tokens=cap, num_beams=1, do_sample=False)
+        tok.batch_decode(out[:, 2:], skip_special_tokens=True)
+    return time.perf_counter() - t0
+
+
+def engine_run(backend: str, model_dir: Path, texts, tgts) -> tuple[float, dict]:
+    import copy
+    from translate.engine import TRANSLATION_DEFAULTS, Engine
+    cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
+    cfg.update(backend=backend, model=str(model_dir), ct2_model=str(model_dir / "ct2"), device="cpu",
+               dtype="auto", cache="", progress=False)
+    engine = Engine(cfg)
+    t0 = time.perf_counter()
+    engine.translate(texts, tgts)
+    dt = time.perf_counter() - t0
+    s = engine.summary()
+    engine.close()
+    return dt, s
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=None, help="NLLB folder (with ct2/ inside for ctranslate2)")
+    ap.add_argument("--per-source", type=int, default=1000)
+    ap.add_argument("--d-model", type=int, default=256, help="size of the built model (without --model)")
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--vocab-size", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = ap.parse_args(argv)
+    if not REAL.is_dir():
+        sys.exit(f"error: real release files not found at {REAL}")
+    from common.languages import assign_languages
+    from translate.engine import TRANSLATION_DEFAULTS
+    texts = load_corpus(REAL, args.per_source)
+    tgts = assign_languages(len(texts), args.seed, exclude=["en"])
+    dup = 1 - len(set(zip(texts, tgts))) / len(texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model
+        if model is None:
+            from translate.tiny_model import build_tiny_nllb
+            corpus = Path(tmp) / "corpus.txt"
+            corpus.write_text("\n".join(texts), encoding="utf-8")
+            model = build_tiny_nllb(Path(tmp) / "tiny", corpus=corpus, vocab_size=args.vocab_size,
+                                    d_model=args.d_model, layers=args.layers, ct2=True)
+        plain_s = plain_loop(str(model), texts, tgts, TRANSLATION_DEFAULTS)
+        hf_s, hf_sum = engine_run("hf", model, texts, tgts)
+        ct2_s, ct2_sum = engine_run("ctranslate2", model, texts, tgts)
+    res = {
+        "texts": len(texts), "duplicate_rate": round(dup, 3), "unique_segments": hf_sum.get("unique"),
+        "plain_texts_per_s": round(len(texts) / plain_s, 1),
+        "engine_hf_texts_per_s": round(len(texts) / hf_s, 1),
+        "engine_ct2_texts_per_s": round(len(texts) / ct2_s, 1),
+        "speedup_hf": round(plain_s / hf_s, 2), "speedup_ct2": round(plain_s / ct2_s, 2),
+        "model": (f"random-weight NLLB d_model={args.d_model} layers={args.layers} vocab={args.vocab_size}"
+                  if args.model is None else str(args.model)),
+        "cores": os.cpu_count(),
+    }
+    print(f"bench: {res['texts']} texts (duplicate rate {dup:.1%}), plain loop {res['plain_texts_per_s']}/s, "
+          f"engine hf {res['engine_hf_texts_per_s']}/s ({res['speedup_hf']}x), "
+          f"engine ctranslate2 {res['engine_ct2_texts_per_s']}/s ({res['speedup_ct2']}x)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

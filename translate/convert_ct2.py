@@ -1,0 +1,45 @@
+"""Convert an NLLB checkpoint (hub name or local folder) for the ctranslate2 backend.
+
+    python translate/convert_ct2.py                      # paths.nllb_model -> paths.ct2_model, int8
+    python translate/convert_ct2.py --set convert.quantization=float16
+
+int8 weights serve both CPU (int8) and GPU (converted on load to int8_float16
+or float16 via translation.dtype). The tokenizer is saved into the output folder.
+Needs the fast extra: pip install -e '.[fast]'.
+"""
+from __future__ import annotations
+
+import sys
+
+from common.config import REPO_ROOT, parse_args
+from common.errors import UserError, entry_point
+
+DEFAULTS = {
+    "convert": {
+        "model": "${paths.nllb_model}",
+        "output": "${paths.ct2_model}",
+        "quantization": "int8",     # int8 | int8_float16 | float16 | bfloat16 | float32
+        "force": False,
+    },
+}
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / "convert_ct2.yaml"), argv)
+    c = cfg["convert"]
+    out = cfg.path("convert.output")
+    if (out / "model.bin").is_file() and not c["force"]:
+        print(f"[convert_ct2] {out} exists; --set convert.force=true to redo", file=sys.stderr)
+        return
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        raise UserError("ctranslate2 is not installed: pip install -e '.[fast]'") from None
+    from translate.tiny_model import convert_ct2
+    convert_ct2(c["model"], out, quantization=c["quantization"], force=True)
+    print(f"[convert_ct2] {c['model']} -> {out} ({c['quantization']})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
