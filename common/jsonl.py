@@ -199,6 +199,10 @@ def atomic_open(path: str | Path, mode: str = "w"):
             f = open(tmp, mode, encoding="utf-8", newline="\n")
         with f:
             yield f
+        # mkstemp creates 0600; give the file the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -81,7 +81,8 @@ class ClipEmbedder:
         try:
             with Image.open(path) as im:
                 rgb = im.convert("RGB")
-            pixels = self.processor.image_processor(images=[rgb], return_tensors="np")["pixel_values"][0]
+            # "pt" works for both the PIL and the torchvision image processors.
+            pixels = self.processor.image_processor(images=[rgb], return_tensors="pt")["pixel_values"][0].numpy()
         except Exception as e:  # any decoder failure is a bad image, not a bad run
             return None, f"corrupt image ({type(e).__name__}: {str(e)[:120]})"
         return pixels, None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
@@ -63,10 +64,13 @@ def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) 
     top_k, batch = cfg.at("search.top_k"), cfg.at("search.query_batch")
 
     def neighbors_of(image_ids: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        bar = tqdm(total=len(image_ids), desc="nearest captions", unit="img", disable=not cfg.at("embed.progress"))
         for start in range(0, len(image_ids), batch):
             chunk = image_ids[start:start + batch]
             for _, _, ids in index.search(image_cache.gather(chunk), top_k, batch):
                 yield from zip(chunk, ids)
+            bar.update(len(chunk))
+        bar.close()
 
     counts: collections.Counter = collections.Counter()
     chosen = mine_negatives([p.id for p in pairs], [p.image_id for p in pairs], negative_rows, own_norms,
@@ -115,6 +119,8 @@ def run(cfg) -> Report:
     texts = {text_key(p.caption): p.caption for p in pairs}
     text_cache, image_cache, failed, stats = update_cache(cfg, texts, images, num_shards, shard_index)
     report.extra["embedding"] = stats
+    for key in ("texts_cached", "texts_embedded", "images_cached", "images_embedded"):
+        report.count(key, stats.get(key, 0))
     report.extra["embedding_passes"] = stats["embedding_passes"]
     if cfg.at("embed.only"):
         report.extra["next"] = "run hard_match.py again with run.num_shards=1 (and embed.only=false) to mine"

@@ -38,6 +38,8 @@ class CaptionIndex:
     def search(self, queries: np.ndarray, k: int, batch: int = 4096) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(start, scores, caption positions) per query batch, best first, k clipped to the index size."""
         k = min(k, self.ntotal)
+        if self.on_gpu and k > 2048:
+            raise UserError(f"search.top_k={k}: the faiss GPU index returns at most 2048 neighbours")
         for start in range(0, len(queries), batch):
             q = np.ascontiguousarray(queries[start:start + batch], dtype=np.float32)
             scores, ids = self.index.search(q, k)
