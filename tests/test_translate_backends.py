@@ -72,7 +72,7 @@ def _summary(stderr):
 
 def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
     rows = [{"id": i, "text": f"Picture {i}: a dog with {i % 13} balls runs near the {i % 7} trees.",
-             "lang": ["de", "fr", "zh", "sw"][i % 4]} for i in range(1200)]
+             "lang": ["de", "fr", "zh", "sw"][i % 4]} for i in range(600)]
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, rows)
 
@@ -91,7 +91,7 @@ def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
     total = _summary(err)["translated"]
-    assert total == 1200
+    assert total == 600
 
     # Killed run: SIGKILL once some batches are committed.
     out, cache = tmp_path / "out.jsonl", tmp_path / "c.sqlite"
@@ -106,19 +106,18 @@ def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
                     done = db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
             except sqlite3.Error:
                 continue
-            if done >= 100:
+            if done >= 60:
                 break
     p.send_signal(signal.SIGKILL)
     p.communicate()
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not out.exists()  # no half-written output
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".out.jsonl.")] or True
 
     # Resume: only what was not committed is translated; output identical.
     p = _run_translate(args(out, cache))
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
     s = _summary(err)
-    assert s["cached"] >= 100
+    assert s["cached"] >= 60
     assert s["translated"] == total - s["cached"] and s["translated"] < total
     assert out.read_bytes() == ref_out.read_bytes()

@@ -11,8 +11,8 @@ so every text needs translating).
     python translate/bench.py [--model DIR] [--per-source N]
 
 Without --model, a small random-weight NLLB-architecture model is built
-(d_model 256, 3+3 layers, 4k vocabulary: big enough that compute, not Python
-overhead, dominates). Its outputs mostly run to the length cap, and both sides
+(d_model 512, 4+4 layers, 8k vocabulary: big enough that compute, not Python
+overhead, dominates; a real NLLB is far larger still). Its outputs mostly run to the length cap, and both sides
 use the same cap rule, so they generate comparable numbers of steps.
 """
 from __future__ import annotations
@@ -90,10 +90,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="NLLB folder (with ct2/ inside for ctranslate2)")
     ap.add_argument("--per-source", type=int, default=250)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--d-model", type=int, default=256, help="size of the built model (without --model)")
-    ap.add_argument("--layers", type=int, default=3)
-    ap.add_argument("--vocab-size", type=int, default=4000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--d-model", type=int, default=512, help="size of the built model (without --model)")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--vocab-size", type=int, default=8000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
