@@ -47,7 +47,24 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class HFBackend:
+class _NllbTokenizer:
+    """The NLLB tokenizer, re-created when the source language changes."""
+
+    path: str
+    src: str | None = None
+    tok = None
+
+    def _tokenizer(self, src: str):
+        if self.tok is None or self.src != src:
+            self.tok = _load_tokenizer(self.path, src)
+            self.src = src
+        return self.tok
+
+    def count_tokens(self, texts, src="eng_Latn"):
+        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
+
+
+class HFBackend(_NllbTokenizer):
     """transformers seq2seq (NLLB): source language on the tokenizer, forced target
     code as the first decoder token; fp16/bf16 on GPU."""
 
@@ -64,8 +81,6 @@ class HFBackend:
             dtype = "float16" if self.device.startswith("cuda") else "float32"
         if dtype not in ("float32", "float16", "bfloat16"):
             raise UserError(f"translation.dtype: {dtype!r} is not one of auto, float32, float16, bfloat16 for hf")
-        self.src = None
-        self.tok = None
         try:
             self.model = AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=getattr(torch, dtype))
         except OSError as e:
@@ -76,15 +91,6 @@ class HFBackend:
         self.num_beams = int(cfg["beam_size"])
         self.model_key = f"hf:{self.path}:beam{self.num_beams}"
         self.calls = 0
-
-    def _tokenizer(self, src: str):
-        if self.tok is None or self.src != src:
-            self.tok = _load_tokenizer(self.path, src)
-            self.src = src
-        return self.tok
-
-    def count_tokens(self, texts, src="eng_Latn"):
-        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):
         import torch
@@ -99,7 +105,7 @@ class HFBackend:
         return tok.batch_decode(out[:, 2:], skip_special_tokens=True)
 
 
-class CTranslate2Backend:
+class CTranslate2Backend(_NllbTokenizer):
     """A CTranslate2-converted model: int8 on CPU, float16 on GPU by default."""
 
     name = "ctranslate2"
@@ -121,19 +127,8 @@ class CTranslate2Backend:
         self.translator = ctranslate2.Translator(self.path, device=device, compute_type=compute,
                                                  intra_threads=threads if device == "cpu" else 0)
         self.num_beams = int(cfg["beam_size"])
-        self.model_key = f"ct2:{Path(self.path).name}:{compute}:beam{self.num_beams}"
-        self.src = None
-        self.tok = None
+        self.model_key = f"ct2:{self.path}:{compute}:beam{self.num_beams}"
         self.calls = 0
-
-    def _tokenizer(self, src: str):
-        if self.tok is None or self.src != src:
-            self.tok = _load_tokenizer(self.path, src)
-            self.src = src
-        return self.tok
-
-    def count_tokens(self, texts, src="eng_Latn"):
-        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):
         tok = self._tokenizer(src)
