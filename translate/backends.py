@@ -124,8 +124,10 @@ class CTranslate2Backend(_NllbTokenizer):
         if compute == "auto":
             compute = "float16" if device.startswith("cuda") else "int8"
         threads = int(cfg.get("threads") or os.cpu_count() or 1)
-        self.translator = ctranslate2.Translator(self.path, device=device, compute_type=compute,
-                                                 intra_threads=threads if device == "cpu" else 0)
+        kind, _, index = device.partition(":")  # "cuda:1" -> device="cuda", device_index=1
+        self.translator = ctranslate2.Translator(self.path, device=kind, device_index=int(index or 0),
+                                                 compute_type=compute,
+                                                 intra_threads=threads if kind == "cpu" else 0)
         self.num_beams = int(cfg["beam_size"])
         self.model_key = f"ct2:{self.path}:{compute}:beam{self.num_beams}"
         self.calls = 0
