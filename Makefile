@@ -13,7 +13,7 @@ TORCH_CPU ?= torch==2.13.0
 
 DEMO_SETS := --set paths.raw_root=$(RAW_ROOT) --set paths.work_dir=$(OUT)/work --set paths.out_root=$(OUT)/out
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench scale-demo clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ demo: setup
 	PY=$(VPY) OUT=$(OUT) bash eval_data/demo.sh $(DEMO_SETS)
 	PY=$(VPY) OUT=$(OUT) bash pretrain/demo_merge.sh $(DEMO_SETS)
 	@echo "demo finished: outputs under $(OUT)/out"
+
+scale-demo: setup
+	PY=$(VPY) OUT=$(OUT) bash translate/scale_demo.sh $(DEMO_SETS)
 
 bench: setup
 	$(VPY) translate/bench.py

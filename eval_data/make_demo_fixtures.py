@@ -39,6 +39,12 @@ CAPTIONS = {
     "th": ["ผู้หญิงกำลังเดินอยู่บนถนน", "สุนัขวิ่งอยู่บนสนามหญ้า"],
     "fr": ["Un chien court dans l'herbe verte.", "Une fe\u0301e danse pre\u0300s du lac."],
     "de": ["Ein Hund läuft auf grünem Rasen.", "Ein Mann und eine Frau machen Tae Kwon Do."],
+    # Korean is written with spaces and must keep them (no segmenter); the second caption is NFD
+    # (decomposed Hangul jamo), which must come out NFC.
+    "ko": ["잔디 위를 달리는 개", unicodedata.normalize("NFD", "태권도를 연습하는 두 사람")],
+    # A line break and a tab inside a caption: the PTB tokenizer of the scorers reads one caption
+    # per line, so a raw newline would shift every later caption onto the wrong image.
+    "es": ["Un perro corre\nsobre la hierba verde.", "Dos personas\tpractican taekwondo."],
 }
 
 
@@ -155,7 +161,8 @@ def nlvr2(w: Writer) -> None:
                 "left_url": "http://example.invalid/l.jpg", "right_url": "http://example.invalid/r.jpg", **extra}
 
     w.jsonl(f"{base}/train.jsonl", [
-        row("train-10171-0-0", "An image shows one leather pencil case.", "False", directory="73"),
+        # The official train.json gives the directory as a number; a string must work too.
+        row("train-10171-0-0", "An image shows one leather pencil case.", "False", directory=73),
         row("train-10171-0-1", "There are two pencil cases.", "True", directory="73"),
         row("train-10172-0-0", "The row has no directory.", "True"),  # cannot name its images
     ])

@@ -26,6 +26,16 @@ def fill(template: str, **values: str) -> str:
     except (KeyError, IndexError) as e:
         raise UserError(f"template {template!r} uses an unknown field {e} "
                         f"(available: {', '.join(values)})") from None
+    except ValueError as e:  # an unbalanced brace, a bad format spec
+        raise UserError(f"template {template!r} is not a valid format string: {e}") from None
+
+
+def check_template(key: str, template: str, *fields: str) -> None:
+    """Stop before any work when a config template would fail on the first row."""
+    try:
+        fill(template, **{f: "x" for f in fields})
+    except UserError as e:
+        raise UserError(f"{key}: {e}") from None
 
 
 def require_inputs(inputs: list[tuple[str, Path]]) -> None:

@@ -28,6 +28,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolve_dtype(device: str, dtype: str) -> str:
+    """auto: float16 on a GPU (half the memory, tensor cores), float32 on CPU."""
+    import torch
+    if dtype == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if not (isinstance(getattr(torch, dtype, None), torch.dtype) and getattr(torch, dtype).is_floating_point):
+        raise UserError(f"embed.dtype={dtype!r} is not a torch floating-point dtype (float16, bfloat16, float32)")
+    return dtype
+
+
 class ClipEmbedder:
     def __init__(self, model_name: str, device: str = "auto", dtype: str = "auto",
                  max_text_tokens: int = 77, progress: bool = True):
@@ -36,10 +46,7 @@ class ClipEmbedder:
 
         self.torch = torch
         self.device = resolve_device(device)
-        if dtype == "auto":
-            dtype = "float16" if self.device.startswith("cuda") else "float32"
-        if not hasattr(torch, dtype):
-            raise UserError(f"embed.dtype={dtype!r} is not a torch dtype")
+        dtype = resolve_dtype(self.device, dtype)
         try:
             model = CLIPModel.from_pretrained(model_name)
             self.processor = AutoProcessor.from_pretrained(model_name)

@@ -2,7 +2,10 @@
 
 A part is ``<kind>-<tag>-<digest>.npy`` (float16, L2-normalised rows) beside
 ``<kind>-<tag>-<digest>.json`` = {"model", "kind", "settings", "dim", "dtype",
-"count", "keys"}.
+"count", "keys"}. "model" is ``model_identity``: the hub name, or for a local
+folder its name plus a fingerprint of its files, so a model replaced in place
+(same path, other weights or preprocessing) never reuses old vectors, while a
+byte-identical copy on another node (sharded embedding) does.
 Keys are image ids for images and caption hashes for texts. A run looks every
 key up in all parts of its model and embeds only what is missing, into a new
 part; so a re-run with other sampling settings embeds nothing, a larger slice
@@ -22,6 +25,30 @@ import numpy as np
 from common.jsonl import write_json
 
 STORE_DTYPE = np.float16  # halves disk and page cache; search upcasts to float32
+_SAMPLE = 1 << 20  # bytes hashed from each end of a large model file
+
+
+def model_identity(model: str) -> str:
+    """The cache's name for a model: ``model`` itself for a hub name; for a local
+    folder ``local-model@<fingerprint>`` over every file's name, size and
+    content (files over 2 MB: their first and last MB, which covers the
+    safetensors header and weights; hashing 1.7 GB of ViT-L would take seconds
+    on every run). Independent of the folder's name, location and mtimes."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return model
+    h = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        h.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode("utf-8"))
+        with open(path, "rb") as f:
+            if size <= 2 * _SAMPLE:
+                h.update(f.read())
+            else:
+                h.update(f.read(_SAMPLE))
+                f.seek(-_SAMPLE, os.SEEK_END)
+                h.update(f.read(_SAMPLE))
+    return f"local-model@{h.hexdigest()[:20]}"
 
 
 class EmbeddingCache:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.jsonl import load_json, write_json
 from common.sampling import stable_hash
-from .embed_cache import EmbeddingCache
+from .embed_cache import EmbeddingCache, model_identity
 
 
 def file_signature(path: Path) -> list[int] | None:
@@ -48,7 +48,9 @@ class FailedImages:
         if not failed:
             return
         path = self.folder / f"image-failures-{tag}.json"
-        data = load_json(path) if path.is_file() else {"model": self.model, "failed": {}}
+        data = load_json(path) if path.is_file() else {}
+        if data.get("model") != self.model:  # another model's record: start a new one
+            data = {"model": self.model, "failed": {}}
         for image_id, reason in failed.items():
             data["failed"][image_id] = {"reason": reason, "signature": file_signature(paths[image_id])}
         write_json(path, data)
@@ -67,7 +69,7 @@ def update_cache(cfg, texts: dict[str, str], images: dict[str, Path],
     cache, failed images {image_id: reason}, stats).
     """
     ec = cfg["embed"]
-    model = ec["model"]
+    model = model_identity(ec["model"])
     folder = Path(ec["cache_dir"])
     text_cache = EmbeddingCache(folder, model, "text", {"max_text_tokens": ec["max_text_tokens"]})
     image_cache = EmbeddingCache(folder, model, "image")
@@ -87,6 +89,7 @@ def update_cache(cfg, texts: dict[str, str], images: dict[str, Path],
     stats["texts_cached"] = len(texts) - len(text_cache.missing(list(texts)))
     stats["images_cached"] = len(images) - len(image_cache.missing(list(images)))
     stats["embedding_passes"] = 0
+    stats["model"] = model
     if not todo_texts and not todo_images:
         return text_cache, image_cache, failed, dict(stats)
 

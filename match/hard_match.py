@@ -44,14 +44,22 @@ def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
     return {p.image_id: image_root / p.image_id for p in pairs}
 
 
-def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> list[dict]:
-    """The output rows for the pairs whose image embedded (order of the input)."""
+INDEX_CHUNK = 65536  # caption vectors converted to float32 at a time while the index is filled
+
+
+def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> Iterator[dict]:
+    """The output rows for the pairs whose image embedded, in input order.
+
+    A generator: the search and the choice of negatives run before the first
+    row is yielded; the rows themselves are streamed to the writer (600k row
+    dicts would be about 0.5 GB)."""
     texts = list(dict.fromkeys(p.caption for p in pairs))
     position = {t: i for i, t in enumerate(texts)}
     norms = [normalise_caption(t) for t in texts]
     own_norms: dict[str, set[str]] = collections.defaultdict(set)
     for p in pairs:
         own_norms[p.image_id].add(norms[position[p.caption]])
+    del position
     report.count("captions_distinct", len(texts))
     report.count("images_distinct", len(own_norms))
 
@@ -60,7 +68,10 @@ def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) 
     negative_rows = [i for i, pos in enumerate(positive) if not pos]
 
     t0 = time.time()
-    index = CaptionIndex(text_cache.gather([text_key(t) for t in texts]), cfg.at("search.device"))
+    keys = [text_key(t) for t in texts]
+    index = CaptionIndex(dim=text_cache.dim, device=cfg.at("search.device"),
+                         chunks=(text_cache.gather(keys[s:s + INDEX_CHUNK]) for s in range(0, len(keys), INDEX_CHUNK)))
+    del keys
     top_k, batch = cfg.at("search.top_k"), cfg.at("search.query_batch")
 
     def neighbors_of(image_ids: list[str]) -> Iterator[tuple[str, np.ndarray]]:
@@ -72,30 +83,35 @@ def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) 
             bar.update(len(chunk))
         bar.close()
 
+    def deeper(image_id: str, have: int) -> np.ndarray | None:
+        # Duplicates and the image's own captions filled the window: search wider (rare).
+        if have >= index.ntotal:
+            return None
+        return index.neighbors(image_cache.gather([image_id])[0], max(2 * have, 2 * top_k))
+
     counts: collections.Counter = collections.Counter()
     chosen = mine_negatives([p.id for p in pairs], [p.image_id for p in pairs], negative_rows, own_norms,
                             norms, neighbors_of, seed, cfg.at("negatives.ranks"),
-                            cfg.at("negatives.random_fraction"), counts)
+                            cfg.at("negatives.random_fraction"), counts, deeper=deeper)
     report.extra["search"] = {"seconds": round(time.time() - t0, 2), "faiss_gpu": index.on_gpu,
                               "index_vectors": index.ntotal, "index_memory_bytes": index.memory_bytes,
-                              "top_k": min(top_k, index.ntotal)}
+                              "top_k": min(top_k, index.ntotal), "widened": counts.pop("searches_widened", 0)}
+    del index
     for k, v in sorted(counts.items()):
         report.count(k, v)
 
-    rows = []
     for i, p in enumerate(pairs):
         if positive[i]:
-            rows.append({"id": p.id, "image_id": p.image_id, "caption": p.caption,
-                         "original_caption": p.caption, "match": "yes", "neg_rank": None})
             report.count("positives")
+            yield {"id": p.id, "image_id": p.image_id, "caption": p.caption,
+                   "original_caption": p.caption, "match": "yes", "neg_rank": None}
         elif i in chosen:
             pos, rank = chosen[i]
-            rows.append({"id": p.id, "image_id": p.image_id, "caption": texts[pos],
-                         "original_caption": p.caption, "match": "no", "neg_rank": rank})
             report.count("negatives")
+            yield {"id": p.id, "image_id": p.image_id, "caption": texts[pos],
+                   "original_caption": p.caption, "match": "no", "neg_rank": rank}
         else:
             report.skip("no valid negative caption", f"id {p.id}")
-    return rows
 
 
 def run(cfg) -> Report:
@@ -139,11 +155,12 @@ def run(cfg) -> Report:
     if not pairs:
         raise UserError("no image could be read: see " + str(cfg.path("match.skipped_images")))
 
-    rows = build_rows(pairs, text_cache, image_cache, cfg, report)
+    n_out = 0
     with atomic_open(cfg.path("match.output")) as f:
-        for row in rows:
+        for row in build_rows(pairs, text_cache, image_cache, cfg, report):
             f.write(dumps(row) + "\n")
-    report.count("rows_out", len(rows))
+            n_out += 1
+    report.count("rows_out", n_out)
     report.extra["output"] = str(cfg.path("match.output"))
     report.extra["next"] = "python match/translate_match_train.py"
     return report

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -53,15 +52,19 @@ def read_pairs(path: str | Path, bad: BadRows, start: int = 0, max_rows: int = 0
     return pairs
 
 
-_SPACE = re.compile(r"\s+")
-
-
 def normalise_caption(text: str) -> str:
-    """Case, whitespace and punctuation folded: two captions equal after this are
-    the same caption for the purpose of a negative."""
+    """The comparison key of a caption: two captions with the same key are the
+    same caption for the purpose of a negative. NFKC, case-folded, with every
+    punctuation mark, symbol, space and control character removed, so
+    "A black-and-white photo." == "a black and white photo" and
+    "a dog's bed" == "a dogs bed". Removing the spaces (rather than collapsing
+    them) over-excludes at worst a caption that differs only in word breaks,
+    which is no real negative anyway."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
-    return _SPACE.sub(" ", text).strip()
+    return "".join(ch for ch in text if not unicodedata.category(ch).startswith(_DROP))
+
+
+_DROP = ("P", "S", "Z", "C")  # punctuation, symbols, separators (spaces), control/format
 
 
 def text_key(caption: str) -> str:

@@ -12,6 +12,12 @@ Re-running resumes: images already on disk are not fetched again, and URLs that
 failed for good last time (404, not an image, opted out, ...) are not retried
 unless ``download.retry_failed`` is true.
 
+Sharding (several machines, or translate/scale.py): ``--set run.num_shards=N
+--set run.shard_index=i`` fetches the URLs with stable_hash(url) % N == i
+(duplicates of a URL stay in one shard) into shard files of the output and the
+status; the last shard to finish merges them in input order, byte-identical
+to a one-shard run.
+
     python pretrain/download_images.py [--set download.threads=64]
 """
 from __future__ import annotations
@@ -38,6 +44,7 @@ from common.sampling import stable_hash
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_web_row, clean_text, row_id, skip_key
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
+from translate.stage import check_shard_args, shard_path
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
@@ -139,23 +146,33 @@ def read_rows(path: Path, bad: BadRows, validate) -> Iterator[dict]:
         yield row
 
 
-def run(dc: dict, report: Report, progress: bool = True) -> dict:
-    """Download every distinct URL of ``dc['input']``; returns the summary dict."""
+def run(dc: dict, report: Report, progress: bool = True, shard: tuple[int, int] = (1, 0)) -> dict:
+    """Download every distinct URL of ``dc['input']`` (of shard ``(num_shards, index)``
+    into the shard's output and status files); returns the summary dict."""
     check_config(dc)
     # Pillow's own bomb check (at open) then fires at twice our limit; the exact
     # limit is checked on the header size in image_norm. Restored afterwards:
     # it is process-wide.
     pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, dc["max_pixels"]
     try:
-        return _run(dc, report, progress)
+        return _run(dc, report, progress, shard)
     finally:
         Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
-def _run(dc: dict, report: Report, progress: bool) -> dict:
+def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> dict:
     in_path, image_root = Path(dc["input"]), Path(dc["image_root"])
     image_root.mkdir(parents=True, exist_ok=True)
-    failed_before = {} if dc["retry_failed"] else previous_failures(Path(dc["status"]))
+    num_shards, shard_index = shard
+    out_path, status_path = Path(dc["output"]), Path(dc["status"])
+    failed_before = {}
+    if not dc["retry_failed"]:
+        failed_before = previous_failures(status_path)
+        if num_shards > 1:   # an earlier run may have been merged, or not
+            failed_before.update(previous_failures(shard_path(status_path, shard_index, num_shards)))
+    if num_shards > 1:
+        out_path = shard_path(out_path, shard_index, num_shards)
+        status_path = shard_path(status_path, shard_index, num_shards)
     worker = Worker(dc, image_root)
     bad = BadRows(max_bad=dc["max_bad_rows"])
     kinds: collections.Counter = collections.Counter()
@@ -182,7 +199,7 @@ def _run(dc: dict, report: Report, progress: bool) -> dict:
             yield {**row, "id": rid, "url": url, "caption": caption}
 
     with cf.ThreadPoolExecutor(dc["threads"], thread_name_prefix="download") as pool, \
-            atomic_open(dc["status"]) as status_f, atomic_open(dc["output"]) as out_f, \
+            atomic_open(status_path) as status_f, atomic_open(out_path) as out_f, \
             tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
 
         def drain_one() -> None:
@@ -208,8 +225,10 @@ def _run(dc: dict, report: Report, progress: bool) -> dict:
                 report.skip("no image: duplicate url of a failed row", f"id {row['id']}")
 
         for row in rows():
-            report.count("rows_valid")
             key = stable_hash(row["url"])
+            if key % num_shards != shard_index:
+                continue
+            report.count("rows_valid")
             if key in outcome:
                 report.count("rows_duplicate_url")
                 window.append((row, key, None))
@@ -251,6 +270,63 @@ def _run(dc: dict, report: Report, progress: bool) -> dict:
     return summary
 
 
+def combine_download_shards(dc: dict, num_shards: int) -> int:
+    """Merge the shard outputs and statuses in input order (the order a one-shard
+    run writes): walk the input again; each first occurrence of a URL takes the
+    next status row of its shard, and a row whose URL got an image the next
+    output row. Returns the rows written; a missing shard is named."""
+    out_path, status_path = Path(dc["output"]), Path(dc["status"])
+    outs = [shard_path(out_path, i, num_shards) for i in range(num_shards)]
+    stats = [shard_path(status_path, i, num_shards) for i in range(num_shards)]
+    missing = [str(p) for p in outs + stats if not p.is_file()]
+    if missing:
+        raise UserError(f"missing shard file(s): {', '.join(missing)}")
+    out_fs = [open(p, encoding="utf-8") for p in outs]
+    stat_fs = [open(p, encoding="utf-8") for p in stats]
+
+    def next_line(files, paths, s: int, url: str) -> str:
+        line = files[s].readline()
+        if not line or json.loads(line).get("url") != url:
+            raise UserError(f"{paths[s]} does not match {dc['input']} at {url[:100]} "
+                            "(shards of another input or another run.num_shards?)")
+        return line
+
+    got_image: dict[int, bool] = {}
+    n = 0
+    try:
+        with atomic_open(status_path) as status_f, atomic_open(out_path) as out_f:
+            # The shards have reported the bad rows already.
+            for row in read_rows(Path(dc["input"]), BadRows(max_bad=None, quiet=True), check_web_row):
+                url = row["url"].strip()
+                key = stable_hash(url)
+                s = key % num_shards
+                if key not in got_image:
+                    line = next_line(stat_fs, stats, s, url)
+                    status_f.write(line)
+                    got_image[key] = json.loads(line).get("kind") in SUCCESS
+                if got_image[key]:
+                    out_f.write(next_line(out_fs, outs, s, url))
+                    n += 1
+            leftover = [str(p) for p, f in zip(outs + stats, out_fs + stat_fs) if f.readline()]
+            if leftover:
+                raise UserError(f"rows left over in {', '.join(leftover)}: not shards of {dc['input']}")
+    finally:
+        for f in out_fs + stat_fs:
+            f.close()
+    return n
+
+
+def merge_if_complete(dc: dict, num_shards: int, shard_index: int) -> int | None:
+    """The last shard to finish merges (racing last shards write the same bytes)."""
+    files = [shard_path(Path(dc[k]), i, num_shards) for k in ("output", "status") for i in range(num_shards)]
+    waiting = sorted({i for i in range(num_shards) if not files[i].is_file() or not files[num_shards + i].is_file()})
+    if waiting:
+        print(f"shard {shard_index}/{num_shards} done; waiting for shard(s) {waiting[:10]} "
+              "(the last one to finish merges them)", file=sys.stderr)
+        return None
+    return combine_download_shards(dc, num_shards)
+
+
 def print_summary(summary: dict, file=sys.stderr) -> None:
     print(f"[download] {summary['success']}/{summary['urls']} URLs have an image "
           f"(success rate {summary['success_rate']:.1%}); fetched now: {summary['downloaded_now']} "
@@ -265,12 +341,19 @@ def main(argv: list[str] | None = None) -> None:
     cfg.require_file("download.input")
     dc = cfg["download"]
     check_config(dc)
+    num_shards, shard_index = check_shard_args(cfg["run"])
     report = Report("capfilt.download")
-    summary = run(dc, report, progress=dc["progress"])
+    summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
+    if num_shards > 1:
+        merged = merge_if_complete(dc, num_shards, shard_index)
+        if merged is not None:
+            report.count("rows_merged_from_shards", merged)
     report.print()
     print_summary(summary)
-    report.save(dc["report"])
-    print(f"wrote {report.counts['rows_out']} rows to {dc['output']}; status per URL in {dc['status']}; "
+    rp = Path(dc["report"])
+    report.save(rp if num_shards == 1 else rp.with_name(f"{rp.stem}_shard{shard_index}.json"))
+    out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
+    print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}; "
           "next: python pretrain/generate_train.py", file=sys.stderr)
 
 

@@ -28,5 +28,6 @@ echo "== llava"
 "$PY" tasks/llava/generate_train.py "$@"
 
 echo "== imagenet"
+"$PY" tasks/imagenet/translate_train.py "${T[@]}" "$@"
 "$PY" tasks/imagenet/generate_train.py "$@"
 echo "tasks demo finished"

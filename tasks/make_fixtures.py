@@ -5,8 +5,9 @@ an empty / whitespace caption, an NFD caption, an image record without
 sentences, a Karpathy image whose file is missing, restval images (training
 only), VQAv2 annotations in another order than the questions, a question with
 '#' and braces, a question without annotation, answers that are frequent /
-numeric / one character, an A-OKVQA image missing from the COCO folder and a
-bad correct_choice_idx, LLaVA turns with '<image>' as prefix, suffix and in
+numeric / one character, a val question without multiple_choice_answer and a
+malformed answer, an A-OKVQA image missing from the COCO folder, a bad
+correct_choice_idx, empty rationales and rationales given as a string, LLaVA turns with '<image>' as prefix, suffix and in
 the middle, a long answer, an odd number of turns, ImageNet classes with few,
 zero or no images, and a small Babel-ImageNet file (HE, TL, an unknown key).
 
@@ -113,6 +114,11 @@ def vqav2(root: Path) -> None:
            "multiple_choice_answer": "yes",
            "answers": [{"answer": a, "answer_confidence": "maybe", "answer_id": k + 1}
                        for k, a in enumerate(["yes"] * 7 + ["no"] * 3)]}]
+    # No multiple_choice_answer, but ten answers (one of them malformed): still an eval row.
+    vq.append({"image_id": 203564, "question": "What time does the clock show?", "question_id": 203564003})
+    va.append({"question_id": 203564003, "image_id": 203564, "question_type": "what", "answer_type": "other",
+               "answers": [{"answer": "noon", "answer_confidence": "yes", "answer_id": k + 1} for k in range(9)]
+               + [{"answer_confidence": "no", "answer_id": 10}]})
     # 184613002 has no annotation: skipped and counted.
     dump(root / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json",
          {**meta, "data_subtype": "val2014", "questions": vq})
@@ -133,6 +139,10 @@ def aokvqa(root: Path) -> None:
         row("3Bz9mLJ8Hx0Kq2PcWQ1uYt", 999999, "What is on the table?", ["a", "b", "c", "d"], 0, ["Missing image."]),
         row("4Cw0nMK9Iy1Lr3QdXR2vZu", 30, "Which object holds the flowers?", ["vase", "cup", "box", "shoe"],
             7, ["Bad index."]),
+        row("5Ey2pON1Ka3Nt5SfZT4xBw", 30, "What #1 thing is in the vase?", ["flowers", "water", "sand", "rocks"],
+            0, ["Flowers stand in the vase.", "", "   "]),
+        row("6Fz3qPO2Lb4Ou6TgAU5yCx", 30, "Is the vase on a table?", ["yes", "no", "maybe", "never"],
+            0, "The vase stands on a table."),
     ]
     dump(root / "aokvqa" / "aokvqa_v1p0_train.json", rows, indent=1)
     val = [dict(rows[0], split="val", question_id="5Dx1oNL0Jz2Ms4ReYS3wAv", image_id=391895)]

@@ -162,6 +162,125 @@ def test_pope_real_counts(real_run):
             [(r["text"], r["image"], r["label"]) for r in raw_rows]
 
 
+# ---- shared checks of output files (the demo tests in test_eval_units.py use them too) ----------
+
+BASE_KEYS = {"context", "label", "image_id", "text_label"}
+PAIR_KEYS = BASE_KEYS | {"left_image", "right_image", "concept", "language"}
+# (key set, JSON type of text_label) per benchmark folder; FORMATS.md "Evaluation files".
+ROW_SHAPES = {"xgqa": (BASE_KEYS, str), "xvnli": (BASE_KEYS | {"pair_id"}, str), "marvl": (PAIR_KEYS, str),
+              "xflickrco": (BASE_KEYS, str), "xm3600": (BASE_KEYS, str), "maxm": (BASE_KEYS, list),
+              "pope": (BASE_KEYS, str), "chair": (BASE_KEYS, list)}
+SEGMENTED = {"zh", "ja", "th"}
+
+
+def _json_type(value) -> str:
+    if isinstance(value, list):
+        inner = {_json_type(v) for v in value}
+        return f"list[{'|'.join(sorted(inner))}]" if inner else "list"
+    return type(value).__name__
+
+
+def check_rows(path: Path, benchmark: str) -> list[dict]:
+    """Exactly the benchmark's keys in every row, one JSON type per column, str texts NFC."""
+    import unicodedata
+
+    keys, label_type = ROW_SHAPES[benchmark]
+    rows = lines(path)
+    types: dict[str, set] = {}
+    for i, row in enumerate(rows, 1):
+        assert set(row) == keys, (path, i, sorted(row))
+        assert isinstance(row["text_label"], label_type), (path, i, row["text_label"])
+        for k, v in row.items():
+            # An empty list types as list of anything in Arrow: it mixes with list[str].
+            types.setdefault(k, set()).add(_json_type(v))
+            for text in (v if isinstance(v, list) else [v]):
+                if isinstance(text, str) and k not in ("image_id", "left_image", "right_image"):  # on disk
+                    assert unicodedata.is_normalized("NFC", text), (path, i, k)
+                    assert text == " ".join(text.split()), (path, i, k, text)
+        assert (row["label"] == "") == ("_train" not in path.name), (path, i)
+    for k, seen in types.items():
+        assert len(seen - {"list"}) <= 1, f"{path}: column {k!r} mixes JSON types {sorted(seen)}"
+    return rows
+
+
+def check_loads_with_datasets(paths: list[Path], cache_dir: Path) -> dict[str, int]:
+    """Load every file with datasets.load_dataset("json"), the way training code loads them.
+
+    One call per benchmark folder, each file its own split (datasets casts every split of a call
+    to the first one's features, so only files of one row shape can share a call)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    counts: dict[str, int] = {}
+    for folder in sorted({p.parent for p in paths}):
+        files = {p.stem: str(p) for p in paths if p.parent == folder}
+        ds = datasets.load_dataset("json", data_files=files, cache_dir=str(cache_dir))
+        counts.update({name: ds[name].num_rows for name in files})
+    assert len(counts) == len(paths), "two outputs share a file name"
+    return counts
+
+
+def reference_rows_file(ref: Path) -> Path:
+    """xm3600_coco_test_de.json -> xm3600_test_de.jsonl; flickr30k_coco_val_en.json -> flickr30k_val_en.jsonl."""
+    return ref.with_name(ref.stem.replace("_coco_", "_") + ".jsonl")
+
+
+def check_reference_matches_rows(ref_path: Path) -> tuple[str, list[str]]:
+    """The COCO reference and its row file name the same images in the same order; ids are unique;
+    every image has a caption; captions are NFC, single-spaced, and the row's language code says
+    whether they were segmented. Returns (lang, captions)."""
+    import unicodedata
+
+    ref = json.loads(ref_path.read_text(encoding="utf-8"))
+    rows = lines(reference_rows_file(ref_path))
+    image_ids = [img["id"] for img in ref["images"]]
+    assert image_ids == [r["image_id"] for r in rows], ref_path
+    assert len(set(image_ids)) == len(image_ids), ref_path
+    ann_ids = [a["id"] for a in ref["annotations"]]
+    assert len(set(ann_ids)) == len(ann_ids) and all(isinstance(i, int) for i in ann_ids), ref_path
+    assert {a["image_id"] for a in ref["annotations"]} == set(image_ids), f"{ref_path}: image without caption"
+    langs = {r["text_label"] for r in rows}
+    assert len(langs) == 1, ref_path
+    lang = langs.pop()
+    assert ref_path.stem.endswith("_" + lang), ref_path
+    caps = [a["caption"] for a in ref["annotations"]]
+    for cap in caps:
+        assert cap and cap == " ".join(cap.split()) and unicodedata.is_normalized("NFC", cap), (ref_path, cap)
+    return lang, caps
+
+
+def check_cocoevalcap(path: Path) -> dict:
+    """The real COCOEvalCap pipeline (PTBTokenizer in Java, BLEU, ROUGE-L, CIDEr-D) with each image's
+    first reference as the candidate. METEOR (a 2 GB Java process) and SPICE (needs models from the
+    network) are left out; everything else is the scorer's own code."""
+    import contextlib
+    import io
+
+    import pycocoevalcap.eval as cocoeval
+    from pycocotools.coco import COCO
+
+    class Skipped:
+        def method(self):
+            return "skipped"
+
+        def compute_score(self, gts, res):
+            return 0.0, [0.0] * len(gts)
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+        ids = coco.getImgIds()
+        results = coco.loadRes([{"image_id": i, "caption": coco.imgToAnns[i][0]["caption"]} for i in ids])
+        evaluator = cocoeval.COCOEvalCap(coco, results)
+        evaluator.params["image_id"] = results.getImgIds()
+        saved = cocoeval.Meteor, cocoeval.Spice
+        cocoeval.Meteor = cocoeval.Spice = Skipped
+        try:
+            evaluator.evaluate()
+        finally:
+            cocoeval.Meteor, cocoeval.Spice = saved
+    return {"eval": evaluator.eval, "per_image": evaluator.imgToEval, "n_refs": {i: len(coco.imgToAnns[i]) for i in ids}}
+
+
 # ---- captioning references: load with pycocotools, score against themselves ----------------------
 
 def check_reference(path: Path) -> None:
@@ -243,3 +362,85 @@ def test_gqa_train_reader_on_real_testdev(real_run, tmp_path):
     assert len(raw_rows) == 12578 == len(rows)
     assert [r["label"] for r in rows] == [max(q["label"], key=q["label"].get) for q in raw_rows]
     assert [r["image_id"] for r in rows] == [q["img_id"] + ".jpg" for q in raw_rows]
+
+
+# ---- every output: keys, types, NFC, datasets; references against their rows; the real scorer ----
+
+def test_real_rows_keys_types_and_datasets_load(real_run, tmp_path):
+    _, out, _ = real_run
+    files = sorted(out.rglob("*.jsonl"))
+    assert len(files) == 17 + 11 + 13 + 11 + 36 + 7 + 3  # xgqa xvnli marvl+nlvr2 xflickrco xm3600 maxm pope
+    expected = {f.stem: len(check_rows(f, f.parent.name)) for f in files}
+    assert check_loads_with_datasets(files, tmp_path / "hf") == expected
+
+
+def test_real_references_match_their_rows(real_run):
+    import unicodedata
+
+    _, out, _ = real_run
+    for ref in sorted(out.rglob("*_coco_*.json")):
+        check_reference_matches_rows(ref)
+    # Languages written with spaces are not segmented: each reference is the release's caption,
+    # NFC with runs of whitespace collapsed, nothing else.
+    for lang in ["de", "en", "es", "id", "ru", "tr"]:
+        _, caps = check_reference_matches_rows(out / f"xflickrco/xflickrco_coco_test_{lang}.json")
+        raw = lines(REAL / IG / f"xFlickrCO/annotations/{lang}/test.jsonl")
+        assert caps == [" ".join(unicodedata.normalize("NFC", s).split()) for r in raw for s in r["sentences"]
+                        if s.strip()], lang
+    _, caps = check_reference_matches_rows(out / "xflickrco/flickr30k_coco_test_en.json")
+    assert caps == [s for r in lines(REAL / IG / "flickr30k/annotations/test_ann.jsonl") for s in r["sentences"]]
+
+
+@pytest.mark.skipif(__import__("shutil").which("java") is None, reason="the PTB tokenizer of pycocoevalcap needs Java")
+def test_cocoevalcap_end_to_end_scores_references_at_maximum(real_run):
+    """COCO(ref) -> loadRes(first reference per image) -> COCOEvalCap.evaluate(), as evaluation code does.
+
+    A candidate equal to one of its references gets BLEU-1..4 = 1 and ROUGE-L = 1; with one
+    reference per image CIDEr-D reaches its maximum of 10 for every caption whose n-grams of each
+    order are not shared by all images. A reference file whose captions the PTB tokenizer read
+    out of line (a raw newline in a caption) would score far below that."""
+    _, out, _ = real_run
+    for rel in ["xflickrco/xflickrco_coco_test_zh.json", "xflickrco/xflickrco_coco_test_ja.json",
+                "xflickrco/xflickrco_coco_test_de.json", "xflickrco/flickr30k_coco_val_en.json",
+                "xm3600/xm3600_coco_test_th.json", "xm3600/xm3600_coco_test_ko.json"]:
+        result = check_cocoevalcap(out / rel)
+        scores = result["eval"]
+        for m in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L"):
+            assert abs(scores[m] - 1.0) < 1e-6, (rel, m, scores[m])
+        cider = [v["CIDEr"] for v in result["per_image"].values()]
+        if rel.startswith("xflickrco/xflickrco"):  # one reference per image, 1999-2000 images
+            assert max(cider) <= 10.0 + 1e-6
+            assert sorted(cider)[len(cider) // 2] > 10.0 - 1e-6, rel  # the median image is at the maximum
+            assert scores["CIDEr"] > 9.5, (rel, scores["CIDEr"])
+        elif rel.startswith("xflickrco/flickr30k"):  # five references: CIDEr-D averages over them
+            assert scores["CIDEr"] > 1.5, (rel, scores["CIDEr"])
+
+
+def test_marvl_real_annotations_find_nfd_image_folders(real_run, tmp_path):
+    """The whole real MaRVL annotations against an image tree unpacked as NFD (macOS): every pair
+    resolves, and the rows name the on-disk spelling."""
+    import unicodedata
+
+    from eval_data.marvl.convert import main as marvl
+
+    raw, _, _ = real_run
+    images = tmp_path / "marvl_images"
+    n_nfd = 0
+    for lang in ["id", "sw", "ta", "tr", "zh"]:
+        for r in lines(REAL / IG / f"marvl/zero_shot/annotations/marvl-{lang}.jsonl"):
+            folder = images / lang / "images" / unicodedata.normalize("NFD", r["concept"])
+            n_nfd += folder.name != r["concept"]
+            folder.mkdir(parents=True, exist_ok=True)
+            for side in ("left_img", "right_img"):
+                (folder / r[side]).touch()
+    assert n_nfd > 0  # the ta and tr concepts really differ between NFC and NFD
+    report = marvl(["--set", f"paths.raw_root={raw}", "--set", f"paths.out_root={tmp_path / 'out'}",
+                    "--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"marvl.image_root={images}"])
+    assert "marvl images not on disk" not in report["counts"]
+    for lang in ["ta", "tr"]:
+        rows = lines(tmp_path / f"out/eval/marvl/marvl_test_{lang}.jsonl")
+        for row in rows:
+            for side in ("left_image", "right_image"):
+                assert (images / row[side]).is_file(), row[side]
+            assert row["concept"] == unicodedata.normalize("NFC", row["concept"])
+        assert any(not unicodedata.is_normalized("NFC", r["left_image"]) for r in rows), lang

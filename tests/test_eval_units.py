@@ -47,6 +47,19 @@ def test_segmentation_keeps_every_character_and_nfc():
     assert unicodedata.is_normalized("NFC", segment("か\u3099いこく", "ja"))
 
 
+def test_languages_with_spaces_are_not_segmented():
+    # Korean is written with spaces between words: NFC only (decomposed jamo recomposed), spaces kept.
+    nfd = unicodedata.normalize("NFD", "태권도를 연습하는 두 사람")
+    assert nfd != "태권도를 연습하는 두 사람"
+    assert segment(nfd, "ko") == "태권도를 연습하는 두 사람"
+    assert segment("잔디 위를 달리는 개", "ko") == "잔디 위를 달리는 개"
+    for lang, text in [("ru", "Собака бежит по траве."), ("ar", "كلب يركض على العشب"), ("hi", "घास पर दौड़ता कुत्ता")]:
+        assert segment(text, lang) == text
+    # Line breaks and tabs become single spaces (the PTB tokenizer reads one caption per line).
+    assert segment("Un perro corre\nsobre\t la hierba.\u2028", "es") == "Un perro corre sobre la hierba."
+    assert "\n" not in segment("一只狗\n在跑", "zh")
+
+
 def test_reference_format_and_empty_captions():
     caps = reference_captions(["", "  ", "A dog.", None], "en")
     assert caps == ["A dog."]
@@ -84,6 +97,8 @@ def test_nlvr2_image_names():
     assert nlvr2_image("dev-850-0-0", None, 0) == "dev/dev-850-0-img0.png"
     assert nlvr2_image("test1-0-1-3", None, 1) == "test1/test1-0-1-img1.png"
     assert nlvr2_image("train-10171-0-0", "73", 1) == "train/73/train-10171-0-img1.png"
+    assert nlvr2_image("train-10171-0-0", 73, 0) == "train/73/train-10171-0-img0.png"  # a JSON number
+    assert nlvr2_image("train-10171-0-0", 0, 0) == "train/0/train-10171-0-img0.png"
     assert nlvr2_image("train-10171-0-0", None, 0) is None
     assert nlvr2_image("garbage", None, 0) is None
 
@@ -120,6 +135,34 @@ def test_missing_input_exits_2_naming_the_path(tmp_path):
     assert r.stderr.strip().count("\n") == 0
     assert f"{tmp_path}/nothing/pope/output/coco/coco_pope_adversarial.json" in r.stderr
     assert not (tmp_path / "out").exists()  # nothing written before the check
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_every_converter_stops_on_a_missing_input_before_writing(bench, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"eval_data.{bench}.convert").main
+    with pytest.raises(SystemExit) as e:
+        main(["--set", f"paths.raw_root={tmp_path}/nothing", "--set", f"paths.out_root={tmp_path}/out",
+              "--set", f"paths.work_dir={tmp_path}/work"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{tmp_path}/nothing/" in err and "input file not found" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("bench, template", [("maxm", "Question: {question} Answer in {lang}:"),
+                                             ("xvnli", "{hypothesis"), ("pope", "{} {question}")])
+def test_bad_context_template_stops_before_writing(bench, template, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"eval_data.{bench}.convert").main
+    with pytest.raises(SystemExit) as e:
+        main(["--set", f"paths.raw_root={FIXTURES}", "--set", f"paths.out_root={tmp_path}/out",
+              "--set", f"paths.work_dir={tmp_path}/work", "--set", f"{bench}.context_template={template}"])
+    assert e.value.code == 2
+    assert f"{bench}.context_template" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_key_exits_2(tmp_path):
@@ -176,13 +219,19 @@ def test_demo_writes_every_file(demo):
                 assert (row["label"] == "") == ("_train" not in rel), rel
 
 
-def test_demo_rows_load_with_datasets(demo):
-    import datasets
+def test_demo_rows_keys_types_and_datasets_load(demo, tmp_path):
+    from test_eval_real import check_loads_with_datasets, check_rows
 
     out, _, _ = demo
-    ds = datasets.load_dataset("json", data_files=str(out / "marvl/marvl_test_tr.jsonl"), split="train")
-    assert set(ds.column_names) == {"context", "label", "image_id", "text_label", "left_image", "right_image",
-                                    "concept", "language"}
+    files = sorted(out.rglob("*.jsonl"))
+    expected = {f.stem: len(check_rows(f, f.parent.name)) for f in files}
+    assert all(expected.values()), expected  # every demo output has rows
+    assert check_loads_with_datasets(files, tmp_path / "hf") == expected
+    # NLVR2 train: the directory as a JSON number and as a string both name the images.
+    train = [json.loads(l) for l in (out / "marvl/nlvr2_train_en.jsonl").read_text().splitlines()]
+    assert [(r["left_image"], r["right_image"], r["label"]) for r in train] == [
+        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "no"),
+        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "yes")]
 
 
 def test_demo_accounts_for_every_row(demo):
@@ -224,15 +273,38 @@ def test_demo_awkward_cases(demo):
 
 
 def test_demo_references(demo):
-    from test_eval_real import check_reference
+    from test_eval_real import check_reference, check_reference_matches_rows
 
     out, _, _ = demo
     refs = sorted(out.rglob("*_coco_*.json"))
-    assert refs
+    assert len(refs) == 2 + 8 + 36
+    captions = {}
     for path in refs:
         check_reference(path)
-    th = json.loads((out / "xm3600/xm3600_coco_test_th.json").read_text(encoding="utf-8"))
-    assert th["annotations"][0]["caption"] == "ผู้หญิง กำลัง เดิน อยู่ บน ถนน"
+        lang, caps = check_reference_matches_rows(path)
+        captions[path.relative_to(out).as_posix()] = caps
+    assert captions["xm3600/xm3600_coco_test_th.json"][0] == "ผู้หญิง กำลัง เดิน อยู่ บน ถนน"
+    assert captions["xm3600/xm3600_coco_test_zh.json"][0].split() == ["一只", "在", "草地", "上", "奔跑", "的", "宠物狗"]
+    assert len(captions["xm3600/xm3600_coco_test_ja.json"][1].split()) > 3
+    # Korean keeps its own spaces, and the NFD caption comes out NFC; French too.
+    assert captions["xm3600/xm3600_coco_test_ko.json"] == ["잔디 위를 달리는 개", "태권도를 연습하는 두 사람"]
+    assert captions["xm3600/xm3600_coco_test_fr.json"][1] == "Une f\u00e9e danse pr\u00e8s du lac."
+    # The newline and the tab inside Spanish captions became spaces.
+    assert captions["xflickrco/xflickrco_coco_test_es.json"] == ["Un perro corre sobre la hierba verde.",
+                                                                 "Dos personas practican taekwondo."]
+    # The image without a quz caption is not in the quz reference nor its rows.
+    assert len(captions["xm3600/xm3600_coco_test_quz.json"]) == 2  # two captions of the one image
+
+
+@pytest.mark.skipif(__import__("shutil").which("java") is None, reason="the PTB tokenizer of pycocoevalcap needs Java")
+def test_demo_references_score_with_cocoevalcap(demo):
+    from test_eval_real import check_cocoevalcap
+
+    out, _, _ = demo
+    for rel in ["xflickrco/flickr30k_coco_test_en.json", "xflickrco/xflickrco_coco_test_es.json",
+                "xm3600/xm3600_coco_test_zh.json"]:
+        scores = check_cocoevalcap(out / rel)["eval"]
+        assert abs(scores["Bleu_4"] - 1.0) < 1e-6 and abs(scores["ROUGE_L"] - 1.0) < 1e-6, (rel, scores)
 
 
 def test_drop_missing_images_option(tmp_path):

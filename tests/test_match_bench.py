@@ -1,7 +1,10 @@
 """The search benchmark runs and FAISS and torch agree on the neighbours."""
 from __future__ import annotations
 
+import numpy as np
+
 from match import bench_search
+from match.search import CaptionIndex
 
 
 def test_bench_search_small(capsys):
@@ -13,3 +16,25 @@ def test_bench_search_small(capsys):
     assert float(torch_row[-3]) >= 0.99  # same top-k as faiss (exact search both)
     assert float(faiss_row[-4]) > 0      # index MB
     assert "index memory at 600,000 captions" in out
+
+
+def test_caption_index_is_exact_inner_product():
+    rng = np.random.default_rng(0)
+    captions = rng.standard_normal((700, 24)).astype(np.float32)
+    captions /= np.linalg.norm(captions, axis=1, keepdims=True)
+    queries = rng.standard_normal((37, 24)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = queries @ captions.T
+    one = CaptionIndex(captions, "cpu")
+    chunked = CaptionIndex(dim=24, device="cpu", chunks=(captions[s:s + 128] for s in range(0, 700, 128)))
+    assert one.ntotal == chunked.ntotal == 700 and not one.on_gpu
+    for index in (one, chunked):
+        got = [(start, scores, ids) for start, scores, ids in index.search(queries, 50, batch=10)]
+        assert [g[0] for g in got] == [0, 10, 20, 30]
+        scores, ids = np.concatenate([g[1] for g in got]), np.concatenate([g[2] for g in got])
+        best = np.sort(exact, axis=1)[:, ::-1][:, :50]
+        assert np.allclose(scores, best, atol=1e-5)                              # the true top-50 scores
+        assert np.allclose(np.take_along_axis(exact, ids, 1), scores, atol=1e-5)  # of those captions
+        assert np.array_equal(index.neighbors(queries[3], 50), ids[3])
+    _, _, ids = next(one.search(queries[:1], 5000))
+    assert ids.shape == (1, 700) and sorted(ids[0]) == list(range(700))         # k clipped to the index

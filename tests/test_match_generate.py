@@ -63,6 +63,11 @@ def test_translate_then_generate(tmp_path, capsys):
         used = [t for t in templates[ex["lang"]] if t["question"].replace("{caption}", r["caption"]) == ex["context"]]
         assert used, ex
         assert ex["label"] == used[0]["answer_yes" if r["match"] == "yes" else "answer_no"]
+        if ex["lang"] != "en":  # the label is in lang (dry-run tags every translation with its target)
+            nllb = load_languages()[ex["lang"]].nllb
+            assert ex["label"].startswith(f"[{nllb}] ") and ex["context"].startswith(f"[{nllb}] ")
+        else:
+            assert ex["label"].split(",")[0] in ("Yes", "No")
     assert len({ex["context"].split('"')[0] for ex in examples if ex["lang"] == "en"}) > 1  # several templates
     report = json.loads((tmp_path / "work" / "match" / "generate_match_report.json").read_text())
     assert report["counts"]["label_yes"] == report["counts"]["label_no"] == 30

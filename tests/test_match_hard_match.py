@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from match import hard_match
-from match.embed_cache import EmbeddingCache
+from match.embed_cache import EmbeddingCache, model_identity
+from match.negatives import plan_negative
 from match.rows import normalise_caption, text_key
 
 CAPTIONS = [
@@ -48,6 +49,10 @@ def make_data(root: Path, n_rows: int = 48, n_images: int = 20) -> dict:
         caption = CAPTIONS[i % len(CAPTIONS)] + ("" if i < len(CAPTIONS) else f" number {i}")
         rows.append({"id": f"cap{i}", "image_id": f"sub/{i % n_images:03d}.jpg", "caption": caption,
                      "context": "Describe the image."})
+    # Captions shared across images (exactly, and after normalisation) and twice on one image.
+    rows += [{"id": "dupA", "image_id": "sub/007.jpg", "caption": "A DOG runs on the green-grass."},
+             {"id": "dupB", "image_id": "sub/008.jpg", "caption": CAPTIONS[2]},
+             {"id": "dupC", "image_id": "sub/002.jpg", "caption": CAPTIONS[2]}]
     src = root / "capfilt" / "capfilt_en.jsonl"
     src.parent.mkdir(parents=True)
     lines = [json.dumps(x) for x in rows]
@@ -80,6 +85,41 @@ def data(tmp_path):
     return make_data(tmp_path)
 
 
+def check_negatives(rows, expected, root, model, ranks, random_fraction, seed=0):
+    """No negative equals any caption of its image after normalisation; a hard
+    negative is exactly the planned rank of the image's valid distinct captions
+    (by brute force over the cached vectors), clipped only beyond their number."""
+    own = {}
+    for r in expected:
+        own.setdefault(r["image_id"], set()).add(normalise_caption(r["caption"]))
+    no = [r for r in rows if r["match"] == "no"]
+    assert no and all(normalise_caption(r["caption"]) not in own[r["image_id"]] for r in no)
+    assert all(r["original_caption"] in {x["caption"] for x in expected if x["image_id"] == r["image_id"]} for r in no)
+
+    cache_dir = root / "work" / "match" / "embeddings"
+    texts = list(dict.fromkeys(r["caption"] for r in expected))
+    tc = EmbeddingCache(cache_dir, model_identity(str(model)), "text", {"max_text_tokens": 77})
+    ic = EmbeddingCache(cache_dir, model_identity(str(model)), "image")
+    tvec = tc.gather([text_key(t) for t in texts])
+    ranked = [r for r in no if r["neg_rank"] is not None]
+    assert ranked
+    clipped = 0
+    for r in ranked:
+        sims = tvec @ ic.gather([r["image_id"]])[0]
+        seen, valid = set(), []
+        for p in np.argsort(-sims, kind="stable"):
+            n = normalise_caption(texts[p])
+            if n not in own[r["image_id"]] and n not in seen:
+                seen.add(n)
+                valid.append(p)
+        planned = plan_negative(r["id"], seed, ranks, random_fraction)[0]
+        assert planned is not None and r["neg_rank"] == min(planned, len(valid)), (r, planned, len(valid))
+        clipped += r["neg_rank"] < planned
+        # the caption at that rank (compared by score: ties may order either way)
+        assert abs(sims[texts.index(r["caption"])] - sims[valid[r["neg_rank"] - 1]]) < 1e-5
+    return clipped
+
+
 def test_invariants_and_cache(tmp_path, data, tiny_clip):
     rows, report, first = run(tmp_path, tiny_clip)
     # Missing, corrupt and truncated images: skipped, counted, listed.
@@ -97,38 +137,12 @@ def test_invariants_and_cache(tmp_path, data, tiny_clip):
     expected = [r for r in data["rows"] if r["image_id"] not in bad_images]
     assert [r["id"] for r in rows] == [r["id"] for r in expected]  # one row per usable input row, in order
 
-    # Half positives; positives carry their own caption.
+    # Half positives exactly (every negative found a caption); positives carry their own caption.
     yes = [r for r in rows if r["match"] == "yes"]
-    assert len(yes) == len(rows) - len(rows) // 2
+    assert len(yes) == len(rows) - len(rows) // 2 and "no valid negative caption" not in report["skipped"]
     assert all(r["caption"] == r["original_caption"] and r["neg_rank"] is None for r in yes)
-    assert set(rows[0]) == {"id", "image_id", "caption", "original_caption", "match", "neg_rank"}
-
-    # No negative equals any caption of its image after normalisation.
-    own = {}
-    for r in expected:
-        own.setdefault(r["image_id"], set()).add(normalise_caption(r["caption"]))
-    no = [r for r in rows if r["match"] == "no"]
-    assert no and all(normalise_caption(r["caption"]) not in own[r["image_id"]] for r in no)
-
-    # Ranks honoured: the caption is the rank-th nearest valid distinct caption.
-    cache_dir = tmp_path / "work" / "match" / "embeddings"
-    texts = list(dict.fromkeys(r["caption"] for r in expected))
-    tc = EmbeddingCache(cache_dir, str(tiny_clip), "text", {"max_text_tokens": 77})
-    ic = EmbeddingCache(cache_dir, str(tiny_clip), "image")
-    tvec = tc.gather([text_key(t) for t in texts])
-    ranked = [r for r in no if r["neg_rank"] is not None]
-    assert ranked
-    for r in ranked:
-        sims = tvec @ ic.gather([r["image_id"]])[0]
-        seen, valid = set(), []
-        for p in np.argsort(-sims, kind="stable"):
-            n = normalise_caption(texts[p])
-            if n not in own[r["image_id"]] and n not in seen:
-                seen.add(n)
-                valid.append(p)
-        # a configured rank, or clipped to the last valid caption (top_k=40 > every caption here)
-        assert r["neg_rank"] in (1, 3, 10, 30) or r["neg_rank"] == len(valid) < 30
-        assert abs(sims[texts.index(r["caption"])] - sims[valid[r["neg_rank"] - 1]]) < 1e-5
+    assert all(list(r) == ["id", "image_id", "caption", "original_caption", "match", "neg_rank"] for r in rows)
+    check_negatives(rows, expected, tmp_path, tiny_clip, ranks=[1, 3, 10, 30], random_fraction=0.2)
 
     # Same seed -> byte-identical; the cache serves everything (no embedding pass).
     rows2, report2, second = run(tmp_path, tiny_clip)
@@ -142,6 +156,55 @@ def test_invariants_and_cache(tmp_path, data, tiny_clip):
     assert third != first and report3["embedding_passes"] == 0
     assert all(r["neg_rank"] is None for r in rows3)
 
+    # A cold run elsewhere (fresh cache) gives the same bytes.
+    make_data(tmp_path / "cold")
+    _, report4, cold = run(tmp_path / "cold", tiny_clip)
+    assert cold == first and report4["embedding_passes"] == 2
+
+
+def test_narrow_window_is_widened_not_clipped(tmp_path, data, tiny_clip):
+    """top_k = the largest rank: the image's own and duplicate captions fill the
+    window, so rank 30 needs a wider search; it is clipped only where fewer than
+    30 valid distinct captions exist at all."""
+    rows, report, _ = run(tmp_path, tiny_clip, "search.top_k=30", "negatives.random_fraction=0.0",
+                          "negatives.ranks=[30]")
+    expected = [r for r in data["rows"] if r["image_id"] not in {"sub/003.jpg", "sub/004.jpg", "sub/005.jpg"}]
+    assert report["search"]["widened"] > 0
+    clipped = check_negatives(rows, expected, tmp_path, tiny_clip, ranks=[30], random_fraction=0.0)
+    # 40 distinct captions of usable images in 38 normalised forms; an image owns at most 4 -> >= 34 valid
+    assert clipped == 0 and report["counts"]["negatives_rank_30"] == len(rows) // 2
+    # ranks beyond the number of captions are clipped to the last valid one
+    rows, report, _ = run(tmp_path, tiny_clip, "search.top_k=500", "negatives.random_fraction=0.0",
+                          "negatives.ranks=[400]")
+    assert report["embedding_passes"] == 0
+    clipped = check_negatives(rows, expected, tmp_path, tiny_clip, ranks=[400], random_fraction=0.0)
+    assert clipped == len(rows) // 2 == report["counts"]["negatives_rank_clipped"]
+
+
+def test_cache_invalidated_by_model_or_caption_change(tmp_path, data, tiny_clip):
+    import shutil
+    from match.tiny_clip import build_tiny_clip
+    model = tmp_path / "clip"
+    shutil.copytree(tiny_clip, model)
+    _, report, first = run(tmp_path, model)
+    assert report["embedding_passes"] == 2
+    # A byte-identical copy elsewhere (another node) reuses the cache.
+    shutil.copytree(tiny_clip, tmp_path / "clip-copy")
+    _, report, again = run(tmp_path, tmp_path / "clip-copy")
+    assert report["embedding_passes"] == 0 and again == first
+    # Other weights at the same path: everything embedded again.
+    shutil.rmtree(model)
+    build_tiny_clip(model, CAPTIONS, seed=1)
+    _, report, _ = run(tmp_path, model)
+    assert report["embedding_passes"] == 2 and report["embedding"]["texts_cached"] == 0
+    assert report["embedding"]["images_cached"] == 0
+    # An edited caption: only that caption is embedded.
+    src = data["src"]
+    src.write_text(src.read_text().replace('"a boat on a calm lake number 22"', '"a boat on a stormy sea"'))
+    _, report, _ = run(tmp_path, model)
+    assert report["embedding_passes"] == 1 and report["embedding"]["texts_embedded"] == 1
+    assert report["embedding"].get("images_embedded", 0) == 0
+
 
 def test_slice_growth_and_sharded_embedding(tmp_path, data, tiny_clip):
     _, report, _ = run(tmp_path, tiny_clip, "match.max_rows=20")
@@ -153,8 +216,9 @@ def test_slice_growth_and_sharded_embedding(tmp_path, data, tiny_clip):
         rep = json.loads((tmp_path / "work" / "match" / "hard_match_report.json").read_text())
         assert rep["embedding"]["texts_cached"] >= 20  # the earlier slice is reused
         embedded.append(rep["embedding"].get("texts_embedded", 0))
-    # Rows 20..47 have 28 new distinct captions (all images were in the first slice): split, none twice.
-    assert sum(embedded) == 28 and min(embedded) > 0
+    # Rows 20..50 have 29 new distinct captions (all images were in the first slice; dupB/dupC
+    # repeat an earlier caption exactly, so it is embedded once): split, none twice.
+    assert sum(embedded) == 29 and min(embedded) > 0
     rows, report, _ = run(tmp_path, tiny_clip)
     assert report["embedding_passes"] == 0
     assert report["counts"]["rows_out"] == len(rows) > 20
@@ -174,3 +238,36 @@ def test_user_errors_exit_2(tmp_path, data, tiny_clip, capsys):
         hard_match.main(sets(tmp_path, tiny_clip, "run.num_shards=2"))  # sharding needs embed.only
     assert e.value.code == 2
     assert not (tmp_path / "work" / "match" / "embeddings").exists()  # nothing done before the checks
+
+
+def test_fp16_embedding_path(tmp_path, tiny_clip):
+    """The GPU default dtype (float16) on the same code path, here on CPU: the
+    same vectors up to half precision; auto picks float16 for cuda."""
+    import torch
+    from common.errors import UserError
+    from match.clip_embed import ClipEmbedder, resolve_device, resolve_dtype
+    assert resolve_dtype("cuda:1", "auto") == "float16" and resolve_dtype("cpu", "auto") == "float32"
+    with pytest.raises(UserError):
+        resolve_dtype("cpu", "int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA"):
+            resolve_device("cuda")
+    paths = []
+    for j in range(5):
+        paths.append(tmp_path / f"{j}.jpg")
+        Image.new("RGB", (20 + j, 30), (40 * j, 200 - 30 * j, 90)).save(paths[-1])
+    paths.append(tmp_path / "missing.jpg")
+    vecs = {}
+    for dtype in ("float32", "float16"):
+        e = ClipEmbedder(str(tiny_clip), "cpu", dtype, 77, False)
+        assert e.model.dtype == getattr(torch, dtype)
+        t = np.zeros((4, e.dim), np.float16)
+        e.embed_texts(CAPTIONS[:4], t, 3)
+        im = np.zeros((len(paths), e.dim), np.float16)
+        failed = []
+        e.embed_images(paths, im, 2, 2, lambda i, reason: failed.append(i))
+        assert failed == [5]
+        vecs[dtype] = (t.astype(np.float32), im[:5].astype(np.float32))
+    for a, b in zip(vecs["float32"], vecs["float16"]):
+        assert np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-2)
+        assert (a * b).sum(1).min() > 0.99

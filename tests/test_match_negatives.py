@@ -23,8 +23,12 @@ def test_assign_sides_exact_half_and_order_independent():
 
 def test_normalise_caption_folds_case_space_punctuation():
     assert normalise_caption("A  dog, running!") == normalise_caption("a dog running")
-    assert normalise_caption("Ｄog\tRUNS.") == "dog runs"
+    assert normalise_caption("Ｄog\tRUNS.") == normalise_caption("dog runs") == "dogruns"
+    assert normalise_caption("A black-and-white photo.") == normalise_caption("a black and white photo")
+    assert normalise_caption("a dog's bed\u200b") == normalise_caption("A DOGS BED")
+    assert normalise_caption("«Straße»") == normalise_caption("strasse")
     assert normalise_caption("a dog") != normalise_caption("a dogs")
+    assert normalise_caption(" ... !") == ""
 
 
 def test_validate_row_rejects_escaping_image_paths():
@@ -54,6 +58,10 @@ def test_pick_random_never_returns_own():
     for _ in range(20):
         assert pick_random(r, norms, {"a dog"}) == 50
     assert pick_random(r, ["a dog"], {"a dog"}) is None
+    # one valid caption among many of the image's own: found by the scan after the random tries
+    norms = ["a dog"] * 20000 + ["a cat"] + ["a dog"] * 20000
+    assert all(pick_random(rng(0, "scan", i), norms, {"a dog"}) == 20000 for i in range(5))
+    assert pick_random(r, [], set()) is None
 
 
 def test_plan_negative_is_seeded_per_row():
@@ -93,3 +101,61 @@ def test_mine_negatives_independent_of_batching():
         if rank is not None:
             valid = [p for p in order[row] if p != row]
             assert valid[rank - 1] == pos
+
+
+def test_mine_negatives_widens_a_window_full_of_duplicates():
+    """The first window holds only the image's own caption and copies of one
+    other caption; rank 3 is found after widening, and clipped only when the
+    captions run out."""
+    norms = ["own", "own", "dup", "dup", "dup", "x", "y", "z"]
+    own = {"img": {"own"}}
+    full = np.arange(len(norms))
+    widened = []
+
+    def neighbors_of(image_ids):
+        for image_id in image_ids:
+            yield image_id, full[:4]
+
+    def deeper(image_id, have):
+        widened.append(have)
+        return None if have >= len(full) else full[:2 * have]
+
+    ids = [f"r{i}" for i in range(6)]
+    counts = collections.Counter()
+    chosen = mine_negatives(ids, ["img"] * 6, list(range(6)), own, norms, neighbors_of, seed=0,
+                            ranks=[3], random_fraction=0.0, counts=counts, deeper=deeper)
+    assert set(chosen.values()) == {(6, 3)}           # dup, x, y: the 3rd valid distinct caption
+    assert widened == [4]                              # widened once, then reused for the other rows
+    counts = collections.Counter()
+    chosen = mine_negatives(ids, ["img"] * 6, list(range(6)), own, norms, neighbors_of, seed=0,
+                            ranks=[9], random_fraction=0.0, counts=counts, deeper=deeper)
+    assert set(chosen.values()) == {(7, 4)} and counts["negatives_rank_clipped"] == 6  # only 4 valid exist
+    # Without widening the old behaviour would have clipped rank 3 to 1 inside the window.
+    chosen = mine_negatives(ids, ["img"] * 6, list(range(6)), own, norms, neighbors_of, seed=0,
+                            ranks=[3], random_fraction=0.0, counts=collections.Counter())
+    assert set(chosen.values()) == {(2, 1)}
+
+
+def test_negatives_with_shared_images_and_duplicate_captions():
+    """Several rows per image, captions repeated across images exactly and after
+    normalisation: a negative never matches any caption of its own image."""
+    captions = ["A dog.", "a dog", "a cat", "A CAT!", "a bird", "a fish", "a cow", "a dog"]
+    images = ["i0", "i1", "i1", "i2", "i2", "i3", "i0", "i4"]
+    texts = list(dict.fromkeys(captions))
+    norms = [normalise_caption(t) for t in texts]
+    own = collections.defaultdict(set)
+    for c, im in zip(captions, images):
+        own[im].add(normalise_caption(c))
+    ids = [f"r{i}" for i in range(len(captions))]
+    for seed in range(30):
+        order = np.random.default_rng(seed).permutation(len(texts))
+
+        def neighbors_of(image_ids):
+            for image_id in image_ids:
+                yield image_id, order
+
+        chosen = mine_negatives(ids, images, list(range(len(ids))), own, norms, neighbors_of, seed=seed,
+                                ranks=[1, 2, 3], random_fraction=0.3, counts=collections.Counter())
+        assert set(chosen) == set(range(len(ids)))
+        for row, (pos, _) in chosen.items():
+            assert norms[pos] not in own[images[row]], (seed, row, texts[pos])

@@ -24,8 +24,8 @@ def test_aokvqa(tmp_path):
     aokvqa.main(sets(tmp_path, translated=False))
     cot = rows(tmp_path / "out" / "train" / "aokvqa_cot.jsonl")
     explain = rows(tmp_path / "out" / "train" / "aokvqa_explain.jsonl")
-    # 3 + 2 rationales of the two usable questions; one per rationale and task
-    assert len(cot) == len(explain) == 5
+    # 3 + 2 + 1 rationales of the three usable questions (two empty rationales dropped); one per rationale and task
+    assert len(cot) == len(explain) == 6
     assert {r["lang"] for r in cot + explain} == {"en"}
     assert cot[0]["image_id"] == "COCO_train2014_000000000009.jpg"
     assert cot[3]["image_id"] == "COCO_val2014_000000000042.jpg"  # 2017 id found as a val2014 file
@@ -33,9 +33,13 @@ def test_aokvqa(tmp_path):
     assert "What healthy food is on the plate?" in cot[0]["context"]
     assert explain[0]["label"] == "Broccoli is a green vegetable."
     assert "broccoli" in explain[0]["context"]
+    assert cot[5]["context"].count("What #1 thing is in the vase?") == 1  # '#' like any character
+    assert explain[5]["label"] == "Flowers stand in the vase."
     report = json.loads((tmp_path / "work" / "aokvqa" / "train.report.json").read_text())
     assert report["skipped"] == {"image not in the COCO image folder": 1,
-                                 "missing choices or correct_choice_idx out of range": 1}
+                                 "missing choices or correct_choice_idx out of range": 1,
+                                 "empty rationale (the question's other rationales kept)": 2,
+                                 "rationales is not a list": 1}
 
 
 def test_image_tag_and_sentences():
@@ -71,3 +75,19 @@ def test_llava_long_answer_limit(tmp_path):
     llava.main(sets(tmp_path, "--set", "llava.max_answer_sentences=10"))
     en = rows(tmp_path / "work" / "llava" / "turns_en.jsonl")
     assert sum(r["task"] == "llava_conversation" for r in en) == 4
+
+
+def test_llava_all_translated_by_default(tmp_path):
+    """Default: instruction and answer both in the example's language; the long
+    detail answer goes through the engine sentence by sentence."""
+    extra = ["--set", "llava.languages=[de]"]
+    llava.main(sets(tmp_path, *extra))
+    llava_translate.main(sets(tmp_path, *extra))
+    llava.main(sets(tmp_path, *extra))
+    got = rows(tmp_path / "out" / "train" / "llava_detail.jsonl") + \
+        rows(tmp_path / "out" / "train" / "llava_conversation.jsonl")
+    assert len(got) == 5 and all(r["lang"] == "de" for r in got)
+    assert all(r["context"].startswith("[deu_Latn] ") and r["label"].startswith("[deu_Latn] ") for r in got)
+    long = [r for r in got if r["image_id"] == "COCO_train2014_000000000009.jpg"][0]
+    assert long["label"].count("[deu_Latn] ") == 4  # four sentences, each translated
+    assert long["context"] == "[deu_Latn] Describe the following image."

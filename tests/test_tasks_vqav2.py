@@ -120,9 +120,39 @@ def test_train_files(tmp_path, capsys):
 def test_eval_file(tmp_path):
     generate_eval.main(sets(tmp_path))
     got = rows(tmp_path / "out" / "eval" / "vqav2" / "vqav2_val.jsonl")
-    assert [r["context"] for r in got] == ["What is the man riding?", "Is the cake #1 in the contest?"]
+    assert [r["context"] for r in got] == ["What is the man riding?", "Is the cake #1 in the contest?",
+                                          "What time does the clock show?"]
     assert got[1]["text_label"] == ["yes"] * 7 + ["no"] * 3 and got[1]["label"] == ""
     assert got[0]["image_id"] == "COCO_val2014_000000391895.jpg"
+    # no multiple_choice_answer is no reason to drop an eval question; a malformed answer is counted
+    assert got[2]["text_label"] == ["noon"] * 9
+    counts = json.loads((tmp_path / "work" / "vqav2" / "eval.report.json").read_text())["counts"]
+    assert counts["val_malformed_answers_dropped"] == 1 and counts["questions_without_ten_answers"] == 1
+
+
+def test_lean_loading_shrinks_records(tmp_path):
+    from tasks.lean_json import karpathy_hook, load_json_lean, vqa_annotation_hook
+    ann = {"question_id": 7, "image_id": 1, "question_type": "what", "answer_type": "other",
+           "multiple_choice_answer": "yes",
+           "answers": [{"answer": "yes", "answer_confidence": "yes", "answer_id": 1}, {"answer_id": 2}]}
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps({"info": {"description": "x"}, "annotations": [ann]}))
+    got = load_json_lean(p, vqa_annotation_hook(keep_answers=True))
+    assert got["annotations"] == [{"question_id": 7, "multiple_choice_answer": "yes",
+                                   "answers": ["yes", {"answer_id": 2}]}]  # malformed left for the caller
+    assert got["info"] == {"description": "x"}
+    got = load_json_lean(p, vqa_annotation_hook(keep_answers=False))
+    assert got["annotations"] == [{"question_id": 7, "multiple_choice_answer": "yes"}]
+    img = {"filepath": "val2014", "sentids": [1], "filename": "f.jpg", "imgid": 0, "split": "val", "cocoid": 3,
+           "sentences": [{"tokens": ["a", "dog"], "raw": "A dog.", "imgid": 0, "sentid": 1}]}
+    p.write_text(json.dumps({"images": [img], "dataset": "coco"}))
+    got = load_json_lean(p, karpathy_hook)["images"][0]
+    assert got == {"filepath": "val2014", "filename": "f.jpg", "imgid": 0, "split": "val", "cocoid": 3,
+                   "sentences": [{"raw": "A dog.", "sentid": 1}]}
+    p.write_text('{"images": [\n{"a": }]}')
+    with pytest.raises(Exception) as e:
+        load_json_lean(p, karpathy_hook)
+    assert f"{p}:2:" in str(e.value)
 
 
 def test_second_run_without_answers_exits_2(tmp_path):

@@ -23,7 +23,9 @@ class TranslationCache:
         self.path = str(path) if path else ":memory:"
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        # check_same_thread=False: Ray calls an actor from threads other than the one
+        # that built it; each Engine still uses its connection from one thread at a time.
+        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self._retry(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -22,8 +22,8 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, fill, jsonl_records, need, path_for, report_dir,
-                           require_inputs, source_name)
+from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for,
+                           report_dir, require_inputs, source_name)
 
 MISSING = "marvl images not on disk"
 
@@ -65,7 +65,8 @@ def marvl_rows(records, c: dict, finder: ImageFinder, acc: Accounts, source: str
         left, right = images
         acc.used(source)
         rows.append(eval_row(fill(c["context_template"], statement=nfc(r["caption"])), left, text,
-                             left_image=left, right_image=right, concept=r["concept"], language=r["language"]))
+                             left_image=left, right_image=right, concept=unicodedata.normalize("NFC", r["concept"]),
+                             language=r["language"]))
     return rows
 
 
@@ -106,6 +107,7 @@ def nlvr2_rows(records, c: dict, acc: Accounts, source: str, lang: str, train: b
 
 def convert(cfg) -> dict:
     c = cfg.at("marvl")
+    check_template("marvl.context_template", c["context_template"], "statement")
     max_bad = cfg.at("io.max_bad_rows")
     marvl = {lang: path_for(c, "test_file", "marvl", lang=lang) for lang in c["langs"]}
     nlvr2 = [("nlvr2_train_en.jsonl", path_for(c, "nlvr2_train", "marvl"), "en", True),

@@ -16,8 +16,8 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, fill, json_document, need, path_for, report_dir,
-                           require_inputs, source_name)
+from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for,
+                           report_dir, require_inputs, source_name)
 
 MISSING = "maxm questions whose image is not on disk"
 
@@ -68,6 +68,7 @@ def rows_for(data: dict, lang: str, c: dict, name: str, finder: ImageFinder,
 
 def convert(cfg) -> dict:
     c = cfg.at("maxm")
+    check_template("maxm.context_template", c["context_template"], "question", "language")
     inputs = {lang: path_for(c, "file", "maxm", lang=lang) for lang in c["langs"]}
     require_inputs(list(inputs.values()))
     names = {lang: language_name(lang, cfg) for lang in c["langs"]}

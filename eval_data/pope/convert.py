@@ -13,8 +13,8 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, fill, jsonl_records, need, path_for, report_dir,
-                           require_inputs, source_name)
+from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for,
+                           report_dir, require_inputs, source_name)
 
 ANSWERS = ("yes", "no")
 
@@ -38,6 +38,7 @@ def rows_from(records, c: dict, acc: Accounts, source: str) -> list[dict]:
 
 def convert(cfg) -> dict:
     c = cfg.at("pope")
+    check_template("pope.context_template", c["context_template"], "question")
     inputs = {split: path_for(c, "file", "pope", split=split) for split in c["splits"]}
     require_inputs(list(inputs.values()))
 

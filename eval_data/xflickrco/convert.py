@@ -60,6 +60,7 @@ def convert(cfg) -> dict:
     splits += [(f"xflickrco_test_{lang}", "xflickrco", "test", lang,
                 path_for(c, "test_file", "xflickrco", lang=lang)) for lang in c["langs"]]
     require_inputs([train] + [s[-1] for s in splits])
+    names = {lang: language_name(lang, cfg) for lang in {s[3] for s in splits}}  # an unnamed code fails first
 
     acc = Accounts("xflickrco")
     out = Path(c["out_dir"])
@@ -69,7 +70,7 @@ def convert(cfg) -> dict:
     for stem, ref_stem, split, lang, (_, path) in splits:
         source = source_name(path, cfg)
         items = caption_items(jsonl_records(path, acc, source, max_bad), acc, source)
-        rows, ref = captioning_split(items, lang, language_name(lang, cfg), acc, source)
+        rows, ref = captioning_split(items, lang, names[lang], acc, source)
         acc.wrote(out / f"{stem}.jsonl", rows)
         acc.wrote_json(out / f"{ref_stem}_coco_{split}_{lang}.json", ref, "references in")
     return acc.close(report_dir(cfg))

@@ -14,8 +14,8 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, fill, json_document, need, path_for, report_dir, require_inputs,
-                           source_name)
+from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, report_dir,
+                           require_inputs, source_name)
 
 
 def best_answer(label: dict) -> str | None:
@@ -72,6 +72,7 @@ def fewshot_rows(records: dict, c: dict, acc: Accounts, source: str) -> list[dic
 
 def convert(cfg) -> dict:
     c = cfg.at("xgqa")
+    check_template("xgqa.context_template", c["context_template"], "question")
     train = path_for(c, "gqa_train", "xgqa")
     per_lang = {lang: (path_for(c, "val_file", "xgqa", lang=lang), path_for(c, "test_file", "xgqa", lang=lang))
                 for lang in c["langs"]}

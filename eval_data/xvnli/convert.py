@@ -14,8 +14,8 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, fill, jsonl_records, need, path_for, report_dir,
-                           require_inputs, source_name)
+from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for,
+                           report_dir, require_inputs, source_name)
 
 
 def map_label(row: dict, label_map: dict) -> tuple[str | None, str]:
@@ -54,6 +54,7 @@ def rows_from(records, c: dict, acc: Accounts, source: str, train: bool) -> list
 
 def convert(cfg) -> dict:
     c = cfg.at("xvnli")
+    check_template("xvnli.context_template", c["context_template"], "hypothesis", "premise")
     max_bad = cfg.at("io.max_bad_rows")
     # (output name, input, is training data)
     jobs = [("xvnli_train.jsonl", path_for(c, "train_file", "xvnli"), True)]

@@ -54,13 +54,17 @@ def parse_record(rec) -> tuple[dict | None, str | None]:
     answer = clean(choices[idx])
     if not answer:
         return None, "empty correct choice"
-    rationales = [clean(r) for r in rec.get("rationales") or [] if clean(r)]
+    raw = rec.get("rationales")
+    if not isinstance(raw, list):
+        return None, "rationales is not a list"
+    rationales = [clean(r) for r in raw if clean(r)]
     if not rationales:
         return None, "no non-empty rationale"
     image = coco_id(rec.get("image_id"))
     if image is None:
         return None, "missing or bad image_id"
-    return {"question": question, "answer": answer, "rationales": rationales, "image": image}, None
+    return {"question": question, "answer": answer, "rationales": rationales, "image": image,
+            "empty_rationales": len(raw) - len(rationales)}, None
 
 
 def examples(records, resolve, templates: dict, seed: int, report: Report):
@@ -76,6 +80,8 @@ def examples(records, resolve, templates: dict, seed: int, report: Report):
             report.skip("image not in the COCO image folder", f"{where} image_id={item['image']}")
             continue
         report.count("questions_used")
+        if item["empty_rationales"]:
+            report.skip("empty rationale (the question's other rationales kept)", where, n=item["empty_rationales"])
         q, a = item["question"], item["answer"]
         for rationale in item["rationales"]:
             cot = fill(r.choice(templates["cot"]), question=q)

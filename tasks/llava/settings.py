@@ -20,7 +20,7 @@ DEFAULTS = {
         "max_answer_sentences": 3,
         "seed": 0,
         "languages": [],
-        "translated_ratio": 0.5,
+        "translated_ratio": 1.0,
         "work_dir": "${paths.work_dir}/llava",
         "detail_out": "${paths.out_root}/train/llava_detail.jsonl",
         "conversation_out": "${paths.out_root}/train/llava_conversation.jsonl",
@@ -70,7 +70,7 @@ def turns(rec, where: str, report: Report) -> list[tuple[str, str]]:
             i += 1
             continue
         qt = strip_image_tag(q.get("value")) if isinstance(q.get("value"), str) else ""
-        at = a.get("value").strip() if isinstance(a.get("value"), str) else ""
+        at = strip_image_tag(a.get("value")) if isinstance(a.get("value"), str) else ""
         if not qt or not at:
             report.skip("empty question or answer", f"{where} conversations[{i}]")
         else:

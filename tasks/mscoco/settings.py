@@ -7,9 +7,9 @@ from typing import Iterator
 
 from common.config import REPO_ROOT, free_mapping
 from common.errors import UserError
-from common.jsonl import load_json
 from common.report import Report
 from tasks.coco_images import list_images, pattern_name
+from tasks.lean_json import karpathy_hook, load_json_lean
 from translate.engine import TRANSLATION_DEFAULTS
 from translate.stage import RUN_DEFAULTS
 
@@ -55,10 +55,11 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
     """
     c = cfg.at("mscoco")
     path = cfg.require_file("mscoco.karpathy")
-    data = load_json(path)
+    data = load_json_lean(path, karpathy_hook)  # caption tokens dropped while parsing
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise UserError(f"{path}: expected {{\"images\": [...]}} (Karpathy dataset_coco.json)")
+    del data
     existing = list_images(cfg.path("mscoco.image_dir")) if c["check_images"] else None
     patterns = c["image_patterns"]
     for i, img in enumerate(images):

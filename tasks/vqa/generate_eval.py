@@ -13,7 +13,7 @@ from tasks.vqa.settings import CONFIG, DEFAULTS, joined
 
 
 def eval_rows(cfg, report: Report):
-    for q in joined(cfg, "val", report):
+    for q in joined(cfg, "val", report, need="answers"):
         if len(q["answers"]) != 10:
             report.count("questions_without_ten_answers")
         yield {"context": q["question"], "label": "", "image_id": q["image_id"], "text_label": q["answers"]}

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from common.config import REPO_ROOT
 from common.errors import UserError
 from common.jsonl import load_json
 from common.report import Report
 from tasks.coco_images import list_images, pattern_name
+from tasks.lean_json import load_json_lean, vqa_annotation_hook
 from translate.engine import TRANSLATION_DEFAULTS
 from translate.stage import RUN_DEFAULTS
 
@@ -50,24 +51,29 @@ def work_paths(cfg) -> dict[str, Path]:
             "answers": w / "answers_translated.json"}
 
 
-def _records(path: Path, key: str) -> list:
-    data = load_json(path)
+def _records(path: Path, key: str, hook: Callable | None = None) -> list:
+    data = load_json_lean(path, hook) if hook is not None else load_json(path)
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise UserError(f"{path}: expected a JSON object with a {key!r} list")
     return items
 
 
-def joined(cfg, split: str, report: Report) -> Iterator[dict]:
+def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[dict]:
     """Questions joined to their annotations by question_id (never by position):
-    {question_id, image_id (file name), question, answer, answers}."""
+    {question_id, image_id (file name), question, answer, answers}.
+
+    ``need``: "answer" (training: the multiple_choice_answer; the ten answers
+    are not even kept while loading) or "answers" (evaluation: the ten answers).
+    """
     c = cfg.at("vqav2")
     q_path = cfg.require_file(f"vqav2.{split}_questions")
     a_path = cfg.require_file(f"vqav2.{split}_annotations")
     pattern = c[f"{split}_image_pattern"]
     existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
     annotations: dict[int, dict] = {}
-    for i, a in enumerate(_records(a_path, "annotations")):
+    records = _records(a_path, "annotations", vqa_annotation_hook(keep_answers=need == "answers"))
+    for i, a in enumerate(records):
         qid = a.get("question_id") if isinstance(a, dict) else None
         if isinstance(qid, bool) or not isinstance(qid, int):
             report.skip(f"{split}: annotation without an integer question_id", f"{a_path}: annotations[{i}]")
@@ -75,10 +81,12 @@ def joined(cfg, split: str, report: Report) -> Iterator[dict]:
         if qid in annotations:
             report.skip(f"{split}: duplicate annotation (first kept)", f"{a_path}: question_id={qid}")
             continue
-        answers = a.get("answers")
-        annotations[qid] = {"answer": a.get("multiple_choice_answer"),
-                            "answers": [x.get("answer") for x in answers if isinstance(x, dict)
-                                        and isinstance(x.get("answer"), str)] if isinstance(answers, list) else []}
+        answers = a.get("answers") if isinstance(a.get("answers"), list) else []
+        good = [x for x in answers if isinstance(x, str)]  # the hook made each answer its string
+        if len(good) < len(answers):
+            report.count(f"{split}_malformed_answers_dropped", len(answers) - len(good))
+        annotations[qid] = {"answer": a.get("multiple_choice_answer"), "answers": good}
+    del records
     used = set()
     for i, q in enumerate(_records(q_path, "questions")):
         report.count(f"{split}_questions_in")
@@ -102,8 +110,11 @@ def joined(cfg, split: str, report: Report) -> Iterator[dict]:
             report.skip(f"{split}: empty question", where)
             continue
         answer = " ".join(ann["answer"].split()) if isinstance(ann["answer"], str) else ""
-        if not answer:
+        if need == "answer" and not answer:
             report.skip(f"{split}: annotation without multiple_choice_answer", where)
+            continue
+        if need == "answers" and not ann["answers"]:
+            report.skip(f"{split}: annotation without answers", where)
             continue
         name = pattern_name(pattern, image)
         if existing is not None and name not in existing:

@@ -1,0 +1,51 @@
+"""Translate the ImageNet instructions and the answer words yes/no into every
+language, so imagenet_classify and imagenet_decide ask (and are answered) in
+the example's language. Class names are not translated: they come from
+Babel-ImageNet. Run before tasks/imagenet/generate_train.py.
+
+Writes ${imagenet.work_dir}/templates_translated.json (redone only when the
+templates, yes/no words, languages or translation model change; the engine
+caches every string). A translation that lost its {} placeholder is dropped
+and counted; generate_train.py then falls back to an English instruction
+naming the language, or, for a rejected yes/no, to an English answer.
+
+  python tasks/imagenet/translate_train.py [--config configs/imagenet.yaml] [--set key=value ...]
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+
+from common.config import parse_args
+from common.errors import entry_point
+from tasks.imagenet.settings import CONFIG, DEFAULTS, check_settings, templates_path, translatable
+from tasks.workflow import language_list, translate_template_sets
+from translate.engine import Engine
+
+
+def run(cfg, engine: Engine | None = None) -> dict[str, dict[str, list[str]]]:
+    c = cfg.at("imagenet")
+    check_settings(c)
+    languages = language_list(c["languages"])
+    engine = engine or Engine(cfg.at("translation"))
+    try:
+        out = translate_template_sets(engine, templates_path(cfg), translatable(c), cfg.at("translation"),
+                                      languages)
+        engine.print_summary()
+    finally:
+        engine.close()
+    words = sum(1 for lang in languages if lang != "en" and out.get("yes", {}).get(lang)
+                and out.get("no", {}).get(lang))
+    print(f"[imagenet translate_train] {len(languages)} languages; yes and no both translated for {words}",
+          file=sys.stderr)
+    print("next: python tasks/imagenet/generate_train.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]))
+    return out
+
+
+@entry_point
+def main(argv=None) -> None:
+    run(parse_args(__doc__, DEFAULTS, CONFIG, argv))
+
+
+if __name__ == "__main__":
+    main()
