@@ -80,10 +80,11 @@ def _merge(base: dict, over: dict, schema: dict | None, where: str, prefix: str 
             raise UserError(f"{where}: unknown config key {dotted!r}")
         expected = schema.get(key) if schema is not None else None
         if isinstance(expected, dict) and expected.get("__free__"):
-            # A free-form mapping (e.g. per-task caps): any keys, kept as given.
+            # A free-form mapping (e.g. per-task caps): any keys. Later layers add or
+            # replace keys (so --set a.b.x=1 keeps a.b's other keys).
             if value is not None and not isinstance(value, dict):
                 raise UserError(f"{where}: config key {dotted!r} must be a mapping, got {type(value).__name__}")
-            base[key] = dict(value or {})
+            base[key] = {**(base.get(key) or {}), **(value or {})}
             continue
         if isinstance(expected, dict):
             if not isinstance(value, dict):

@@ -42,8 +42,8 @@ CAPTIONS = {
     # Korean is written with spaces and must keep them (no segmenter); the second caption is NFD
     # (decomposed Hangul jamo), which must come out NFC.
     "ko": ["잔디 위를 달리는 개", unicodedata.normalize("NFD", "태권도를 연습하는 두 사람")],
-    # A line break and a tab inside a caption: the PTB tokenizer of the scorers reads one caption
-    # per line, so a raw newline would shift every later caption onto the wrong image.
+    # A line break and a tab inside a caption: references are one line of single-spaced words
+    # (the scorers split on spaces; a caption file with one caption per line stays aligned).
     "es": ["Un perro corre\nsobre la hierba verde.", "Dos personas\tpractican taekwondo."],
 }
 

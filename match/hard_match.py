@@ -9,8 +9,11 @@ row per input row, exactly half of them positives:
     {"id", "image_id", "caption", "original_caption", "match": "yes"|"no", "neg_rank": int|null}
 
 A negative's caption is its image's rank-r nearest valid caption (r drawn from
-negatives.ranks) or, with negatives.random_fraction, a random caption
-(neg_rank null). Next: translate_match_train.py.
+negatives.ranks; the search window is widened when duplicates fill the top_k,
+so r is clipped only beyond the number of valid captions) or, with
+negatives.random_fraction, a random caption (neg_rank null). ``id`` (the
+CapFilt row id) is kept beside the issue's keys: it seeds the template choice
+downstream and traces a row back. Next: translate_match_train.py.
 
     python match/hard_match.py [--set paths.clip_model=...] [--set match.max_rows=600000]
 
@@ -44,7 +47,7 @@ def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
     return {p.image_id: image_root / p.image_id for p in pairs}
 
 
-INDEX_CHUNK = 65536  # caption vectors converted to float32 at a time while the index is filled
+INDEX_CHUNK = 16384  # caption vectors converted to float32 at a time while the index is filled (48 MB at 768-d)
 
 
 def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> Iterator[dict]:
@@ -69,7 +72,7 @@ def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) 
 
     t0 = time.time()
     keys = [text_key(t) for t in texts]
-    index = CaptionIndex(dim=text_cache.dim, device=cfg.at("search.device"),
+    index = CaptionIndex(dim=text_cache.dim, device=cfg.at("search.device"), total=len(keys),
                          chunks=(text_cache.gather(keys[s:s + INDEX_CHUNK]) for s in range(0, len(keys), INDEX_CHUNK)))
     del keys
     top_k, batch = cfg.at("search.top_k"), cfg.at("search.query_batch")

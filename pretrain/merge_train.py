@@ -51,14 +51,18 @@ OFFSET_BITS = 40  # a reference is (file index << 40) | byte offset: files up to
 
 # -- config --------------------------------------------------------------------
 def parse_inputs(items) -> list[dict]:
-    """merge.inputs -> [{path, source, optional}], each entry checked."""
+    """merge.inputs -> [{path, source, images, optional}], each entry checked.
+
+    ``images`` names the image collection the row's image_id is relative to
+    (default: the source), so one COCO file used by several sources counts as
+    one distinct image of the mix."""
     if not isinstance(items, list) or not items:
-        raise UserError("merge.inputs: need a non-empty list of {path, source[, optional]}")
+        raise UserError("merge.inputs: need a non-empty list of {path, source[, images, optional]}")
     out, seen = [], set()
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise UserError(f"merge.inputs[{i}]: expected {{path, source[, optional]}}, got {item!r}")
-        unknown = set(item) - {"path", "source", "optional"}
+            raise UserError(f"merge.inputs[{i}]: expected {{path, source[, images, optional]}}, got {item!r}")
+        unknown = set(item) - {"path", "source", "images", "optional"}
         if unknown:
             raise UserError(f"merge.inputs[{i}]: unknown key(s) {sorted(unknown)}")
         path, source, optional = item.get("path"), item.get("source"), item.get("optional", False)
@@ -66,10 +70,13 @@ def parse_inputs(items) -> list[dict]:
             raise UserError(f"merge.inputs[{i}]: path and source must be non-empty strings")
         if not isinstance(optional, bool):
             raise UserError(f"merge.inputs[{i}].optional must be true/false")
+        images = item.get("images", source)
+        if not isinstance(images, str) or not images:
+            raise UserError(f"merge.inputs[{i}].images must be a non-empty string")
         if path in seen:
             raise UserError(f"merge.inputs[{i}]: {path} is listed twice")
         seen.add(path)
-        out.append({"path": Path(path), "source": source, "optional": optional})
+        out.append({"path": Path(path), "source": source, "images": images, "optional": optional})
     return out
 
 
@@ -163,8 +170,8 @@ def write_mix(inputs: list[dict], order: np.ndarray, out_path: Path) -> dict:
                 line = f.readline()
                 row = json.loads(line)
                 out.write(line if line.endswith(b"\n") else line + b"\n")
-                # image ids are relative to each source's image root: count (source, id)
-                image = hash((inputs[ref >> OFFSET_BITS]["source"], row["image_id"]))
+                # image ids are relative to each collection's root: count (collection, id)
+                image = hash((inputs[ref >> OFFSET_BITS]["images"], row["image_id"]))
                 for key in (row["task"], None):
                     s = stats[key]
                     s["rows"] += 1

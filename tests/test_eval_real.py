@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from test_eval_checks import (check_cocoevalcap, check_loads_with_datasets, check_reference,
+                              check_reference_matches_rows, check_rows, lines)
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
 FIXTURES = REPO / "tests" / "fixtures" / "raw"
@@ -31,10 +34,6 @@ def _link_tree(src: Path, dst: Path, exclude: str | None = None) -> None:
             if target.exists() or target.is_symlink():
                 target.unlink()
             target.symlink_to(f)
-
-
-def lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -162,156 +161,7 @@ def test_pope_real_counts(real_run):
             [(r["text"], r["image"], r["label"]) for r in raw_rows]
 
 
-# ---- shared checks of output files (the demo tests in test_eval_units.py use them too) ----------
-
-BASE_KEYS = {"context", "label", "image_id", "text_label"}
-PAIR_KEYS = BASE_KEYS | {"left_image", "right_image", "concept", "language"}
-# (key set, JSON type of text_label) per benchmark folder; FORMATS.md "Evaluation files".
-ROW_SHAPES = {"xgqa": (BASE_KEYS, str), "xvnli": (BASE_KEYS | {"pair_id"}, str), "marvl": (PAIR_KEYS, str),
-              "xflickrco": (BASE_KEYS, str), "xm3600": (BASE_KEYS, str), "maxm": (BASE_KEYS, list),
-              "pope": (BASE_KEYS, str), "chair": (BASE_KEYS, list)}
-SEGMENTED = {"zh", "ja", "th"}
-
-
-def _json_type(value) -> str:
-    if isinstance(value, list):
-        inner = {_json_type(v) for v in value}
-        return f"list[{'|'.join(sorted(inner))}]" if inner else "list"
-    return type(value).__name__
-
-
-def check_rows(path: Path, benchmark: str) -> list[dict]:
-    """Exactly the benchmark's keys in every row, one JSON type per column, str texts NFC."""
-    import unicodedata
-
-    keys, label_type = ROW_SHAPES[benchmark]
-    rows = lines(path)
-    types: dict[str, set] = {}
-    for i, row in enumerate(rows, 1):
-        assert set(row) == keys, (path, i, sorted(row))
-        assert isinstance(row["text_label"], label_type), (path, i, row["text_label"])
-        for k, v in row.items():
-            # An empty list types as list of anything in Arrow: it mixes with list[str].
-            types.setdefault(k, set()).add(_json_type(v))
-            for text in (v if isinstance(v, list) else [v]):
-                if isinstance(text, str) and k not in ("image_id", "left_image", "right_image"):  # on disk
-                    assert unicodedata.is_normalized("NFC", text), (path, i, k)
-                    assert text == " ".join(text.split()), (path, i, k, text)
-        assert (row["label"] == "") == ("_train" not in path.name), (path, i)
-    for k, seen in types.items():
-        assert len(seen - {"list"}) <= 1, f"{path}: column {k!r} mixes JSON types {sorted(seen)}"
-    return rows
-
-
-def check_loads_with_datasets(paths: list[Path], cache_dir: Path) -> dict[str, int]:
-    """Load every file with datasets.load_dataset("json"), the way training code loads them.
-
-    One call per benchmark folder, each file its own split (datasets casts every split of a call
-    to the first one's features, so only files of one row shape can share a call)."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    counts: dict[str, int] = {}
-    for folder in sorted({p.parent for p in paths}):
-        files = {p.stem: str(p) for p in paths if p.parent == folder}
-        ds = datasets.load_dataset("json", data_files=files, cache_dir=str(cache_dir))
-        counts.update({name: ds[name].num_rows for name in files})
-    assert len(counts) == len(paths), "two outputs share a file name"
-    return counts
-
-
-def reference_rows_file(ref: Path) -> Path:
-    """xm3600_coco_test_de.json -> xm3600_test_de.jsonl; flickr30k_coco_val_en.json -> flickr30k_val_en.jsonl."""
-    return ref.with_name(ref.stem.replace("_coco_", "_") + ".jsonl")
-
-
-def check_reference_matches_rows(ref_path: Path) -> tuple[str, list[str]]:
-    """The COCO reference and its row file name the same images in the same order; ids are unique;
-    every image has a caption; captions are NFC, single-spaced, and the row's language code says
-    whether they were segmented. Returns (lang, captions)."""
-    import unicodedata
-
-    ref = json.loads(ref_path.read_text(encoding="utf-8"))
-    rows = lines(reference_rows_file(ref_path))
-    image_ids = [img["id"] for img in ref["images"]]
-    assert image_ids == [r["image_id"] for r in rows], ref_path
-    assert len(set(image_ids)) == len(image_ids), ref_path
-    ann_ids = [a["id"] for a in ref["annotations"]]
-    assert len(set(ann_ids)) == len(ann_ids) and all(isinstance(i, int) for i in ann_ids), ref_path
-    assert {a["image_id"] for a in ref["annotations"]} == set(image_ids), f"{ref_path}: image without caption"
-    langs = {r["text_label"] for r in rows}
-    assert len(langs) == 1, ref_path
-    lang = langs.pop()
-    assert ref_path.stem.endswith("_" + lang), ref_path
-    caps = [a["caption"] for a in ref["annotations"]]
-    for cap in caps:
-        assert cap and cap == " ".join(cap.split()) and unicodedata.is_normalized("NFC", cap), (ref_path, cap)
-    return lang, caps
-
-
-def check_cocoevalcap(path: Path) -> dict:
-    """The real COCOEvalCap pipeline (PTBTokenizer in Java, BLEU, ROUGE-L, CIDEr-D) with each image's
-    first reference as the candidate. METEOR (a 2 GB Java process) and SPICE (needs models from the
-    network) are left out; everything else is the scorer's own code."""
-    import contextlib
-    import io
-
-    import pycocoevalcap.eval as cocoeval
-    from pycocotools.coco import COCO
-
-    class Skipped:
-        def method(self):
-            return "skipped"
-
-        def compute_score(self, gts, res):
-            return 0.0, [0.0] * len(gts)
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(path))
-        ids = coco.getImgIds()
-        results = coco.loadRes([{"image_id": i, "caption": coco.imgToAnns[i][0]["caption"]} for i in ids])
-        evaluator = cocoeval.COCOEvalCap(coco, results)
-        evaluator.params["image_id"] = results.getImgIds()
-        saved = cocoeval.Meteor, cocoeval.Spice
-        cocoeval.Meteor = cocoeval.Spice = Skipped
-        try:
-            evaluator.evaluate()
-        finally:
-            cocoeval.Meteor, cocoeval.Spice = saved
-    return {"eval": evaluator.eval, "per_image": evaluator.imgToEval, "n_refs": {i: len(coco.imgToAnns[i]) for i in ids}}
-
-
 # ---- captioning references: load with pycocotools, score against themselves ----------------------
-
-def check_reference(path: Path) -> None:
-    """Loads with COCO; BLEU-4 of refs against themselves is 1; CIDEr of a ref is the per-image best."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    from pycocotools.coco import COCO
-
-    coco = COCO(str(path))
-    ids = coco.getImgIds()
-    assert ids, path
-    gts = {i: [a["caption"] for a in coco.imgToAnns[i]] for i in ids}
-    assert all(gts.values()), f"{path}: an image without references"
-    own = {i: [caps[0]] for i, caps in gts.items()}
-    bleu, _ = Bleu(4).compute_score(gts, own, verbose=0)
-    assert abs(bleu[3] - 1.0) < 1e-6, (path, bleu)
-
-    # CIDEr-D has no fixed maximum (n-gram orders missing from short captions, or n-grams found
-    # in every reference, weigh nothing), but for one reference per image Cauchy-Schwarz makes the
-    # reference itself the best candidate of all. So: each image's own caption scores at least as
-    # well as another image's caption, and strictly better on average.
-    cider, self_scores = Cider().compute_score(gts, own)
-    order = list(ids)
-    shifted = {i: own[order[(k + 1) % len(order)]] for k, i in enumerate(order)}
-    cider_shifted, shifted_scores = Cider().compute_score(gts, shifted)
-    if len(ids) > 1:
-        assert cider > cider_shifted, path
-    if all(len(c) == 1 for c in gts.values()):
-        assert all(s + 1e-9 >= t for s, t in zip(self_scores, shifted_scores)), path
-        assert max(self_scores) <= 10.0 + 1e-9
-
 
 def test_real_references_load_and_score_max(real_run):
     _, out, _ = real_run
@@ -397,8 +247,8 @@ def test_cocoevalcap_end_to_end_scores_references_at_maximum(real_run):
 
     A candidate equal to one of its references gets BLEU-1..4 = 1 and ROUGE-L = 1; with one
     reference per image CIDEr-D reaches its maximum of 10 for every caption whose n-grams of each
-    order are not shared by all images. A reference file whose captions the PTB tokenizer read
-    out of line (a raw newline in a caption) would score far below that."""
+    order are not shared by all images. Unsegmented zh/ja (one "word" per caption) would not reach
+    it: CIDEr needs n-grams up to 4 words long."""
     _, out, _ = real_run
     for rel in ["xflickrco/xflickrco_coco_test_zh.json", "xflickrco/xflickrco_coco_test_ja.json",
                 "xflickrco/xflickrco_coco_test_de.json", "xflickrco/flickr30k_coco_val_en.json",

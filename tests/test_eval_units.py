@@ -55,7 +55,7 @@ def test_languages_with_spaces_are_not_segmented():
     assert segment("잔디 위를 달리는 개", "ko") == "잔디 위를 달리는 개"
     for lang, text in [("ru", "Собака бежит по траве."), ("ar", "كلب يركض على العشب"), ("hi", "घास पर दौड़ता कुत्ता")]:
         assert segment(text, lang) == text
-    # Line breaks and tabs become single spaces (the PTB tokenizer reads one caption per line).
+    # Line breaks and tabs become single spaces: a reference is one line of space-separated words.
     assert segment("Un perro corre\nsobre\t la hierba.\u2028", "es") == "Un perro corre sobre la hierba."
     assert "\n" not in segment("一只狗\n在跑", "zh")
 
@@ -120,6 +120,65 @@ def test_image_finder_resolves_nfc_and_nfd(tmp_path):
     assert finder.resolve("tr", "images", nfc, "7-9.jpg") is None
     assert finder.resolve("tr", "images", nfc) is None  # a folder is not an image
     assert ImageFinder(tmp_path / "absent").resolve("tr", "images", nfc, "7-0.jpg") is None
+
+
+# ---- input paths: the official release layout (FORMATS.md, the IGLUE repository) ---------------
+
+# Paths under raw_root exactly as the releases lay them out; {lang}/{split} filled per language.
+RELEASE_LAYOUT = {
+    "xgqa.gqa_train": "iglue/datasets/gqa/annotations/train.json",
+    "xgqa.val_file": "iglue/datasets/xGQA/annotations/few_shot/{lang}/dev.json",
+    "xgqa.test_file": "iglue/datasets/xGQA/annotations/few_shot/{lang}/test.json",
+    "xvnli.train_file": "iglue/datasets/XVNLI/annotations/en/train.jsonl",
+    "xvnli.val_en_file": "iglue/datasets/XVNLI/annotations/en/dev.jsonl",
+    "xvnli.val_file": "iglue/datasets/XVNLI/annotations/en/dev-{lang}_gmt.jsonl",
+    "xvnli.test_file": "iglue/datasets/XVNLI/annotations/{lang}/test.jsonl",
+    "marvl.test_file": "iglue/datasets/marvl/zero_shot/annotations/marvl-{lang}.jsonl",
+    "marvl.image_root": "iglue/datasets/marvl/images",
+    "marvl.nlvr2_train": "iglue/datasets/nlvr2/annotations/train.jsonl",
+    "marvl.nlvr2_dev": "iglue/datasets/nlvr2/annotations/dev.jsonl",
+    "marvl.nlvr2_test": "iglue/datasets/nlvr2/annotations/test.jsonl",
+    "marvl.nlvr2_dev_translated": "iglue/datasets/nlvr2/annotations/dev-{lang}_gmt.jsonl",
+    "xflickrco.test_file": "iglue/datasets/xFlickrCO/annotations/{lang}/test.jsonl",
+    "xflickrco.flickr_train": "iglue/datasets/flickr30k/annotations/train_ann.jsonl",
+    "xflickrco.flickr_val": "iglue/datasets/flickr30k/annotations/valid_ann.jsonl",
+    "xflickrco.flickr_test": "iglue/datasets/flickr30k/annotations/test_ann.jsonl",
+    "xm3600.captions": "xm3600/captions.jsonl",
+    "maxm.file": "maxm/maxm_v1_{lang}.json",
+    "maxm.image_root": "xm3600/images",
+    "pope.file": "pope/output/coco/coco_pope_{split}.json",
+    "chair.karpathy": "mscoco/dataset_coco.json",
+    "chair.ground_truth": "pope/segmentation/coco_ground_truth_segmentation.json",
+}
+
+
+def test_input_paths_follow_the_release_layout(real_root):
+    from common.config import build_config
+    from eval_data import settings
+
+    # The YAML users edit, and the DEFAULTS schema alone: both name the release files.
+    for config_file in (settings.DEFAULT_CONFIG, None):
+        cfg = build_config(settings.DEFAULTS, config_file, ["paths.raw_root=/R"])
+        for key, rel in RELEASE_LAYOUT.items():
+            assert cfg.at(key) == f"/R/{rel}", (config_file, key)
+    langs = {"xgqa": "bn de en id ko pt ru zh", "xvnli": "ar en es fr ru", "marvl": "id sw ta tr zh",
+             "xflickrco": "de en es id ja ru tr zh", "maxm": "en fr hi iw ro th zh"}
+    cfg = settings.load("test", [])
+    for bench, codes in langs.items():
+        assert cfg.at(f"{bench}.langs") == codes.split(), bench
+    assert cfg.at("marvl.nlvr2_langs") == "id sw ta tr zh".split()
+    assert cfg.at("pope.splits") == ["adversarial", "popular", "random"]
+    # Every file of this layout that the store of real releases holds is where the layout says.
+    in_store = [RELEASE_LAYOUT["xgqa.val_file"].format(lang=l) for l in langs["xgqa"].split()]
+    in_store += [RELEASE_LAYOUT["xvnli.test_file"].format(lang=l) for l in langs["xvnli"].split()]
+    in_store += [RELEASE_LAYOUT["marvl.test_file"].format(lang=l) for l in langs["marvl"].split()]
+    in_store += [RELEASE_LAYOUT["xflickrco.test_file"].format(lang=l) for l in langs["xflickrco"].split()]
+    in_store += [RELEASE_LAYOUT["pope.file"].format(split=s) for s in ("adversarial", "popular", "random")]
+    in_store += [RELEASE_LAYOUT[k] for k in ("marvl.nlvr2_dev", "marvl.nlvr2_test", "xflickrco.flickr_val",
+                                             "xflickrco.flickr_test")]
+    in_store.append(RELEASE_LAYOUT["marvl.nlvr2_dev_translated"].format(lang="zh"))
+    missing = [rel for rel in in_store if not (real_root / rel).is_file()]
+    assert not missing, missing
 
 
 # ---- the command line -----------------------------------------------------------------------------
@@ -220,7 +279,7 @@ def test_demo_writes_every_file(demo):
 
 
 def test_demo_rows_keys_types_and_datasets_load(demo, tmp_path):
-    from test_eval_real import check_loads_with_datasets, check_rows
+    from test_eval_checks import check_loads_with_datasets, check_rows
 
     out, _, _ = demo
     files = sorted(out.rglob("*.jsonl"))
@@ -273,7 +332,7 @@ def test_demo_awkward_cases(demo):
 
 
 def test_demo_references(demo):
-    from test_eval_real import check_reference, check_reference_matches_rows
+    from test_eval_checks import check_reference, check_reference_matches_rows
 
     out, _, _ = demo
     refs = sorted(out.rglob("*_coco_*.json"))
@@ -298,7 +357,7 @@ def test_demo_references(demo):
 
 @pytest.mark.skipif(__import__("shutil").which("java") is None, reason="the PTB tokenizer of pycocoevalcap needs Java")
 def test_demo_references_score_with_cocoevalcap(demo):
-    from test_eval_real import check_cocoevalcap
+    from test_eval_checks import check_cocoevalcap
 
     out, _, _ = demo
     for rel in ["xflickrco/flickr30k_coco_test_en.json", "xflickrco/xflickrco_coco_test_es.json",

@@ -112,3 +112,19 @@ def test_default_config_lists_every_task():
     names = {i["path"].rsplit("/", 1)[-1] for i in cfg["inputs"]}
     assert names == {f"{t}.jsonl" for t in merge_train.TASKS}
     assert set(cfg["licences"]) == {i["source"] for i in cfg["inputs"]}
+
+
+def test_distinct_images_shared_collection(tmp_path):
+    """Both fixture files use img0..img6: counted once when they share an image
+    collection, twice when each source has its own image root."""
+    argv, train = setup(tmp_path)
+    merge_train.main(argv)
+    report = json.loads((train / "task_mix_report.json").read_text())
+    assert report["mix"]["distinct_images"] == 14
+    cfg = yaml.safe_load((tmp_path / "merge.yaml").read_text())
+    for item in cfg["merge"]["inputs"]:
+        item["images"] = "coco"
+    (tmp_path / "merge.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    merge_train.main(argv)
+    report = json.loads((train / "task_mix_report.json").read_text())
+    assert report["mix"]["distinct_images"] == 7 and report["tasks"]["vqav2_vqa"]["distinct_images"] == 7

@@ -180,3 +180,18 @@ def test_negative_never_shares_the_name():
 def test_clean_word():
     assert clean_word(" Ja. ") == "Ja" and clean_word("«Oui»") == "Oui" and clean_word("是的。") == "是的"
     assert clean_word("Yes, there is a fish in the image.") == "" and clean_word(None) == ""
+
+
+def test_language_with_too_few_classes_is_skipped_and_counted(tmp_path):
+    """Babel-ImageNet names only a dozen classes in some languages (ig: 12); one
+    that names a single class with images cannot have a negative: skipped, counted."""
+    babel = tmp_path / "babel.json"
+    babel.write_text(json.dumps({"TL": [[1, 2], ["Goldpis", "Pating"]],  # class 2 has no images
+                                 "DE": [[0, 1, 3], ["Schleie", "Goldfisch", "Hammerhai"]]}), encoding="utf-8")
+    args = ["--set", f"imagenet.babel={babel}", "--set", "imagenet.languages=[de, fil]", "--set", "imagenet.rounds=2"]
+    both(tmp_path, *args)
+    classify = rows(tmp_path / "out" / "train" / "imagenet_classify.jsonl")
+    assert collections.Counter(r["lang"] for r in classify) == {"de": 6}
+    report = json.loads((tmp_path / "work" / "imagenet" / "train.report.json").read_text())
+    assert report["skipped"]["language with fewer than two classes with images"] == 1
+    assert report["counts"]["classes_without_images_skipped"] == 1
