@@ -42,6 +42,7 @@ DEFAULTS: dict = {
         "backoff": 0.5,
         "max_backoff": 10.0,
         "retry_timeouts": False,
+        "max_redirects": 10,
         "max_bytes": 10000000,
         "max_pixels": 89478485,
         "honour_opt_out": True,

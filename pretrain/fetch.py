@@ -4,8 +4,12 @@ Retries (with exponential backoff, honouring Retry-After) only what may pass
 on a second try: connection errors, 5xx and 429. A body is streamed and
 abandoned as soon as it passes ``max_bytes`` or the whole response takes longer
 than ``max_seconds`` (a read timeout alone is per socket read, so a server
-trickling bytes could hold a worker forever). ``X-Robots-Tag: noai`` /
-``noimageai`` is checked on the headers, before the body is read.
+trickling bytes could hold a worker forever; the body is read one socket
+read at a time so that check runs between reads, not after a 64 KiB chunk).
+``X-Robots-Tag: noai`` / ``noimageai`` is checked on the headers of every
+redirect hop and the final response, before the body is read. A body sent as
+``text/html`` is only read as far as its first bytes: image magic there means
+the header lied (it happens) and the image is kept.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3.exceptions
 
 RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 
@@ -20,7 +25,8 @@ RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 @dataclass
 class Fetched:
     data: bytes | None
-    kind: str     # ok | http_<code> | timeout | connection_error | dns_error | too_large | opted_out | not_image | bad_url
+    kind: str     # ok | http_<code> | timeout | connection_error | dns_error | too_large | opted_out | not_image
+    #              | bad_url | too_many_redirects | request_error
     status: int | None = None
     detail: str = ""
     attempts: int = 1
@@ -73,6 +79,8 @@ def fetch(session: requests.Session, url: str, dc: dict) -> Fetched:
             dns = "NameResolutionError" in repr(e) or "getaddrinfo" in repr(e)
             result = Fetched(None, "dns_error" if dns else "connection_error", detail=_short(e))
             retry = not dns
+        except requests.exceptions.TooManyRedirects as e:
+            return Fetched(None, "too_many_redirects", detail=_short(e), attempts=attempt + 1)
         except requests.exceptions.RequestException as e:
             result = Fetched(None, "request_error", detail=_short(e))
             retry = False
@@ -94,6 +102,17 @@ def _short(e: Exception) -> str:
     return (type(e).__name__ + ": " + text[-160:]) if text else type(e).__name__
 
 
+# Leading bytes of the formats Pillow decodes that real hosts serve.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def looks_like_image(head: bytes) -> bool:
+    if head.startswith(_MAGIC):
+        return True
+    # RIFF....WEBP, and ISO-BMFF (AVIF/HEIC): ....ftyp
+    return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:8] == b"ftyp"
+
+
 def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -> Fetched:
     start = time.monotonic()
     with session.get(url, timeout=(dc["connect_timeout"], dc["read_timeout"]), stream=True,
@@ -104,24 +123,61 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -
             if status in RETRY_STATUS and "Retry-After" in resp.headers:
                 detail = f"retry-after={_retry_after(resp, dc['backoff'])}"
             return Fetched(None, f"http_{status}", status, detail)
-        if tokens and opted_out(_header_values(resp, "X-Robots-Tag"), tokens, dc["robots_agent"]):
+        # Every hop: a host that opts out and redirects to a CDN that does not
+        # repeat the header has still opted out.
+        if tokens and any(opted_out(_header_values(r, "X-Robots-Tag"), tokens, dc["robots_agent"])
+                          for r in (*resp.history, resp)):
             return Fetched(None, "opted_out", status, "X-Robots-Tag")
         content_type = resp.headers.get("Content-Type", "")
-        if content_type.lower().startswith(("text/html", "application/xhtml")):
-            # An error or landing page served with 200: do not download it.
-            return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > dc["max_bytes"]:
             return Fetched(None, "too_large", status, f"Content-Length {length}")
+        html = content_type.lower().startswith(("text/html", "application/xhtml"))
         chunks, size = [], 0
-        for chunk in resp.iter_content(chunk_size=65536):
+        for chunk in _body_reads(resp):
             size += len(chunk)
             if size > dc["max_bytes"]:
                 return Fetched(None, "too_large", status, f"over {dc['max_bytes']} bytes")
             if time.monotonic() - start > dc["max_seconds"]:
                 return Fetched(None, "timeout", status, f"body took over {dc['max_seconds']}s")
             chunks.append(chunk)
+            if html and size >= 16:
+                if not looks_like_image(b"".join(chunks)):
+                    # An error or landing page served with 200: do not download the rest.
+                    return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
+                html = False
+        if html:   # a body shorter than 16 bytes
+            return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
         return Fetched(b"".join(chunks), "ok", status, content_type)
+
+
+def _body_reads(resp: requests.Response):
+    """The (decoded) body, one socket read at a time.
+
+    requests' iter_content asks urllib3 for whole 64 KiB chunks, and a read of a
+    Content-Length body blocks until the chunk is full: a server sending a byte
+    per second keeps it waiting for hours, each read inside the read timeout.
+    ``read1`` returns what one read got. Chunked bodies already come per chunk.
+    urllib3's errors are mapped to requests' (as iter_content does), except
+    that a read timeout in the body stays a timeout."""
+    raw = resp.raw
+    try:
+        if raw.chunked or not hasattr(raw, "read1"):
+            yield from raw.stream(65536, decode_content=True)
+            return
+        while True:
+            chunk = raw.read1(65536, decode_content=True)
+            if not chunk:
+                return
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError as e:
+        raise requests.exceptions.ReadTimeout(e) from None
+    except urllib3.exceptions.ProtocolError as e:
+        raise requests.exceptions.ChunkedEncodingError(e) from None
+    except urllib3.exceptions.DecodeError as e:
+        raise requests.exceptions.ContentDecodingError(e) from None
+    except urllib3.exceptions.SSLError as e:
+        raise requests.exceptions.SSLError(e) from None
 
 
 def _header_values(resp: requests.Response, name: str) -> list[str]:
@@ -136,6 +192,7 @@ def _header_values(resp: requests.Response, name: str) -> list[str]:
 def make_session(dc: dict) -> requests.Session:
     s = requests.Session()
     s.headers["User-Agent"] = dc["user_agent"]
+    s.max_redirects = dc["max_redirects"]   # a redirect loop ends as too_many_redirects
     # One connection pool per worker thread; keep-alive is where the speed comes from.
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
     s.mount("http://", adapter)
