@@ -5,8 +5,11 @@ per step), so an intermediate's path is written once and the next step finds it.
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
+from common.errors import UserError
 from common.sampling import stable_hash
 from translate.engine import TRANSLATION_DEFAULTS
 from translate.stage import RUN_DEFAULTS
@@ -124,3 +127,18 @@ def check_web_row(row: dict) -> str | None:
 def skip_key(reason: str) -> str:
     """Group free-text reasons in the report (the full text goes to the examples)."""
     return reason.split(":")[0]
+
+
+def check_json_array_file(path: Path) -> None:
+    """Before hours of work on a multi-GB array: does it end where it should?
+    A download that was cut off ends mid-element, without the closing ``]``
+    (the streaming reader would only notice at the very end)."""
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        f.seek(max(0, os.path.getsize(path) - 64))
+        tail = f.read().rstrip(b" \t\r\n")
+    if not head.startswith(b"["):
+        raise UserError(f"{path}: expected a JSON array of {{url, caption}} (the file does not start with '[')")
+    if not tail.endswith(b"]"):
+        raise UserError(f"{path}: the JSON array is not closed (no ']' at the end): a cut-off download? "
+                        f"It ends with {tail[-40:].decode('utf-8', 'replace')!r}")

@@ -10,7 +10,16 @@ the input rows whose image exists, with ``image_id`` (relative to
 
 Re-running resumes: images already on disk are not fetched again, and URLs that
 failed for good last time (404, not an image, opted out, ...) are not retried
-unless ``download.retry_failed`` is true.
+unless ``download.retry_failed`` is true. Progress is durable: every fetch
+outcome is appended (and flushed) to ``<status>.journal`` the moment it is
+known, so a run that is killed keeps its failures too; the next run reads the
+journal and the last status file, and once the complete status file has been
+written atomically the journal is deleted.
+
+Memory grows with the number of distinct URLs (not rows): about 120 bytes per
+URL for the duplicate check (a 64-bit hash and the image id, measured), 70 per
+permanent failure of an earlier run: some 1.2-1.5 GB for 10M distinct URLs.
+Shard the run (below) to divide it.
 
 Sharding (several machines, or translate/scale.py): ``--set run.num_shards=N
 --set run.shard_index=i`` fetches the URLs with stable_hash(url) % N == i
@@ -42,21 +51,16 @@ from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_json
 from common.report import Report
 from common.sampling import stable_hash
 from pretrain import fetch as fetchmod
-from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_web_row, clean_text, row_id, skip_key
+from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
+    row_id, skip_key
+from pretrain.download_resume import is_permanent, journal_path, open_journal, previous_failures, \
+    remove_stale_tmp  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 from translate.stage import check_shard_args, shard_path
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
 _PENDING = object()
-
-
-def is_permanent(kind: str) -> bool:
-    """Failures a later run would only repeat (transient ones are retried on resume)."""
-    if kind.startswith("http_"):
-        code = int(kind[5:]) if kind[5:].isdigit() else 0
-        return 400 <= code < 500 and code not in (408, 425, 429)
-    return kind in ("not_image", "decode_error", "too_large", "too_many_pixels", "opted_out", "bad_url")
 
 
 def image_rel(image_id_base: str, fanout: int) -> str:
@@ -80,9 +84,10 @@ def check_config(dc: dict) -> None:
 class Worker:
     """Fetch + normalise + atomic write; one requests.Session per thread."""
 
-    def __init__(self, dc: dict, image_root: Path):
+    def __init__(self, dc: dict, image_root: Path, journal=None):
         self.dc = dc
         self.image_root = image_root
+        self.journal = journal
         self.local = threading.local()
         self.sessions: list = []
         self.lock = threading.Lock()
@@ -95,7 +100,16 @@ class Worker:
                 self.sessions.append(s)
         return s
 
-    def __call__(self, url: str, rel: str) -> dict:
+    def __call__(self, url: str, rid: str, rel: str) -> dict:
+        st = {"url": url, "id": rid, **self.fetch(url, rel)}
+        if self.journal is not None:
+            line = dumps(st) + "\n"
+            with self.lock:   # flushed per row: a killed run loses only what was in flight
+                self.journal.write(line)
+                self.journal.flush()
+        return st
+
+    def fetch(self, url: str, rel: str) -> dict:
         got = fetchmod.fetch(self.session(), url, self.dc)
         status = {"kind": got.kind, "http_status": got.status, "attempts": got.attempts}
         if got.kind != "ok":
@@ -119,23 +133,15 @@ class Worker:
             s.close()
 
 
-def previous_failures(status_path: Path) -> dict[int, dict]:
-    """url hash -> last status row, for URLs that failed for good in an earlier run."""
-    out: dict[int, dict] = {}
-    if not status_path.is_file():
-        return out
-    for row in read_jsonl(status_path, BadRows(max_bad=None, quiet=True)):
-        if isinstance(row.get("url"), str) and is_permanent(str(row.get("kind", ""))):
-            out[stable_hash(row["url"])] = row
-    return out
+def is_json_array(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def read_rows(path: Path, bad: BadRows, validate) -> Iterator[dict]:
     """JSONL rows, or the elements of a JSON array (the shape of the raw BLIP
     file and of published samples), each checked by ``validate``."""
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not head.startswith(b"["):
+    if not is_json_array(path):
         yield from read_jsonl(path, bad, validate=validate)
         return
     for i, row in iter_json_array(path, bad):
@@ -162,18 +168,37 @@ def run(dc: dict, report: Report, progress: bool = True, shard: tuple[int, int] 
 
 def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> dict:
     in_path, image_root = Path(dc["input"]), Path(dc["image_root"])
+    if is_json_array(in_path):
+        check_json_array_file(in_path)
     image_root.mkdir(parents=True, exist_ok=True)
     num_shards, shard_index = shard
     out_path, status_path = Path(dc["output"]), Path(dc["status"])
-    failed_before = {}
+    failed_before: dict[int, tuple] = {}
     if not dc["retry_failed"]:
-        failed_before = previous_failures(status_path)
+        previous_failures(status_path, failed_before)
         if num_shards > 1:   # an earlier run may have been merged, or not
-            failed_before.update(previous_failures(shard_path(status_path, shard_index, num_shards)))
+            previous_failures(shard_path(status_path, shard_index, num_shards), failed_before)
     if num_shards > 1:
         out_path = shard_path(out_path, shard_index, num_shards)
         status_path = shard_path(status_path, shard_index, num_shards)
-    worker = Worker(dc, image_root)
+    for path in (out_path, status_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(path)
+    journal = open_journal(journal_path(status_path))
+    try:
+        summary = _download(dc, report, progress, shard, in_path, image_root, out_path, status_path,
+                            failed_before, journal)
+    finally:
+        journal.close()
+    # The status file is complete and in place: the journal has served.
+    journal_path(status_path).unlink(missing_ok=True)
+    return summary
+
+
+def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], in_path: Path,
+              image_root: Path, out_path: Path, status_path: Path, failed_before: dict, journal) -> dict:
+    num_shards, shard_index = shard
+    worker = Worker(dc, image_root, journal)
     bad = BadRows(max_bad=dc["max_bad_rows"])
     kinds: collections.Counter = collections.Counter()
     outcome: dict[int, object] = {}     # url hash -> image_id, None (failed) or _PENDING
@@ -188,14 +213,23 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
             report.skip(skip_key(reason))
         return reason
 
+    foreign_ids: dict[int, int] = {}    # hash of a given id -> hash of the URL that first had it
+
     def rows():
         for row in read_rows(in_path, bad, validate):
             url, caption = row["url"].strip(), clean_text(row["caption"])
-            rid = row.get("id")
+            rid, own = row.get("id"), row_id(url, caption)
             if not (isinstance(rid, str) and _SAFE_ID.match(rid)):
                 if rid is not None:
                     report.count("ids_replaced_unsafe_for_file_names")
-                rid = row_id(url, caption)
+                rid = own
+            elif rid != own:
+                # An id from elsewhere names the image file: two URLs sharing it
+                # would share one file. Ours (url + caption) cannot collide.
+                first = foreign_ids.setdefault(stable_hash(rid), stable_hash(url))
+                if first != stable_hash(url):
+                    report.count("ids_replaced_shared_with_another_url")
+                    rid = own
             yield {**row, "id": rid, "url": url, "caption": caption}
 
     with cf.ThreadPoolExecutor(dc["threads"], thread_name_prefix="download") as pool, \
@@ -208,8 +242,8 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
             if handle is None:            # a duplicate URL: the first row's outcome decides
                 image_id = outcome[key]
             else:
-                st = handle.result() if isinstance(handle, cf.Future) else handle
-                st = {"url": row["url"], "id": row["id"], **st}
+                st = handle.result() if isinstance(handle, cf.Future) else \
+                    {"url": row["url"], "id": row["id"], **handle}
                 status_f.write(dumps(st) + "\n")
                 kinds[st["kind"]] += 1
                 fetched_ok += st["kind"] == "ok"
@@ -224,30 +258,36 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
             elif handle is None:
                 report.skip("no image: duplicate url of a failed row", f"id {row['id']}")
 
-        for row in rows():
-            key = stable_hash(row["url"])
-            if key % num_shards != shard_index:
-                continue
-            report.count("rows_valid")
-            if key in outcome:
-                report.count("rows_duplicate_url")
-                window.append((row, key, None))
-            else:
-                outcome[key] = _PENDING
-                rel = image_rel(row["id"], dc["fanout"])
-                if (image_root / rel).is_file():
-                    handle = {"kind": "exists", "image_id": rel, "detail": "already on disk"}
-                elif key in failed_before:
-                    prev = failed_before[key]
-                    handle = {"kind": prev["kind"], "http_status": prev.get("http_status"),
-                              "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}
+        try:
+            for row in rows():
+                key = stable_hash(row["url"])
+                if key % num_shards != shard_index:
+                    continue
+                report.count("rows_valid")
+                if key in outcome:
+                    report.count("rows_duplicate_url")
+                    window.append((row, key, None))
                 else:
-                    handle = pool.submit(worker, row["url"], rel)
-                window.append((row, key, handle))
-            while len(window) >= max_window:
+                    outcome[key] = _PENDING
+                    rel = image_rel(row["id"], dc["fanout"])
+                    if (image_root / rel).is_file():
+                        handle = {"kind": "exists", "image_id": rel, "detail": "already on disk"}
+                    elif key in failed_before:
+                        kind, http_status = failed_before[key]
+                        handle = {"kind": kind, "http_status": http_status,
+                                  "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}
+                    else:
+                        handle = pool.submit(worker, row["url"], row["id"], rel)
+                    window.append((row, key, handle))
+                while len(window) >= max_window:
+                    drain_one()
+            while window:
                 drain_one()
-        while window:
-            drain_one()
+        except BaseException:
+            # Ctrl-C or too many bad rows: do not start the queued fetches (up to
+            # threads * 8); those in flight finish into the journal.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     worker.close()
     seconds = time.monotonic() - t0
     urls = sum(kinds.values())

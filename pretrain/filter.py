@@ -22,9 +22,10 @@ from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
-from common.sampling import rng
+from common.sampling import rng, stable_hash
 from pretrain import phrase_index as pix
-from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_web_row, clean_text, row_id, skip_key
+from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
+    row_id, skip_key
 
 
 def iter_valid(path: Path, bad: BadRows, report: Report | None = None) -> Iterator[tuple[int, str, str]]:
@@ -85,7 +86,7 @@ def select(index: pix.PhraseIndex, min_captions: int, max_captions: int, seed: i
             ids = ids[sorted(r.sample(range(len(ids)), max_captions))]
         chosen.append(ids)
     selected = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.uint32)
-    stats = {"phrases_total": len(index.phrases), "phrases_kept": int(len(keep)),
+    stats = {"phrases_total": index.n_phrases, "phrases_kept": int(len(keep)),
              "phrases_capped": int((counts[keep] > max_captions).sum()),
              "captions_with_a_phrase": int(len(np.unique(index.captions))) if len(index.captions) else 0,
              "captions_selected": int(len(selected))}
@@ -94,19 +95,24 @@ def select(index: pix.PhraseIndex, min_captions: int, max_captions: int, seed: i
 
 def write_selected(path: Path, selected: np.ndarray, out_path: Path, bad: BadRows, report: Report) -> int:
     """Stream the input again and write the selected rows in input order.
-    A URL selected twice (with two captions) keeps its first row only."""
-    wanted = set(selected.tolist())
-    seen_urls: set[str] = set()
+    A URL selected twice (with two captions) keeps its first row only.
+
+    Lean at 10M rows: the selection is a bit mask over the array (1 byte an
+    element), the URLs seen a set of 64-bit hashes (not the URL strings)."""
+    wanted = np.zeros(int(selected[-1]) + 1 if len(selected) else 0, dtype=bool)
+    wanted[selected] = True
+    seen_urls: set[int] = set()
     n = 0
     with atomic_open(out_path) as f:
         for i, url, caption in iter_valid(path, bad, report):
             report.count("rows_valid")
-            if i not in wanted:
+            if i >= len(wanted) or not wanted[i]:
                 continue
-            if url in seen_urls:
+            key = stable_hash("url", url)
+            if key in seen_urls:
                 report.skip("duplicate url", f"{path.name}: element {i}: {url[:100]}")
                 continue
-            seen_urls.add(url)
+            seen_urls.add(key)
             f.write(dumps({"id": row_id(url, caption), "url": url, "caption": caption}) + "\n")
             n += 1
     report.count("rows_in", bad.seen)
@@ -118,6 +124,7 @@ def run(fc: dict, report: Report, extract=None, progress: bool = True) -> int:
     path = Path(fc["input"])
     if fc["min_captions"] < 1 or fc["max_captions"] < 1:
         raise UserError("filter.min_captions and filter.max_captions must be at least 1")
+    check_json_array_file(path)
     index = get_index(path, fc, report, extract, progress)
     selected, stats = select(index, fc["min_captions"], fc["max_captions"], fc["seed"])
     report.extra.update(stats)

@@ -82,8 +82,22 @@ def cache_key(input_path: Path, model: str) -> dict:
 
 
 class PhraseIndex:
-    def __init__(self, phrases: list[str], offsets: np.ndarray, captions: np.ndarray, meta: dict):
-        self.phrases, self.offsets, self.captions, self.meta = phrases, offsets, captions, meta
+    """``phrases`` is a list, or the path of phrases.txt, read only when asked
+    for: sampling needs the counts alone, and millions of phrase strings are
+    hundreds of MB."""
+
+    def __init__(self, phrases: list[str] | Path, offsets: np.ndarray, captions: np.ndarray, meta: dict):
+        self._phrases, self.offsets, self.captions, self.meta = phrases, offsets, captions, meta
+
+    @property
+    def n_phrases(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def phrases(self) -> list[str]:
+        if isinstance(self._phrases, Path):
+            self._phrases = read_phrases(self._phrases)
+        return self._phrases
 
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -96,8 +110,12 @@ def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None =
                 progress: bool = True) -> tuple[list[str], np.ndarray, np.ndarray, int]:
     """Parse every caption; returns (sorted phrases, offsets, captions, captions parsed).
 
-    Memory grows with the number of distinct phrases and (phrase, caption) pairs
-    (kept as packed arrays, 8 bytes a pair), not with the caption texts."""
+    Memory grows with the distinct phrases (a dict of str -> int, about 150
+    bytes each) and the (phrase, caption) pairs, never with the caption texts:
+    8 bytes a pair while parsing (two packed uint32 arrays), at most 20 while
+    sorting, 4 in the result. For 10M captions with about 3 noun phrases each
+    and a few million distinct phrases that is some 0.6 GB while sorting plus
+    the phrase dict (see the README figures)."""
     vocab: dict[str, int] = {}
     pid_of = array("I")
     cap_of = array("I")
@@ -111,15 +129,24 @@ def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None =
             cap_of.append(idx)
     names = sorted(vocab)
     # Renumber phrases in sorted order so the index does not depend on parse order.
-    remap = np.empty(len(vocab), dtype=np.int64)
+    remap = np.empty(len(vocab), dtype=np.uint32)
     for new, name in enumerate(names):
         remap[vocab[name]] = new
-    pids = remap[np.frombuffer(pid_of, dtype=np.uint32)] if len(pid_of) else np.zeros(0, np.int64)
+    del vocab
+    pids = remap[np.frombuffer(pid_of, dtype=np.uint32)] if len(pid_of) else np.zeros(0, np.uint32)
+    del pid_of, remap
     caps = np.frombuffer(cap_of, dtype=np.uint32) if len(cap_of) else np.zeros(0, np.uint32)
-    order = np.lexsort((caps, pids))
-    pids, caps = pids[order], caps[order].astype(np.uint32)
     offsets = np.zeros(len(names) + 1, dtype=np.int64)
     np.cumsum(np.bincount(pids, minlength=len(names)), out=offsets[1:])
+    if len(caps) and not bool((caps[1:] >= caps[:-1]).all()):
+        # The extractor gave captions out of order: sort by caption first.
+        order = np.argsort(caps, kind="stable")
+        pids, caps = pids[order], caps[order]
+        del order
+    # Captions ascending, so a stable sort by phrase leaves each phrase's captions ascending.
+    order = np.argsort(pids, kind="stable")
+    del pids
+    caps = caps[order]
     return names, offsets, caps, parsed
 
 
@@ -134,7 +161,7 @@ def save_index(index_dir: Path, names: list[str], offsets: np.ndarray, captions:
     for fname, arr in (("offsets.npy", offsets), ("captions.npy", captions)):
         with atomic_open(index_dir / fname, "wb") as f:
             np.save(f, arr)
-    write_json(meta_path, meta, indent=1)
+    write_json(meta_path, {**meta, "n_phrases": len(names)}, indent=1)
 
 
 def load_index(index_dir: Path, key: dict) -> PhraseIndex | None:
@@ -149,11 +176,15 @@ def load_index(index_dir: Path, key: dict) -> PhraseIndex | None:
     if meta.get("key") != key:
         return None
     try:
-        names = (index_dir / "phrases.txt").read_text(encoding="utf-8").split("\n")[:-1]
         offsets = np.load(index_dir / "offsets.npy")
         captions = np.load(index_dir / "captions.npy")
     except (OSError, ValueError):
         return None
-    if len(offsets) != len(names) + 1 or offsets[-1] != len(captions):
+    if len(offsets) != meta.get("n_phrases", -1) + 1 or offsets[-1] != len(captions):
         return None
-    return PhraseIndex(names, offsets, captions, meta)
+    return PhraseIndex(index_dir / "phrases.txt", offsets, captions, meta)
+
+
+def read_phrases(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [line[:-1] for line in f]

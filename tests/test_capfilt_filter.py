@@ -132,3 +132,47 @@ def test_cli_missing_input_and_bad_key_exit_2(tmp_path):
     r = subprocess.run(base + ["--set", "filter.spacy_model=no_such_model_xx"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "spacy download" in r.stderr
+
+
+def test_index_is_compact_lazy_and_order_independent(tmp_path):
+    """uint32 caption ids (4 bytes a pair), phrases read from disk only when
+    asked for, and the same CSR whatever order the extractor answers in."""
+    phrases_of = {i: [f"p{i % 7}", f"q{i % 3}"] + (["rare"] if i == 5 else []) for i in range(50)}
+
+    def extract(pairs):
+        for _, i in pairs:
+            yield phrases_of[i], i
+
+    names, offsets, caps, parsed = pix.build_index(((None, i) for i in range(50)), extract, progress=False)
+    shuffled = [(None, i) for i in np.random.default_rng(0).permutation(50).tolist()]
+    again = pix.build_index(shuffled, extract, progress=False)
+    assert again[0] == names and (again[1] == offsets).all() and (again[2] == caps).all()
+    assert caps.dtype == np.uint32 and parsed == 50 and names[-1] == "rare"
+    index = pix.PhraseIndex(names, offsets, caps, {})
+    assert index.caption_ids(names.index("p3")).tolist() == list(range(3, 50, 7))
+    assert index.caption_ids(names.index("rare")).tolist() == [5]
+    pix.save_index(tmp_path, names, offsets, caps, {"key": {"k": 1}})
+    loaded = pix.load_index(tmp_path, {"k": 1})
+    assert isinstance(loaded._phrases, Path) and loaded.n_phrases == len(names)
+    selected, stats = flt.select(loaded, 10, 4, 0)
+    assert isinstance(loaded._phrases, Path)          # sampling did not read the phrases
+    assert stats["phrases_kept"] == stats["phrases_capped"] == 3 and len(selected) <= 12
+    assert loaded.phrases == names
+    assert pix.load_index(tmp_path, {"k": 2}) is None  # another input: rebuilt
+
+
+def test_cut_off_array_stops_before_any_parsing(tmp_path):
+    from common.errors import UserError
+    rows = [json.dumps({"url": f"http://h/{i}.jpg", "caption": "a dog on a beach"}) for i in range(5)]
+    src = tmp_path / "in.json"
+    src.write_text("[\n" + ",\n".join(rows)[:-30])   # a download cut off mid-element
+
+    def must_not_parse(pairs):
+        raise AssertionError("parsed a file that is cut off")
+
+    with pytest.raises(UserError, match="not closed"):
+        flt.run(fc_for(tmp_path, src), Report("t"), extract=must_not_parse, progress=False)
+    r = subprocess.run([PYTHON, "pretrain/download_images.py", "--set", f"download.input={src}",
+                        "--set", f"paths.work_dir={tmp_path}", "--set", f"paths.image_root={tmp_path}/img"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "not closed" in r.stderr and not (tmp_path / "capfilt").exists()

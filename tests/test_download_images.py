@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import http.server
 import io
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from common.report import Report
+from conftest import PYTHON, REPO
 from pretrain import download_images as dl
 from pretrain.capfilt_config import DEFAULTS
 from pretrain.fetch import opted_out
@@ -69,6 +74,7 @@ ROUTES = {
 class Handler(http.server.BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
     lock = threading.Lock()
+    hang_seconds = 0.0       # /hang/... waits this long (the kill-and-resume test)
 
     def log_message(self, *args):
         pass
@@ -99,6 +105,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(200, {}, jpeg())
         if self.path == "/huge_stream.jpg":  # no Content-Length: only streaming can tell
             return self.send(200, {"Content-Type": "image/jpeg"}, jpeg() + b"\0" * 20000, length=False)
+        if self.path == "/drip.jpg":         # every byte inside the read timeout, the whole far over
+            body = jpeg()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.02)
+            return
+        if self.path == "/chunked.jpg":      # Transfer-Encoding: chunked, in pieces
+            body = jpeg()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(body), 100):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body[i:i + 100]), body[i:i + 100]))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path == "/gzip.jpg":         # Content-Encoding: gzip over an image
+            return self.send(200, {"Content-Type": "image/jpeg", "Content-Encoding": "gzip"}, gzip.compress(jpeg()))
+        if self.path == "/gzip_bomb.jpg":    # small on the wire, over max_bytes decoded
+            return self.send(200, {"Content-Type": "image/jpeg", "Content-Encoding": "gzip"},
+                             gzip.compress(jpeg() + b"\0" * 500000))
+        if self.path == "/lying.jpg":        # an image served as text/html
+            return self.send(200, {"Content-Type": "text/html; charset=utf-8"}, jpeg())
+        if self.path == "/loop.jpg":
+            return self.send(302, {"Location": "/loop.jpg"}, b"")
+        if self.path == "/noai_hop.jpg":     # the opt-out is on the redirect, not on the CDN's answer
+            return self.send(302, {"Location": "/photo.jpg", "X-Robots-Tag": "noai"}, b"")
+        if self.path.startswith("/hang/"):
+            time.sleep(self.hang_seconds)
+            return self.send(200, {"Content-Type": "image/jpeg"}, jpeg())
         return self.send(404, {}, b"not found")
 
 
@@ -112,6 +152,11 @@ def server():
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    Handler.hang_seconds = 0.0
 
 
 def config(tmp_path: Path, **over) -> dict:
@@ -267,3 +312,156 @@ def test_ready_made_json_array_sample(tmp_path, server):
     out = [json.loads(line) for line in Path(dc["output"]).read_text().splitlines()]
     assert len(out) == 1 and len(out[0]["id"]) == 16 and out[0]["image_id"] == out[0]["id"] + ".jpg"
     assert report.counts["rows_bad"] == 2 and report.skipped["missing caption"] == 1
+
+
+def test_real_server_quirks(tmp_path, server):
+    """Drip feed, chunked and gzip bodies, a gzip bomb, a lying Content-Type,
+    a redirect loop, and an opt-out on a redirect hop."""
+    names = ["drip.jpg", "chunked.jpg", "gzip.jpg", "gzip_bomb.jpg", "lying.jpg", "page.html", "loop.jpg",
+             "noai_hop.jpg"]
+    dc = config(tmp_path, max_seconds=1.0, read_timeout=2.0)
+    write_input(Path(dc["input"]), [{"url": f"{server}/{n}", "caption": n} for n in names])
+    t = time.monotonic()
+    dl.run(dc, Report("t"), progress=False)
+    # The drip (about 14 s at a byte per 20 ms) is cut at max_seconds, not after the whole body.
+    assert time.monotonic() - t < 6
+    st = statuses(dc)
+    assert {k: v["kind"] for k, v in st.items()} == {
+        "drip.jpg": "timeout", "chunked.jpg": "ok", "gzip.jpg": "ok", "gzip_bomb.jpg": "too_large",
+        "lying.jpg": "ok", "page.html": "not_image", "loop.jpg": "too_many_redirects",
+        "noai_hop.jpg": "opted_out"}
+    assert st["loop.jpg"]["attempts"] == 1 and dl.is_permanent("too_many_redirects")
+    assert Handler.hits["/loop.jpg"] == DEFAULTS["download"]["max_redirects"] + 1
+    for name in ("chunked.jpg", "gzip.jpg", "lying.jpg"):
+        with Image.open(Path(dc["image_root"]) / st[name]["image_id"]) as im:
+            assert im.size == (256, 256) and im.getpixel((128, 128))[0] > 150
+
+
+def resume_rows(server: str) -> list[dict]:
+    rows = [{"url": f"{server}/missing{i}.jpg", "caption": f"gone {i}"} for i in range(3)]
+    rows += [{"url": f"{server}/photo.jpg", "caption": "ok"}]
+    rows += [{"url": f"{server}/hang/{i}.jpg", "caption": f"slow {i}"} for i in range(6)]
+    return rows
+
+
+def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
+    """SIGKILL mid-run: no final status yet, but the journal has every outcome
+    known so far; the next run does not fetch those failures (nor the image on
+    disk) again, writes the complete status, and drops the journal."""
+    dc = config(tmp_path, threads=2)
+    write_input(Path(dc["input"]), resume_rows(server))
+    journal = dl.journal_path(Path(dc["status"]))
+    Handler.hang_seconds = 60.0
+    sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status", "report",
+                                                                  "image_root", "threads", "retries")]
+    proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", "--set", "download.read_timeout=90",
+                             "--set", "download.progress=false", *sum((["--set", x] for x in sets), [])],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = journal.read_text().splitlines() if journal.is_file() else []
+            if len(done) >= 4:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        assert len(done) == 4
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not Path(dc["status"]).exists() and not Path(dc["output"]).exists()
+    assert sorted(json.loads(line)["kind"] for line in done) == ["http_404"] * 3 + ["ok"]
+    # A torn last line (killed mid-write) must not swallow the next run's first row.
+    with open(journal, "a") as f:
+        f.write('{"url": "http://torn')
+    Handler.hits.clear()
+    Handler.hang_seconds = 0.0
+    summary = dl.run(dc, Report("t"), progress=False)
+    assert not any(p.startswith("/missing") for p in Handler.hits) and "/photo.jpg" not in Handler.hits
+    assert sorted(Handler.hits) == [f"/hang/{i}.jpg" for i in range(6)]
+    st = statuses(dc)
+    assert len(st) == 10 and all(st[f"missing{i}.jpg"]["kind"] == "http_404" for i in range(3))
+    assert "not retried" in st["missing0.jpg"]["detail"] and st["photo.jpg"]["kind"] == "exists"
+    assert summary["success"] == 7 and not journal.exists()
+    assert not list(Path(dc["status"]).parent.glob(".*.tmp"))
+
+
+def test_journal_of_an_interrupted_run_is_read(tmp_path, server):
+    """The same without a subprocess: an exception mid-run (a bad-row budget
+    exceeded) keeps the journal; a later row for the same URL wins."""
+    dc = config(tmp_path)
+    rows = resume_rows(server)[:4] + ["{bad"] * 3
+    write_input(Path(dc["input"]), rows)
+    from common.errors import UserError
+    with pytest.raises(UserError):
+        dl.run(dict(dc, max_bad_rows=1), Report("t"), progress=False)
+    journal = dl.journal_path(Path(dc["status"]))
+    assert journal.is_file() and not Path(dc["status"]).exists()
+    failed = dl.previous_failures(Path(dc["status"]))
+    assert len(failed) == 3 and set(failed.values()) == {("http_404", 404)}
+    with open(journal, "a") as f:     # a retry_failed run that got one of them after all
+        f.write(json.dumps({"url": f"{server}/missing0.jpg", "kind": "ok"}) + "\n")
+    assert len(dl.previous_failures(Path(dc["status"]))) == 2
+
+
+def gif_animated() -> bytes:
+    frames = []
+    for colour in (0, 1, 2):
+        f = Image.new("P", (20, 10), colour)
+        f.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 759)
+        frames.append(f)
+    b = io.BytesIO()
+    frames[0].save(b, "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return b.getvalue()
+
+
+def png_16bit_grey() -> bytes:
+    """Black top half, white bottom half, 16 bits per sample."""
+    import numpy as np
+    a = np.zeros((32, 32), dtype=np.uint16)
+    a[16:] = 65535
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, "PNG")
+    assert Image.open(io.BytesIO(b.getvalue())).mode.startswith("I")
+    return b.getvalue()
+
+
+def test_animated_gif_16bit_png_palette_and_adobe_cmyk():
+    dc = dict(DEFAULTS["download"])
+    out, original, size = normalise(gif_animated(), dc)        # first frame, palette -> RGB
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.mode == "RGB" and (original, size) == ((20, 10), (256, 256))
+        r, g, b = im.getpixel((128, 128))
+        assert r > 200 and g < 60 and all(c > 245 for c in im.getpixel((128, 10)))
+    with Image.open(io.BytesIO(normalise(png_16bit_grey(), dc)[0])) as im:
+        # Scaled to 8 bits, not clipped at 255 (which would make everything white).
+        assert max(im.getpixel((128, 40))) < 30 and min(im.getpixel((128, 215))) > 225
+    # Pillow writes (and reads) CMYK JPEGs the Adobe way, inverted with an APP14
+    # "Adobe" marker, as Photoshop does: the case the pixel test above covers.
+    assert b"\xff\xee\x00\x0eAdobe" in cmyk_jpeg()[:200]
+
+
+def test_jpeg_quality_95_without_resizing():
+    """A 256x256 lossless input is only re-encoded: byte-identical to Pillow at q95."""
+    im = Image.new("RGB", (256, 256), (10, 120, 200))
+    ImageDraw.Draw(im).ellipse([40, 40, 200, 220], fill=(250, 200, 0))
+    png, ref = io.BytesIO(), io.BytesIO()
+    im.save(png, "PNG")
+    im.save(ref, "JPEG", quality=95)
+    out, _, size = normalise(png.getvalue(), dict(DEFAULTS["download"]))
+    assert size == (256, 256) and out == ref.getvalue()
+
+
+def test_an_id_shared_by_two_urls_does_not_share_a_file(tmp_path, server):
+    """Ready-made samples bring their own ids; two URLs with one id would
+    overwrite each other's image. The second gets our id; duplicate URLs keep sharing."""
+    dc = config(tmp_path)
+    write_input(Path(dc["input"]), [{"url": f"{server}/photo.jpg", "caption": "a", "id": "x1"},
+                                    {"url": f"{server}/cmyk.jpg", "caption": "b", "id": "x1"},
+                                    {"url": f"{server}/photo.jpg", "caption": "c", "id": "x1"}])
+    report = Report("t")
+    dl.run(dc, report, progress=False)
+    out = [json.loads(line) for line in Path(dc["output"]).read_text().splitlines()]
+    assert out[0]["image_id"] == "x1.jpg" == out[2]["image_id"]
+    assert out[1]["image_id"] != "x1.jpg" and len(out[1]["id"]) == 16
+    assert report.counts["ids_replaced_shared_with_another_url"] == 1

@@ -1,0 +1,75 @@
+"""What a download run remembers between runs: the outcome journal and earlier failures.
+
+A run appends every fetch outcome to ``<status>.journal`` (flushed per row) as
+it happens, and writes the complete status file atomically at the end, then
+deletes the journal. A run that was killed leaves the journal; the next run
+reads it (and the last status file) so that URLs which failed for good are not
+fetched again (unless ``download.retry_failed``), while images on disk are
+skipped by their file.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from common.jsonl import BadRows, read_jsonl
+from common.sampling import stable_hash
+
+
+def is_permanent(kind: str) -> bool:
+    """Failures a later run would only repeat (transient ones are retried on resume)."""
+    if kind.startswith("http_"):
+        code = int(kind[5:]) if kind[5:].isdigit() else 0
+        return 400 <= code < 500 and code not in (408, 425, 429)
+    return kind in ("not_image", "decode_error", "too_large", "too_many_pixels", "opted_out", "bad_url",
+                    "too_many_redirects")
+
+
+def journal_path(status_path: Path) -> Path:
+    return status_path.with_name(status_path.name + ".journal")
+
+
+def previous_failures(status_path: Path, out: dict | None = None) -> dict[int, tuple]:
+    """url hash -> (kind, http_status), for URLs that failed for good in an earlier
+    run: from its status file, then its journal (later rows win; a torn last
+    line of a killed run is skipped quietly). Outcome tuples are shared, so an
+    entry costs a dict slot and an int."""
+    out = {} if out is None else out
+    shared: dict[tuple, tuple] = {}
+    for path in (status_path, journal_path(status_path)):
+        if not path.is_file():
+            continue
+        for row in read_jsonl(path, BadRows(max_bad=None, quiet=True)):
+            if not isinstance(row.get("url"), str):
+                continue
+            key, kind = stable_hash(row["url"]), str(row.get("kind", ""))
+            if is_permanent(kind):
+                outcome = (kind, row.get("http_status"))
+                out[key] = shared.setdefault(outcome, outcome)
+            else:
+                out.pop(key, None)
+    return out
+
+
+def open_journal(path: Path):
+    """Append to the journal, first ending a line a kill tore (or the next row would join it)."""
+    torn = False
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    f = open(path, "a", encoding="utf-8")
+    if torn:
+        f.write("\n")
+    return f
+
+
+def remove_stale_tmp(path: Path) -> None:
+    """Temporary files of a killed run's atomic writes (ours only: the names are this run's)."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
