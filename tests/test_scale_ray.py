@@ -3,7 +3,9 @@ the output equals the single-process run of translate/translate_file.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +36,18 @@ def test_ray_map_batches_equals_the_single_process_run(tmp_path, tiny_nllb):
     assert len(rows) == 45                       # rows with an unknown language are skipped, reported
     assert sum(r["lang"] not in ("en",) for r in rows) >= 20
     assert "bad_rows=5" in p.stderr and "rows_translated=" in p.stderr
+
+
+def test_ray_address_without_a_cluster_is_one_line(tmp_path):
+    pytest.importorskip("ray.data", reason="ray is an optional extra: pip install -e '.[ray]'")
+    if Path("/tmp/ray/ray_current_cluster").exists():
+        pytest.skip("a Ray cluster was started on this machine: address=auto would join it")
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, [{"id": 1, "caption": "a dog", "lang": "de"}])
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    p = subprocess.run([PYTHON, "translate/ray_translate.py", "--set", f"file.input={inp}",
+                        "--set", f"file.output={tmp_path / 'o.jsonl'}", "--set", "file.fields=[caption]",
+                        *translation_sets("dry-run", ""), "--set", "ray.address=auto"],
+                       cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 2 and "ray.address=auto: cannot connect" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o.jsonl").exists()

@@ -103,7 +103,11 @@ def translate_on_ray(rows: list[str], fields: list[str], lang_field: str, tcfg: 
 
     if not ray.is_initialized():
         if rc["address"]:
-            ray.init(address=rc["address"], log_to_driver=False)
+            try:
+                ray.init(address=rc["address"], log_to_driver=False)
+            except ConnectionError as e:   # e.g. address=auto with no cluster running here
+                raise UserError(f"ray.address={rc['address']}: cannot connect ({str(e).splitlines()[0]}); "
+                                "empty starts a local instance") from None
         else:
             ray.init(num_cpus=rc["num_cpus"] or None, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()

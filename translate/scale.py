@@ -8,7 +8,10 @@ given to the worker through CUDA_VISIBLE_DEVICES, so the worker sees
 ``cuda``; CPU workers split the cores between them). When every worker has
 succeeded the shard files are merged, byte-identical to a one-process run.
 Workers share the translation cache (SQLite, safe for concurrent writers), so
-rerunning after a failure only redoes what is not cached.
+rerunning after a failure only redoes what is not cached. A failed worker is
+named with its exit status and the end of its log, and nothing is merged; shard
+files of another num_shards are listed and left alone, and a shard file older
+than the step's input (an earlier run's) stops the merge by name.
 
 SCRIPT is any translate_*.py (translate/translate_file.py, pretrain/,
 tasks/*/, match/translate_match_train.py), match/hard_match.py (sharded
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from common.config import parse_args
 from common.errors import UserError, entry_point
-from translate.scale_targets import Target, find_target
+from translate.scale_targets import Target, check_shards, find_target
 
 DEFAULTS = {
     "scale": {
@@ -138,12 +141,24 @@ def tail(path: Path, n: int = 15) -> str:
     return "\n".join("    " + ln for ln in lines[-n:])
 
 
+def exit_text(rc: int) -> str:
+    return f"killed by signal {-rc}" if rc < 0 else f"exit {rc}"
+
+
+def combine(target: Target, script: str, args: list[str], n: int, since: float | None = None) -> str:
+    """Check the shard files (see check_shards), then merge."""
+    for w in check_shards(target, args, n, since):
+        print(f"[scale] warning: {w}", file=sys.stderr)
+    return target.combine(script, args, n)
+
+
 def run_local(script: str, args: list[str], devices: list[str], target: Target, sc: dict) -> None:
     log_dir = Path(sc["log_dir"])
     log_dir.mkdir(parents=True, exist_ok=True)
     n = len(devices)
     procs = []
     t0 = time.monotonic()
+    started = time.time()
     try:
         for i, (sets, env) in enumerate(worker_plan(devices, target, sc["threads_per_worker"])):
             log = log_dir / f"{Path(script).stem}.shard-{i:05d}-of-{n:05d}.log"
@@ -157,7 +172,8 @@ def run_local(script: str, args: list[str], devices: list[str], target: Target, 
         failed = []
         for i, dev, p, log in procs:
             rc = p.wait()
-            print(f"[scale] shard {i}/{n} on {dev}: exit {rc} after {time.monotonic() - t0:.1f}s", file=sys.stderr)
+            print(f"[scale] shard {i}/{n} on {dev}: {exit_text(rc)} after {time.monotonic() - t0:.1f}s",
+                  file=sys.stderr)
             if rc != 0:
                 failed.append((i, rc, log))
     except KeyboardInterrupt:
@@ -166,12 +182,13 @@ def run_local(script: str, args: list[str], devices: list[str], target: Target, 
                 p.terminate()
         raise
     for i, rc, log in failed:
-        print(f"[scale] shard {i} failed (exit {rc}); end of {log}:\n{tail(log)}", file=sys.stderr)
+        print(f"[scale] shard {i} failed ({exit_text(rc)}); end of {log}:\n{tail(log)}", file=sys.stderr)
     if failed:
-        raise UserError(f"{len(failed)} of {n} shards failed: {', '.join(str(f[0]) for f in failed)} "
+        named = "; ".join(f"shard {i} ({exit_text(rc)}, log {log})" for i, rc, log in failed)
+        raise UserError(f"{len(failed)} of {n} shards failed, nothing merged: {named} "
                         "(rerun the same command: finished translations come from the cache)")
     if sc["combine"] and n > 1:
-        print(f"[scale] {target.combine(script, args, n)}", file=sys.stderr)
+        print(f"[scale] {combine(target, script, args, n, since=started)}", file=sys.stderr)
     elif n == 1:
         print("[scale] one shard: its output is the final file", file=sys.stderr)
     print(f"[scale] {n} worker(s) on {', '.join(devices)}: {time.monotonic() - t0:.1f}s", file=sys.stderr)
@@ -192,14 +209,17 @@ def main(argv: list[str] | None = None) -> None:
         if n < 1:
             raise UserError(f"scale.mode={mode} needs scale.num_shards >= 1")
         if mode == "combine":
-            print(f"[scale] {target.combine(script, args, n) if n > 1 else 'one shard: nothing to merge'}",
+            print(f"[scale] {combine(target, script, args, n) if n > 1 else 'one shard: nothing to merge'}",
                   file=sys.stderr)
             return
         if not 0 <= i < n:
             raise UserError(f"scale.shard_index={i} must be within 0..{n - 1}")
         # The scheduler has chosen the device (SLURM sets CUDA_VISIBLE_DEVICES): keep the script's own.
         sets = [f"run.num_shards={n}", f"run.shard_index={i}", *target.worker_sets]
-        sys.exit(subprocess.call(with_sets(script, args, sets)))
+        rc = subprocess.call(with_sets(script, args, sets))
+        if rc != 0:
+            print(f"[scale] shard {i} of {n} ({script}) failed: {exit_text(rc)}", file=sys.stderr)
+        sys.exit(rc if rc >= 0 else 128 - rc)   # killed by signal s: 128 + s, as a shell reports it
     else:
         raise UserError(f"scale.mode: {mode!r} is not one of local, shard, combine")
 

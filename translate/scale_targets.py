@@ -5,9 +5,17 @@ A target says which config section receives the worker's device (and CPU
 threads), which extra ``--set`` a worker needs, and how the shard files are
 merged once every shard is done. The merge reads the script's own config with
 the same arguments the workers got, so it finds the same output path.
+
+Before a merge, ``check_shards`` looks at the shard files themselves: files of
+another ``num_shards`` (an earlier run with a different N) are never merged and
+are listed, and a shard file older than the step's input, or (launcher) older
+than the launch, belongs to an earlier run and stops the merge by name.
 """
 from __future__ import annotations
 
+import glob
+import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +24,9 @@ from typing import Callable
 
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError
-from translate.stage import combine_shards
+from translate.stage import combine_shards, shard_path
+
+Files = tuple[Path | None, list[Path]]
 
 
 @dataclass
@@ -25,6 +35,43 @@ class Target:
     combine: Callable[[str, list[str], int], str]   # (script, its args, num_shards) -> what was written
     worker_sets: list[str] = field(default_factory=list)
     has_threads: bool = True             # the device section has a ``threads`` key
+    # (script args) -> (the input the shards read, the output files that are sharded); None: no shard files
+    files: Callable[[list[str]], Files] | None = None
+
+
+_SHARD_NAME = re.compile(r"\.shard-(\d{5})-of-(\d{5})$")
+
+
+def check_shards(target: Target, args: list[str], n: int, since: float | None = None) -> list[str]:
+    """Problems with the shard files of an ``n``-shard run, before merging.
+
+    Raises UserError naming a shard file that belongs to an earlier run (older
+    than the input, or than ``since``, the launch time); returns warnings about
+    shard files of another ``num_shards``, which the merge leaves alone.
+    """
+    if target.files is None:
+        return []
+    src, outputs = target.files(args)
+    src_mtime = src.stat().st_mtime if src is not None and src.is_file() else None
+    stale, warnings = [], []
+    for out in outputs:
+        for i in range(n):
+            p = shard_path(out, i, n)
+            if not p.is_file():
+                continue          # the merge itself names a missing shard
+            m = p.stat().st_mtime
+            if src_mtime is not None and m < src_mtime:
+                stale.append(f"{p} (older than the input {src})")
+            elif since is not None and m < since - 2:      # 2 s: coarse file-system clocks
+                stale.append(f"{p} (not written by this run: shard {i} exited 0 but left an older file)")
+        others = sorted(q for q in out.parent.glob(glob.escape(out.name) + ".shard-*-of-*")
+                        if (mt := _SHARD_NAME.search(q.name)) and int(mt.group(2)) != n)
+        if others:
+            shown = ", ".join(str(q) for q in others[:6]) + (f", ... ({len(others)} files)" if len(others) > 6 else "")
+            warnings.append(f"not merged (another run.num_shards than {n}; delete when no longer needed): {shown}")
+    if stale:
+        raise UserError(f"shard file(s) from an earlier run: {'; '.join(stale)}; rerun those shards, then merge")
+    return warnings
 
 
 def _merge_at(load_output: Callable[[list[str]], Path]) -> Callable[[str, list[str], int], str]:
@@ -74,6 +121,59 @@ def _llava_out(args: list[str]) -> Path:
     return work_paths(parse_args("", DEFAULTS, CONFIG, args))["translated"]
 
 
+def _capfilt_files(args: list[str]) -> Files:
+    c = _capfilt_cfg(args)
+    return c.path("translate.input"), [c.path("translate.output")]
+
+
+def _translate_file_files(args: list[str]) -> Files:
+    from translate import translate_file as m
+    c = parse_args(m.__doc__, m.DEFAULTS, str(REPO_ROOT / "configs" / "translate_file.yaml"), args)
+    return c.path("file.input"), [c.path("file.output")]
+
+
+def _task_files(module: str) -> Callable[[list[str]], Files]:
+    def files(args: list[str]) -> Files:
+        import importlib
+        m = importlib.import_module(f"tasks.{module}.settings")
+        cfg = parse_args("", m.DEFAULTS, m.CONFIG, args)
+        if module == "mscoco":
+            en, tr, _ = m.intermediate_paths(cfg)
+        else:
+            w = m.work_paths(cfg)
+            en, tr = w["en"], w["translated"]
+        return en, [tr]
+    return files
+
+
+def _match_translate_files(args: list[str]) -> Files:
+    from match.settings import CONFIG_FILE, DEFAULTS
+    c = parse_args("", DEFAULTS, CONFIG_FILE, args)
+    return c.path("translate.input"), [c.path("translate.output")]
+
+
+def _download_files(args: list[str]) -> Files:
+    c = _capfilt_cfg(args)
+    return c.path("download.input"), [c.path("download.output"), c.path("download.status")]
+
+
+def _hard_match_combine(script: str, args: list[str], n: int) -> str:
+    """The mining run; it embeds what no shard did, so a shard that never ran
+    costs time, not rows; say so, with the counts."""
+    msg = _rerun("run.num_shards=1", "run.shard_index=0", "embed.only=false")(script, args, n)
+    from match.settings import CONFIG_FILE, DEFAULTS
+    report = parse_args("", DEFAULTS, CONFIG_FILE, args).path("match.report")
+    try:
+        emb = json.loads(report.read_text(encoding="utf-8")).get("embedding", {})
+    except (OSError, ValueError):
+        emb = {}
+    late = {k: emb.get(k, 0) for k in ("texts_embedded", "images_embedded") if emb.get(k, 0)}
+    if late:
+        print(f"[scale] warning: the mining run had to embed {late} that no embedding shard had "
+              f"(a shard of {n} did not finish or ran on other input?); the output is complete", file=sys.stderr)
+    return msg
+
+
 def _download_combine(script: str, args: list[str], n: int) -> str:
     from pretrain.download_images import combine_download_shards
     dc = _capfilt_cfg(args)["download"]
@@ -82,18 +182,26 @@ def _download_combine(script: str, args: list[str], n: int) -> str:
 
 
 TARGETS: dict[str, Target] = {
-    "translate/translate_file.py": Target("translation", _merge_at(_translate_file_out)),
+    "translate/translate_file.py": Target("translation", _merge_at(_translate_file_out),
+                                          files=_translate_file_files),
     # The last shard to finish merges on its own; merging again gives the same bytes.
-    "pretrain/translate_train.py": Target("translation", _merge_at(lambda a: _capfilt_cfg(a).path("translate.output"))),
-    "tasks/mscoco/translate_train.py": Target("translation", _merge_at(_mscoco_out)),
-    "tasks/vqa/translate_train.py": Target("translation", _merge_at(_vqa_out)),
-    "tasks/llava/translate_train.py": Target("translation", _merge_at(_llava_out)),
+    "pretrain/translate_train.py": Target("translation", _merge_at(lambda a: _capfilt_cfg(a).path("translate.output")),
+                                          files=_capfilt_files),
+    "tasks/mscoco/translate_train.py": Target("translation", _merge_at(_mscoco_out), files=_task_files("mscoco")),
+    "tasks/vqa/translate_train.py": Target("translation", _merge_at(_vqa_out), files=_task_files("vqa")),
+    "tasks/llava/translate_train.py": Target("translation", _merge_at(_llava_out), files=_task_files("llava")),
     "match/translate_match_train.py": Target("translation", _rerun("run.num_shards={n}", "run.shard_index=0",
-                                                                   "translate.combine_shards=true")),
+                                                                   "translate.combine_shards=true"),
+                                             files=_match_translate_files),
     # Shards fill the embedding cache; the merge is the (single) mining run.
-    "match/hard_match.py": Target("embed", _rerun("run.num_shards=1", "run.shard_index=0", "embed.only=false"),
-                                  worker_sets=["embed.only=true"], has_threads=False),
-    "pretrain/download_images.py": Target(None, _download_combine),
+    "match/hard_match.py": Target("embed", _hard_match_combine, worker_sets=["embed.only=true"], has_threads=False),
+    "pretrain/download_images.py": Target(None, _download_combine, files=_download_files),
+}
+
+# Expensive-step scripts deliberately not sharded, and why (tests check this list is complete).
+NOT_SHARDED: dict[str, str] = {
+    "tasks/imagenet/translate_train.py": "translates only the instruction templates and yes/no "
+                                         "(a few thousand segments, minutes on one GPU); run it directly",
 }
 
 
@@ -112,8 +220,11 @@ def find_target(script: str, output: str) -> Target:
     key = script_key(script)
     if key in TARGETS:
         return TARGETS[key]
+    if key in NOT_SHARDED:
+        raise UserError(f"{script} is not sharded: it {NOT_SHARDED[key]}")
     if output:
-        return Target("translation", lambda script, args, n: f"merged {n} shards: {combine_shards(output, n)} rows -> {output}")
+        return Target("translation",
+                      lambda script, args, n: f"merged {n} shards: {combine_shards(output, n)} rows -> {output}",
+                      files=lambda args: (None, [Path(output)]))
     raise UserError(f"{script}: not one of the known scripts ({', '.join(TARGETS)}); "
-                    "set scale.output to the output file its shards are named after (a script without "
-                    "run.* keys, e.g. tasks/imagenet/translate_train.py, is small: run it directly)")
+                    "set scale.output to the output file its shards are named after")

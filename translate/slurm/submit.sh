@@ -12,6 +12,9 @@
 # The jobs start in the submit directory (relative paths in the arguments keep
 # their meaning). PY names the python of the environment on the compute nodes
 # (default: python); LOG_DIR the folder for the job logs (default: slurm_logs).
+# If a shard fails, SLURM cancels the combine job (--kill-on-invalid-dep=yes)
+# instead of leaving it pending forever; the failed task's log names the shard.
+# N is at most the cluster's MaxArraySize - 1 (scontrol show config; often 1000).
 # All shards share translation.cache: keep it on a file system where SQLite
 # locking works (a local or Lustre/GPFS path, not NFS), or give each shard ""
 # by adding --set translation.cache=. A failed shard can be rerun alone with
@@ -20,7 +23,7 @@
 # (from the repository root; submit.sh also passes MBLIP_REPO, the repository path).
 set -euo pipefail
 if [ $# -lt 2 ]; then
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 N=$1; shift
@@ -38,7 +41,7 @@ JOB=$(sbatch --parsable --array="$ARRAY" --export="$EXPORT" --output="$LOG_DIR/%
       "$HERE/shard.sbatch" "$@")
 JOB=${JOB%%;*}   # --parsable prints "jobid[;cluster]"
 # shellcheck disable=SC2086
-DEP=$(sbatch --parsable --dependency=afterok:"$JOB" --export="$EXPORT" --output="$LOG_DIR/%x-%j.out" ${COMBINE_SBATCH_ARGS:-} \
+DEP=$(sbatch --parsable --dependency=afterok:"$JOB" --kill-on-invalid-dep=yes --export="$EXPORT" --output="$LOG_DIR/%x-%j.out" ${COMBINE_SBATCH_ARGS:-} \
       "$HERE/combine.sbatch" "$@")
 DEP=${DEP%%;*}
 echo "submitted shards: job $JOB (array $ARRAY); combine: job $DEP (after all shards succeed)"
