@@ -87,6 +87,8 @@ def _merge(base: dict, over: dict, schema: dict | None, where: str, prefix: str 
             base[key] = {**(base.get(key) or {}), **(value or {})}
             continue
         if isinstance(expected, dict):
+            if value is None:
+                value = {}  # a section whose keys are all commented out
             if not isinstance(value, dict):
                 raise UserError(f"{where}: config key {dotted!r} must be a mapping, got {type(value).__name__}")
             base.setdefault(key, {})
@@ -175,6 +177,8 @@ def build_config(defaults: dict, config_file: str | Path | None = None,
             continue
         if section == "paths" and paths_file:
             shared = Path(paths_file)
+            if not shared.is_file():
+                raise UserError(f"--paths: paths file not found: {shared}")
         else:
             shared = config_dir / filename
             if not shared.is_file():
@@ -189,17 +193,67 @@ def build_config(defaults: dict, config_file: str | Path | None = None,
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected dotted.key=value")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        key = key.strip()
+        value = _parse_override(raw, _schema_type(schema, key))
         nested: Any = value
-        for part in reversed(key.strip().split(".")):
+        for part in reversed(key.split(".")):
             nested = {part: nested}
         _merge(merged, nested, schema, "--set")
     cfg = Config(_resolve(merged, merged))
     cfg.source = str(config_file) if config_file else "<defaults>"
     return cfg
+
+
+_NO_VALUE = object()
+
+
+def _schema_type(schema: dict, dotted: str) -> Any:
+    """The default at ``dotted`` in the schema (its type is the key's type), or
+    _NO_VALUE where the schema does not fix one (free mapping, unknown key)."""
+    node: Any = schema
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or node.get("__free__") or part not in node:
+            return _NO_VALUE
+        node = node[part]
+    return node
+
+
+def _parse_override(raw: str, expected: Any) -> Any:
+    """A --set value. For a string key the text is taken as typed (no YAML: a
+    '#', ': ', 'yes', '010' or '1.10' stays what it is), except a quoted string
+    or null/~. Other keys are parsed as YAML, with ${...} references kept whole
+    (a flow list like [${paths.raw_root}/a, b] is valid)."""
+    if raw == "":
+        return ""
+    if isinstance(expected, str):
+        if raw in ("null", "~") or (len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""):
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError:
+                return raw
+        return raw
+    refs: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        refs.append(m.group(0))
+        return f"CFGREF{len(refs) - 1}X"
+
+    try:
+        value = yaml.safe_load(_REF.sub(hide, raw))
+    except yaml.YAMLError:
+        return raw
+    if not refs:
+        return value
+
+    def show(node: Any) -> Any:
+        if isinstance(node, str):
+            return re.sub(r"CFGREF(\d+)X", lambda m: refs[int(m.group(1))], node)
+        if isinstance(node, list):
+            return [show(v) for v in node]
+        if isinstance(node, dict):
+            return {show(k): show(v) for k, v in node.items()}
+        return node
+    return show(value)
 
 
 def _strip_free_markers(node: dict) -> None:

@@ -22,12 +22,17 @@ from .errors import UserError
 
 # Resynchronise after a malformed array element at the next '},{' boundary.
 _NEXT_OBJECT = re.compile(r"\}\s*,\s*\{")
+# What may still follow a number that ends at the end of the buffer read so far.
+_NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
 
 
 def _open_text(path: Path, mode: str = "rt"):
+    # Reading: utf-8-sig drops a byte-order mark (files saved by Windows tools),
+    # which would otherwise make the first row or the whole array malformed.
+    encoding = "utf-8-sig" if "r" in mode else "utf-8"
     if str(path).endswith(".gz"):
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        return gzip.open(path, mode, encoding=encoding)
+    return open(path, mode, encoding=encoding)
 
 
 class BadRows:
@@ -152,8 +157,12 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
         while True:
             skip_ws()
             if pos >= len(buf):
-                raise UserError(f"{path}: unexpected end of file inside the top-level array "
-                                f"(after element {index})")
+                # A truncated file (an interrupted download): what was read is used,
+                # the loss is reported like a bad row rather than failing the run.
+                bad.seen += 1
+                bad.add(f"{path}: array element {index}",
+                        "file ends inside the top-level array (truncated file?)")
+                return
             if buf[pos] == "]":
                 return
             if buf[pos] == ",":
@@ -162,6 +171,8 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
             while True:
                 try:
                     obj, end = dec.raw_decode(buf, pos)
+                    if not eof and _NUMBER_TAIL.fullmatch(buf, end) and fill():
+                        continue  # a number may go on in the next chunk ("0." + "5")
                     break
                 except json.JSONDecodeError as e:
                     # The element may straddle the chunk boundary: read more and retry.
@@ -169,12 +180,22 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
                         fill()
                         continue
                     bad.seen += 1
-                    bad.add(f"{path}: array element {index}", f"malformed JSON ({e.msg})")
+                    if eof and e.pos >= len(buf):
+                        reason = "file ends inside this element (truncated file?)"
+                    else:
+                        reason = f"malformed JSON ({e.msg})"
+                    bad.add(f"{path}: array element {index}", reason)
                     index += 1
                     m = _NEXT_OBJECT.search(buf, pos + 1)
                     while m is None and fill():
                         m = _NEXT_OBJECT.search(buf, 1)
                     if m is None:
+                        rest = buf[pos:]
+                        if "," in rest.rstrip().rstrip("]"):
+                            # Not an array of objects: no '},{' to resynchronise at.
+                            bad.add(f"{path}: array element {index}",
+                                    "no later element boundary found after the malformed "
+                                    f"element; the rest of the file ({len(rest)} characters) was skipped")
                         return
                     pos = m.end() - 1
             bad.seen += 1

@@ -78,11 +78,13 @@ def assign_languages(n: int, seed: int, codes: list[str] | None = None,
     remainder), positions are a seeded shuffle. Same (n, seed, codes) -> same list.
     """
     table = load_languages()
-    chosen = codes if codes else list(table)
-    for c in chosen:
+    chosen = list(dict.fromkeys(codes)) if codes else list(table)  # a repeated code counts once
+    for c in [*chosen, *(exclude or [])]:
         if c not in table:
             raise UserError(f"unknown language code {c!r} in the language list (see {LANGUAGES_TSV})")
     chosen = [c for c in chosen if c not in set(exclude or [])]
+    if not chosen:
+        raise UserError("no language left to assign (every listed language is excluded)")
     counts = language_counts(n, {c: table[c].mc4_percent for c in chosen})
     out = [c for c in chosen for _ in range(counts[c])]
     random.Random(f"assign-languages:{seed}:{n}").shuffle(out)

@@ -35,7 +35,7 @@ def tiny_nllb(tmp_path_factory) -> Path:
 def translation_sets(backend: str = "dry-run", cache: Path | str = "", model: Path | None = None) -> list[str]:
     """--set arguments selecting a translation backend for a script under test."""
     sets = ["--set", f"translation.backend={backend}", "--set", f"translation.cache={cache}",
-            "--set", "translation.progress=false"]
+            "--set", "translation.progress=false", "--set", "translation.threads=1"]
     if model is not None:
         sets += ["--set", f"translation.model={model}", "--set", f"translation.ct2_model={model / 'ct2'}"]
     return sets

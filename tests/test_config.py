@@ -74,3 +74,45 @@ def test_help_works():
     p = subprocess.run([sys.executable, "translate/translate_file.py", "--help"], cwd=REPO,
                        capture_output=True, text=True)
     assert p.returncode == 0 and "--set" in p.stdout
+
+
+DEFAULTS2 = {"stage": {"input": "${paths.raw_root}/x.json", "names": ["a"], "sub": {"k": 1, "s": "v"},
+                       "n": 3}}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("a #b", "a #b"),            # YAML would cut a comment
+    ("C: x", "C: x"),            # YAML would make a mapping
+    ("010", "010"),              # YAML would read octal 8
+    ("1.10", "1.10"),            # YAML would read 1.1
+    ("yes", "yes"),              # YAML would read true
+    ("[a]", "[a]"),
+    ("a=b", "a=b"),              # only the first '=' separates the key
+    ("'quoted # text'", "quoted # text"),
+    ("", ""),
+])
+def test_set_string_keys_take_the_text_as_typed(raw, expected):
+    assert build_config(DEFAULTS2, None, [f"stage.input={raw}"]).at("stage.input") == expected
+
+
+def test_set_parses_yaml_for_other_types_and_keeps_references():
+    cfg = build_config(DEFAULTS2, None, ["stage.names=[${paths.raw_root}/a, b]", "stage.sub={k: 5}",
+                                         "paths.raw_root=/R"])
+    assert cfg.at("stage.names") == ["/R/a", "b"]
+    assert cfg.at("stage.sub") == {"k": 5, "s": "v"}  # a nested mapping merges into the defaults
+    with pytest.raises(UserError, match="unknown config key 'stage.sub.zz'"):
+        build_config(DEFAULTS2, None, ["stage.sub={zz: 1}"])
+
+
+def test_empty_section_and_paths_file(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("stage:\n  # every key commented out\n")
+    assert build_config(DEFAULTS2, f).at("stage.n") == 3
+    p = tmp_path / "p.yaml"
+    p.write_text("paths:\n  raw_root: /P\n")
+    assert build_config(DEFAULTS2, None, [], p).at("stage.input") == "/P/x.json"
+    with pytest.raises(UserError, match="--paths: paths file not found"):
+        build_config(DEFAULTS2, None, [], tmp_path / "nope.yaml")
+    f.write_text("stage: [1, 2]\n")
+    with pytest.raises(UserError, match="'stage' must be a mapping, got list"):
+        build_config(DEFAULTS2, f)

@@ -87,3 +87,41 @@ def test_iter_json_array_rejects_non_array(tmp_path):
     p.write_text('{"a": 1}')
     with pytest.raises(UserError, match="expected a JSON array"):
         list(iter_json_array(p))
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_bytes('\ufeff{"a": 1}\n{"a": 2}\n'.encode("utf-8"))
+    assert list(read_jsonl(p)) == [{"a": 1}, {"a": 2}]
+    q = tmp_path / "a.json"
+    q.write_bytes('\ufeff[{"a": 1}]'.encode("utf-8"))
+    assert list(iter_json_array(q)) == [(0, {"a": 1})]
+    assert load_json(q) == [{"a": 1}]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 1 << 20])
+def test_iter_json_array_tricky_elements_at_every_chunk_boundary(tmp_path, chunk):
+    elements = [123456789, -0.5e-3, True, None, "s},{t", [1, [2, {"x": "]"}]], {"u": "日本語😀\\"},
+                {"a": "x" * 300}, {}, []]
+    p = tmp_path / "a.json"
+    p.write_text(" [ " + " ,\n ".join(json.dumps(e, ensure_ascii=False) for e in elements) + " ] \n",
+                 encoding="utf-8")
+    got = list(iter_json_array(p, BadRows(max_bad=0), chunk_size=chunk))
+    assert got == list(enumerate(elements))
+
+
+@pytest.mark.parametrize("text, rows, reason", [
+    ("[]", [], None),
+    ("  [ \n ] ", [], None),
+    ('[{"a":1},{"b":2', [{"a": 1}], "file ends inside this element (truncated file?)"),
+    ('[{"a":1},', [{"a": 1}], "file ends inside the top-level array (truncated file?)"),
+    ("[1, x, 3, 4]", [1], "no later element boundary found"),
+])
+def test_iter_json_array_empty_and_truncated(tmp_path, text, rows, reason):
+    p = tmp_path / "a.json"
+    p.write_text(text)
+    bad = BadRows(quiet=True)
+    assert [r for _, r in iter_json_array(p, bad, chunk_size=4)] == rows
+    assert (reason is None) == (bad.count == 0)
+    if reason:
+        assert reason in bad.examples[-1]

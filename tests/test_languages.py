@@ -41,9 +41,32 @@ def test_assignment_subset_and_exclude():
     codes = assign_languages(1000, 0, exclude=["en"])
     assert "en" not in codes and len(codes) == 1000
     sub = assign_languages(10, 0, codes=["de", "fr"])
-    assert sorted(collections.Counter(sub).values()) == [5, 5] or set(sub) <= {"de", "fr"}
+    assert len(sub) == 10 and set(sub) == {"de", "fr"}  # exact counts: see the subset test below
 
 
 def test_language_counts_small_n_sum():
     for n in range(0, 50):
         assert sum(language_counts(n, {"a": 1, "b": 1, "c": 1}).values()) == n
+
+
+def test_subset_counts_are_the_largest_remainder_of_the_subset_shares():
+    table = load_languages()
+    codes = ["de", "fr", "sw", "zh", "iw"]
+    n = 1001
+    got = collections.Counter(assign_languages(n, 3, codes=codes + ["de"]))  # a repeat counts once
+    shares = {c: table[c].mc4_percent for c in codes}
+    exact = {c: n * s / sum(shares.values()) for c, s in shares.items()}
+    floors = {c: int(v) for c, v in exact.items()}
+    top = sorted(codes, key=lambda c: exact[c] - floors[c], reverse=True)[:n - sum(floors.values())]
+    assert dict(got) == {c: floors[c] + (c in top) for c in codes}
+    got = collections.Counter(assign_languages(n, 3, codes=codes, exclude=["zh"]))
+    assert "zh" not in got and sum(got.values()) == n
+
+
+def test_assignment_errors_are_user_errors():
+    import pytest
+    from common.errors import UserError
+    with pytest.raises(UserError, match="unknown language code 'xx'"):
+        assign_languages(5, 0, codes=["de", "xx"])
+    with pytest.raises(UserError, match="no language left"):
+        assign_languages(5, 0, codes=["de"], exclude=["de"])

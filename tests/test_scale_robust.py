@@ -159,9 +159,6 @@ def test_output_and_log_folders_that_do_not_exist_yet(tmp_path, capfd):
     assert json.loads(out.read_text().splitlines()[0])["id"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="translate/stage.py: a row skipped for an unknown language after the "
-                                       "shard filter shifts the round-robin merge (fix requested from the engine "
-                                       "owner: count the shard index over usable rows)")
 def test_a_row_with_an_unknown_language_does_not_shift_the_merge(tmp_path):
     from translate import translate_file
     rows = [dict(r) for r in ROWS[:9]]

@@ -20,6 +20,17 @@ PERMISSIVE = {"min_ratio": 0.0, "max_ratio": 1e9, "min_chars_for_ratio": 10**6,
               "min_words_for_copy": 10**6, "max_repeats": 10**6}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models on a busy 2-core machine: OpenMP threads spinning against each
+    other make them several times slower. Restored for the other test files."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def engine_for(backend, model, **kw):
     cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
     cfg.update(backend=backend, model=str(model), ct2_model=str(model / "ct2"), device="cpu",
@@ -39,6 +50,47 @@ def test_backend_translates_mixed_targets_in_one_batch(tiny_nllb, backend):
     # Deterministic: a second engine gives the same strings.
     assert [r.text for r in engine_for(backend, tiny_nllb).translate(texts, ["de", "zh", "fr", "de"])] == \
         [r.text for r in res]
+
+
+@pytest.fixture(scope="module")
+def sensitive_nllb(tiny_nllb, tmp_path_factory):
+    """The tiny model with large random weights: its (still meaningless) output
+    depends on the input and on the target code, unlike the default tiny model's,
+    so mixed-up rows or a target not forced per row would show."""
+    import shutil
+
+    import torch
+    from transformers import M2M100ForConditionalGeneration
+
+    from translate.tiny_model import convert_ct2
+    out = tmp_path_factory.mktemp("sensitive") / "model"
+    shutil.copytree(tiny_nllb, out, ignore=shutil.ignore_patterns("ct2"))
+    model = M2M100ForConditionalGeneration.from_pretrained(tiny_nllb)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 1.0)
+    model.save_pretrained(out)
+    convert_ct2(out, out / "ct2", quantization="int8")
+    return out
+
+
+@pytest.mark.parametrize("backend", ["hf", "ctranslate2"])
+def test_batch_output_equals_one_by_one_and_targets_are_forced_per_row(sensitive_nllb, backend):
+    """Batch invariance: NLLB pads on the right and M2M100 derives positions from
+    the padding mask, so a row's output does not depend on its batch mates."""
+    texts = ["A dog.", "A man in a blue shirt is riding a bicycle down the street near a lake.",
+             "Is there a cat?", "Two children are playing with a red ball in the park today.", "A dog."]
+    tgts = ["deu_Latn", "fra_Latn", "zho_Hans", "swh_Latn", "jpn_Jpan"]
+    be = engine_for(backend, sensitive_nllb).backend
+    # A fixed cap: the engine's cap follows the longest input of a batch, which
+    # would make the lengths differ for outputs that never stop (random weights).
+    together = be.translate_batch(texts, "eng_Latn", tgts, 24)
+    one_by_one = [be.translate_batch([t], "eng_Latn", [g], 24)[0] for t, g in zip(texts, tgts)]
+    assert together == one_by_one
+    assert len(set(together)) == len(texts)  # input- and target-dependent outputs
+    assert together[0] != together[4]  # same text, other target
 
 
 def test_generation_is_capped_relative_to_input(tiny_nllb):
@@ -81,6 +133,9 @@ def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
                 "translation.backend=hf", f"translation.model={tiny_nllb}", f"translation.cache={cache}",
                 "translation.max_batch_tokens=200", "translation.flush_segments=1",
                 "translation.progress=false", "translation.device=cpu",
+                # One torch thread: on a busy 2-core machine OpenMP threads spin
+                # against each other and make this tiny model 5x slower.
+                "translation.threads=1",
                 "translation.quality.min_ratio=0", "translation.quality.max_ratio=1000000000",
                 "translation.quality.min_words_for_copy=1000000", "translation.quality.max_repeats=1000000"]
         return [a for s in sets for a in ("--set", s)]

@@ -52,7 +52,7 @@ def test_long_text_is_split_into_sentences_and_rejoined():
     be = FakeBackend(fn=lambda t, g: t)
     eng = Engine(make_cfg(max_words_per_segment=40,
                           quality={**TRANSLATION_DEFAULTS["quality"], "min_words_for_copy": 10**6}), backend=be)
-    sentence = " ".join(["word"] * 30) + "."
+    sentence = "Word " + " ".join(["word"] * 29) + "."
     paragraph = " ".join([sentence] * 5) + "\n\n" + " ".join(["long"] * 100)
     res = eng.translate([paragraph], ["de"])
     assert res[0].text == paragraph  # identity backend: rejoined exactly
@@ -177,3 +177,130 @@ def test_missing_shard_is_named(tmp_path):
     with pytest.raises(UserError, match=r"missing shard file\(s\): .*o.jsonl.shard-00001-of-00003"):
         combine_shards(out, 3)
     assert not out.exists()
+
+
+# -- sentence splitting -------------------------------------------------------
+
+@pytest.mark.parametrize("text, pieces", [
+    ("Mr. Smith went to Washington. He saw a dog.", ["Mr. Smith went to Washington.", "He saw a dog."]),
+    ("The price is 3.5 dollars. Really?", ["The price is 3.5 dollars.", "Really?"]),
+    ("Wait... what is that? A dog!", ["Wait... what is that?", "A dog!"]),  # no split before lowercase
+    ("U.S.A. is big. See Fig. 3 now. Yes.", ["U.S.A. is big.", "See Fig. 3 now.", "Yes."]),
+    ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+    ("Visit http://example.com/a.b. Then go home.", ["Visit http://example.com/a.b.", "Then go home."]),
+    ("这是一只狗。它在跑！真的吗？是的", ["这是一只狗。", "它在跑！", "真的吗？", "是的"]),
+    ("日本語の文です。次の文です。", ["日本語の文です。", "次の文です。"]),
+    ("Line one\r\n\r\nline two\n  \nLine three.", ["Line one", "line two", "Line three."]),
+    ("  padded  ", ["padded"]),
+    ("\n \n", []),
+    ("x" * 5000, ["x" * 5000]),  # one huge word stays one piece (the engine flags it if too long)
+])
+def test_split_cases_and_exact_rejoin(text, pieces):
+    from translate import segment
+    got, seps = segment.split(text, 100)
+    assert got == pieces
+    assert segment.join(got, seps) == text
+
+
+def test_split_random_texts_rejoin_exactly_with_clean_bounded_pieces():
+    import random
+    from translate import segment
+    alphabet = list("abc AB.!?…。！？\n\r\t \"')]»1x") + ["Mr.", "e.g.", "  ", "日本"]
+    r = random.Random(0)
+    for _ in range(20000):
+        text = "".join(r.choice(alphabet) for _ in range(r.randint(0, 30)))
+        max_words = r.randint(1, 5)
+        pieces, seps = segment.split(text, max_words)
+        assert segment.join(pieces, seps) == text
+        assert len(seps) == len(pieces) + 1
+        assert all(p and p == p.strip() and len(p.split()) <= max_words for p in pieces), (text, pieces)
+
+
+# -- quality checks: legitimate short or dense translations pass --------------
+
+@pytest.mark.parametrize("src, out, tgt", [
+    ("yes", "ja", "deu_Latn"), ("2", "2", "deu_Latn"), ("OK", "OK", "fra_Latn"),
+    ("New York City", "New York City", "deu_Latn"),          # a name may come back unchanged
+    ("Toyota Corolla 2015", "Toyota Corolla 2015", "deu_Latn"),
+    ("How many people are standing next to the red bus?", "빨간 버스 옆에 몇 명?", "kor_Hang"),
+    ("A photograph of a cat sitting on the couch.", "沙发上的猫。", "zho_Hans"),
+    ("What is the man holding in his right hand?", "男人は右手に何を持っていますか？", "jpn_Jpan"),
+    ("A dog is running on the beach near the water.", "สุนัขกำลังวิ่งอยู่บนชายหาดใกล้น้ำ", "tha_Thai"),
+    ("A dog is running on the beach near the water.", "ឆ្កែកំពុងរត់នៅលើឆ្នេរក្បែរទឹក", "khm_Khmr"),
+    ("A dog is running on the beach near the water.", "ໝາກຳລັງແລ່ນຢູ່ເທິງຫາດຊາຍໃກ້ກັບນ້ຳ", "lao_Laoo"),
+    ("A dog is running on the beach near the water.", "ခွေးသည် ရေအနီးရှိ ကမ်းခြေပေါ်တွင် ပြေးနေသည်။", "mya_Mymr"),
+    ("A very very very very long road.", "Eine sehr sehr sehr sehr lange Straße.", "deu_Latn"),
+    ("The sign says STOP STOP STOP STOP STOP STOP.", "Das Schild sagt STOP STOP STOP STOP STOP STOP.", "deu_Latn"),
+])
+def test_quality_passes_legitimate_translations(src, out, tgt):
+    assert quality.check(src, out, tgt) is None
+
+
+# -- engine robustness --------------------------------------------------------
+
+def test_backend_error_keeps_finished_batches_and_rerun_resumes(tmp_path):
+    import sqlite3
+
+    class Failing(FakeBackend):
+        def translate_batch(self, texts, src, tgts, max_new_tokens):
+            if self.calls == 3:
+                self.calls += 1
+                raise RuntimeError("CUDA out of memory")
+            return super().translate_batch(texts, src, tgts, max_new_tokens)
+
+    db = tmp_path / "c.sqlite"
+    texts = [f"text number {i}" for i in range(20)]
+    # Default flush_segments (2048): nothing would reach the cache without the flush on error.
+    eng = Engine(make_cfg(cache=str(db), max_batch_tokens=25), backend=Failing())
+    with pytest.raises(RuntimeError, match="CUDA out of memory") as e:
+        eng.translate(texts, ["de"] * 20)
+    assert any("15 segments translated before it are kept" in n for n in e.value.__notes__)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM translations").fetchone()[0] == 15
+    be = FakeBackend()
+    res = Engine(make_cfg(cache=str(db), max_batch_tokens=25), backend=be).translate(texts, ["de"] * 20)
+    assert sum(len(b[0]) for b in be.batches) == 5
+    assert [r.text for r in res] == [t.upper() + " <deu_Latn>" for t in texts]
+
+
+def test_unknown_target_code_fails_before_any_model_call():
+    from common.errors import UserError
+    be = FakeBackend()
+    with pytest.raises(UserError, match="unknown language code 'xx'"):
+        Engine(make_cfg(), backend=be).translate(["a", "b"], ["de", "xx"])
+    assert be.calls == 0
+
+
+def test_segment_longer_than_generation_cap_is_flagged_without_model_call():
+    be = FakeBackend()
+    eng = Engine(make_cfg(max_new_tokens=20), backend=be)
+    long_text = " ".join(["w"] * 19)  # 21 "tokens" with the fake count
+    res = eng.translate([long_text, "short one"], ["de", "de"])
+    assert res[0] == (None, "too_long") and res[1].text == "SHORT ONE <deu_Latn>"
+    assert [b[0] for b in be.batches] == [["short one"]]
+    assert eng.rejects == [{"source": long_text, "lang": "de", "output": "", "reason": "too_long"}]
+
+
+def test_rejects_list_is_the_same_after_a_partial_cache(tmp_path):
+    """A resumed run (half the segments cached) lists rejects in the same order
+    as an uninterrupted one, so the rejects file is byte-identical too."""
+    def fn(text, tgt):
+        return "" if text.endswith(("1", "4", "7")) else text.upper() + "!"
+    texts = [f"segment {i}" for i in range(30)]
+    tgts = ["de", "fr", "zh"] * 10
+    whole = Engine(make_cfg(), backend=FakeBackend(fn=fn))
+    whole.translate(texts, tgts)
+    db = tmp_path / "c.sqlite"
+    Engine(make_cfg(cache=str(db)), backend=FakeBackend(fn=fn)).translate(texts[::2], tgts[::2])
+    resumed = Engine(make_cfg(cache=str(db)), backend=FakeBackend(fn=fn))
+    resumed.translate(texts, tgts)
+    assert resumed.summary()["cached"] == 15
+    assert resumed.rejects == whole.rejects and len(whole.rejects) == 9
+
+
+def test_one_engine_for_two_files_writes_each_files_own_rejects(tmp_path):
+    eng = Engine(make_cfg(), backend=FakeBackend(fn=lambda t, g: "" if "bad" in t else t.upper()))
+    for name, caption in [("a", "bad one here"), ("b", "worse thing bad")]:
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"caption": caption, "lang": "de"}, {"caption": "fine", "lang": "de"}])
+        translate_jsonl(eng, tmp_path / f"{name}.jsonl", tmp_path / f"{name}.out.jsonl", ["caption"])
+    assert [r["source"] for r in read_jsonl(tmp_path / "b.out.jsonl.rejects.jsonl")] == ["worse thing bad"]

@@ -48,20 +48,38 @@ def _resolve_device(device: str) -> str:
 
 
 class _NllbTokenizer:
-    """The NLLB tokenizer, re-created when the source language changes."""
+    """The NLLB tokenizer, re-created when the source language changes.
+
+    The engine counts the tokens of every segment of a translate() call before it
+    batches them; the ids are kept until the next count so that translate_batch
+    does not tokenize the same texts again.
+    """
 
     path: str
     src: str | None = None
     tok = None
+    _ids: dict | None = None
 
     def _tokenizer(self, src: str):
         if self.tok is None or self.src != src:
             self.tok = _load_tokenizer(self.path, src)
             self.src = src
+            self._ids = None
         return self.tok
 
     def count_tokens(self, texts, src="eng_Latn"):
-        return [len(ids) for ids in self._tokenizer(src)(texts)["input_ids"]]
+        ids = self._tokenizer(src)(list(texts))["input_ids"]
+        self._ids = dict(zip(texts, ids))
+        return [len(x) for x in ids]
+
+    def encode(self, texts, src) -> list[list[int]]:
+        """Token ids (with the source code and </s>), from the last count where known."""
+        tok = self._tokenizer(src)
+        known = self._ids or {}
+        missing = [t for t in texts if t not in known]
+        if missing:
+            known = {**known, **dict(zip(missing, tok(missing)["input_ids"]))}
+        return [known[t] for t in texts]
 
 
 class HFBackend(_NllbTokenizer):
@@ -95,7 +113,7 @@ class HFBackend(_NllbTokenizer):
     def translate_batch(self, texts, src, tgts, max_new_tokens):
         import torch
         tok = self._tokenizer(src)
-        enc = tok(texts, return_tensors="pt", padding=True).to(self.device)
+        enc = tok.pad({"input_ids": self.encode(texts, src)}, return_tensors="pt").to(self.device)
         start = self.model.config.decoder_start_token_id
         prefix = torch.tensor([[start, tok.convert_tokens_to_ids(t)] for t in tgts], device=self.device)
         with torch.inference_mode():
@@ -134,7 +152,7 @@ class CTranslate2Backend(_NllbTokenizer):
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):
         tok = self._tokenizer(src)
-        source = [tok.convert_ids_to_tokens(ids) for ids in tok(texts)["input_ids"]]
+        source = [tok.convert_ids_to_tokens(ids) for ids in self.encode(texts, src)]
         results = self.translator.translate_batch(
             source, target_prefix=[[t] for t in tgts], beam_size=self.num_beams,
             max_batch_size=len(texts), max_decoding_length=max_new_tokens + 1)

@@ -1,8 +1,8 @@
 """Persistent translation cache (SQLite), keyed by model, languages and text.
 
-Each finished batch is committed at once, so a run killed at any point loses at
-most the batch in flight; the next run reads what is done and translates only
-the rest. WAL mode and a long busy timeout let several processes share one
+The engine commits finished batches at least every ``flush_segments``
+segments (one transaction each), so a run killed at any point loses at most
+that many; the next run reads what is done and translates only the rest. WAL mode and a long busy timeout let several processes share one
 database (shards, GPUs on one machine); rows are INSERT OR IGNORE, so two
 workers that translated the same segment cannot conflict.
 """

@@ -9,7 +9,14 @@ window), never translates the same (segment, source, target) twice (in memory
 and through the SQLite cache across runs), sorts by length and batches by a
 token budget (padding included), and caps the generated length relative to the
 input. Every output is quality-checked; a text with a flagged segment comes
-back as (None, reason) and is listed in ``engine.rejects``.
+back as (None, reason) and is listed in ``engine.rejects``. A segment longer
+(in tokens) than ``max_new_tokens`` could not come back whole and is flagged
+``too_long`` without a model call.
+
+Finished batches reach the SQLite cache at least every ``flush_segments``
+segments and whenever translate() ends, also by an exception (a backend error
+then carries a note saying how much was kept). A SIGKILL loses at most the
+segments not yet flushed; a rerun translates just those.
 """
 from __future__ import annotations
 
@@ -75,6 +82,8 @@ class Engine:
         if len(texts) != len(tgts):
             raise ValueError("texts and tgts differ in length")
         src_nllb = nllb_code(src)
+        # Every target code checked before any model call (UserError names it).
+        tgt_nllb = {t: nllb_code(t) for t in dict.fromkeys(tgts) if t != src}
         plans = []          # per text: None (pass through) or (pieces, seps, tgt)
         wanted: dict[tuple[str, str], None] = {}
         for text, tgt in zip(texts, tgts):
@@ -89,7 +98,7 @@ class Engine:
                 self.stats["segments_in"] += 1
                 self.by_lang[tgt]["segments"] += 1
                 wanted.setdefault((p, tgt), None)
-        done = self._translate_unique(list(wanted), src, src_nllb)
+        done = self._translate_unique(list(wanted), src, src_nllb, tgt_nllb)
         results = []
         for text, plan in zip(texts, plans):
             if plan is None:
@@ -135,70 +144,102 @@ class Engine:
         self.cache.close()
 
     # -- internals ----------------------------------------------------------
-    def _translate_unique(self, pairs: list[tuple[str, str]], src: str, src_nllb: str) -> dict:
+    def _translate_unique(self, pairs: list[tuple[str, str]], src: str, src_nllb: str,
+                          tgt_nllb: dict[str, str]) -> dict:
         """Batches are formed over all unique pairs, cached or not, so their
         composition does not depend on how far an earlier run got: a resumed run
         translates exactly the batches the killed one had not committed, with the
         same inputs, and its output equals an uninterrupted run's."""
         self.stats["unique"] += len(pairs)
-        keys = {pair: cache_key(self.backend.model_key, src, pair[1], pair[0]) for pair in pairs}
-        cached = self.cache.get_many(list(keys.values()))
+        model_key = self.backend.model_key
+        keys = [cache_key(model_key, src, tgt, text) for text, tgt in pairs]
+        cached = self.cache.get_many(keys)
         done: dict[tuple[str, str], tuple[str, str | None]] = {}
-        for pair in pairs:
-            hit = cached.get(keys[pair])
+        for pair, key in zip(pairs, keys):
+            hit = cached.get(key)
             if hit is not None:
                 done[pair] = hit
-                self.stats["cached"] += 1
-                self._count_flag(pair, hit[0], hit[1])
-        if len(done) == len(pairs):
-            return done
+        self.stats["cached"] += len(done)
+        if len(done) < len(pairs):
+            self._translate_missing(pairs, keys, src, src_nllb, tgt_nllb, done)
+        # Counted in input order, cached or not, so the rejects list (and file) of
+        # a resumed run equals an uninterrupted run's.
+        for pair in pairs:
+            self._count_flag(pair, *done[pair])
+        return done
+
+    def _translate_missing(self, pairs, keys, src, src_nllb, tgt_nllb, done) -> None:
         lengths = self.backend.count_tokens([p[0] for p in pairs], src_nllb)
+        # A segment longer than the generation cap cannot come back whole (one huge
+        # "word", e.g. a URL): flagged without a model call, and not cached, so a
+        # run with a larger max_new_tokens translates it.
+        max_new = int(self.cfg["max_new_tokens"])
+        for i, pair in enumerate(pairs):
+            if lengths[i] > max_new and pair not in done:
+                done[pair] = ("", "too_long")
+                self.stats["too_long"] += 1
         # Longest first: the largest memory need shows at once, padding stays small.
-        order = sorted(range(len(pairs)), key=lambda i: (-lengths[i], pairs[i][1], pairs[i][0]))
+        order = sorted((i for i in range(len(pairs)) if lengths[i] <= max_new),
+                       key=lambda i: (-lengths[i], pairs[i][1], pairs[i][0]))
         budget = int(self.cfg["max_batch_tokens"])
         bar = tqdm(total=len(pairs) - len(done), unit="seg", desc="translate",
                    disable=not self.cfg["progress"], file=sys.stderr, mininterval=1.0)
         pending: list = []
         batch: list[int] = []
+        committed = 0
 
         def flush_batch():
-            nonlocal pending
-            todo = [pairs[j] for j in batch if pairs[j] not in done]
+            nonlocal pending, committed
+            todo = [j for j in batch if pairs[j] not in done]
             if todo:
-                longest = max(lengths[j] for j in batch if pairs[j] not in done)
-                pending += self._run_batch(todo, longest, src, src_nllb, keys, done)
+                longest = max(lengths[j] for j in todo)
+                try:
+                    pending += self._run_batch(todo, pairs, keys, longest, src, src_nllb, tgt_nllb, done)
+                except Exception as e:
+                    e.add_note(f"translation backend {self.backend.model_key!r} failed on a batch of "
+                               f"{len(todo)} segments (longest {longest} tokens); the "
+                               f"{committed + len(pending)} segments translated before it are kept in "
+                               f"the cache, so a rerun resumes there")
+                    raise
                 bar.update(len(todo))
             if len(pending) >= self.cfg["flush_segments"]:
                 self.cache.put_many(pending)
+                committed += len(pending)
                 pending = []
 
-        for i in order:
-            longest = lengths[batch[0]] if batch else lengths[i]
-            if batch and longest * (len(batch) + 1) > budget:
+        try:
+            for i in order:
+                longest = lengths[batch[0]] if batch else lengths[i]
+                if batch and longest * (len(batch) + 1) > budget:
+                    flush_batch()
+                    batch = []
+                batch.append(i)
+            if batch:
                 flush_batch()
-                batch = []
-            batch.append(i)
-        if batch:
-            flush_batch()
-        if pending:
-            self.cache.put_many(pending)
-        bar.close()
-        return done
+        finally:
+            # Also on an exception (a backend error, Ctrl-C): finished batches are kept.
+            if pending:
+                self.cache.put_many(pending)
+            bar.close()
 
-    def _run_batch(self, pairs, longest, src, src_nllb, keys, done) -> list:
+    def _run_batch(self, todo, pairs, keys, longest, src, src_nllb, tgt_nllb, done) -> list:
         cap = min(int(self.cfg["max_new_tokens"]),
                   int(self.cfg["length_factor"] * longest + self.cfg["length_extra"]))
+        texts = [pairs[j][0] for j in todo]
+        tgts = [tgt_nllb[pairs[j][1]] for j in todo]
         t0 = time.perf_counter()
-        outs = self.backend.translate_batch([p[0] for p in pairs], src_nllb,
-                                            [nllb_code(p[1]) for p in pairs], cap)
+        outs = self.backend.translate_batch(texts, src_nllb, tgts, cap)
         self.seconds += time.perf_counter() - t0
+        if len(outs) != len(todo):
+            raise RuntimeError(f"backend returned {len(outs)} outputs for {len(todo)} inputs")
+        model_key = self.backend.model_key
         rows = []
-        for pair, out in zip(pairs, outs):
-            flag = quality.check(pair[0], out, nllb_code(pair[1]), **self.qcfg)
+        for j, text, tgt_code, out in zip(todo, texts, tgts, outs):
+            flag = quality.check(text, out, tgt_code, **self.qcfg)
+            pair = pairs[j]
             done[pair] = (out, flag)
-            self.stats["translated"] += 1
-            self._count_flag(pair, out, flag)
-            rows.append((keys[pair], self.backend.model_key, src, pair[1], pair[0], out, flag))
+            rows.append((keys[j], model_key, src, pair[1], text, out, flag))
+        self.stats["translated"] += len(rows)
         return rows
 
     def _count_flag(self, pair, output, flag) -> None:

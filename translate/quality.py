@@ -2,11 +2,12 @@
 stage keeps the English original for that example and marks it ``en``."""
 from __future__ import annotations
 
+import functools
 import re
 
-# Scripts where a sentence is much shorter in characters than its English source.
-_DENSE_SCRIPTS = ("Hans", "Hant", "Jpan", "Kore", "Hira", "Kana")
-_LETTER = re.compile(r"[^\W\d_]")
+# Scripts where a sentence is much shorter in characters than its English source
+# (NLLB writes Korean as kor_Hang).
+_DENSE_SCRIPTS = ("Hans", "Hant", "Jpan", "Hang", "Kore", "Hira", "Kana")
 
 
 def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
@@ -18,7 +19,10 @@ def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
         return "empty"
     src = source.strip()
     words = src.split()
-    if (len(words) >= min_words_for_copy and _LETTER.search(src)
+    # A copy is flagged only for running text (some word starts lowercase): a
+    # name, title or model number ("New York City", "Toyota Corolla 2015") may
+    # rightly come back unchanged.
+    if (len(words) >= min_words_for_copy and any(w[:1].islower() for w in words)
             and out.casefold() == src.casefold()):
         return "copied_source"
     if _runaway(out, max_repeats) and not _runaway(src, max_repeats):
@@ -31,31 +35,22 @@ def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _runaway_patterns(max_repeats: int) -> tuple[re.Pattern, re.Pattern]:
+    # Words: n tokens (n <= 4), each ending in one space, then max_repeats more
+    # copies of them, on the text re-joined with single spaces.
+    words = re.compile(r"(?<= )((?:\S+ ){1,4}?)\1{%d}" % max_repeats)
+    # Characters: a 2-12 character pattern, then max_repeats + 1 more copies.
+    chars = re.compile(r"(.{2,12}?)\1{%d,}" % (max_repeats + 1), re.S)
+    return words, chars
+
+
 def _runaway(text: str, max_repeats: int) -> bool:
     """A word n-gram (n <= 4) repeated more than max_repeats times in a row, or a
     short character pattern repeated over and over (scripts without spaces)."""
-    toks = text.split()
-    for n in range(1, 5):
-        run = 1
-        for i in range(n, len(toks) - n + 1, n):
-            if toks[i:i + n] == toks[i - n:i]:
-                run += 1
-                if run > max_repeats:
-                    return True
-            else:
-                run = 1
-        # also try offsets so a pattern not aligned to 0 is seen
-        for off in range(1, n):
-            run = 1
-            for i in range(off + n, len(toks) - n + 1, n):
-                if toks[i:i + n] == toks[i - n:i]:
-                    run += 1
-                    if run > max_repeats:
-                        return True
-                else:
-                    run = 1
-    # A short pattern repeated max_repeats + 2 times in a row (scripts without spaces).
-    return re.search(r"(.{2,12}?)\1{%d,}" % (max_repeats + 1), text, re.S) is not None
+    words, chars = _runaway_patterns(max_repeats)
+    return (words.search(" " + " ".join(text.split()) + " ") is not None
+            or chars.search(text) is not None)
 
 
 def placeholders(text: str) -> list[str]:

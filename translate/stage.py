@@ -105,23 +105,27 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     bad = BadRows(max_bad=max_bad_rows)
 
     def rows_of_this_shard():
+        # Shards take turns over the usable rows (every shard skips and reports the
+        # same unusable ones), so combine_shards' round-robin restores input order.
+        usable = 0
         for i, row in enumerate(read_jsonl(in_path, bad)):
-            if i % num_shards != shard_index:
-                continue
             if assigned is not None:
                 row[lang_field] = assigned[i]
             code = row.get(lang_field)
             if code not in table:
                 bad.add(f"{in_path}: row {i + 1}", f"{lang_field}={code!r} is not in the language table")
                 continue
-            yield row
+            if usable % num_shards == shard_index:
+                yield row
+            usable += 1
 
     target = out_path if num_shards == 1 else shard_path(out_path, shard_index, num_shards)
+    first_reject = len(engine.rejects)  # an engine reused for several files lists each file's own
     with atomic_open(target) as f:
         for chunk in _chunks(rows_of_this_shard(), chunk_rows):
             for row in translate_rows(engine, chunk, fields, lang_field, counts=counts):
                 f.write(dumps(row) + "\n")
-    write_jsonl(Path(str(target) + ".rejects.jsonl"), engine.rejects)
+    write_jsonl(Path(str(target) + ".rejects.jsonl"), engine.rejects[first_reject:])
     counts["bad_rows"] = bad.count
     return dict(counts)
 
