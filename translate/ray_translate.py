@@ -29,18 +29,11 @@ from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_jsonl
 from common.languages import assign_languages, load_languages
 from translate.engine import TRANSLATION_DEFAULTS
 from translate.stage import count_rows
+from translate.translate_file import DEFAULTS as FILE_DEFAULTS
 
 DEFAULTS = {
-    "file": {
-        "input": "",
-        "output": "",
-        "fields": ["text"],
-        "lang_field": "lang",
-        "assign_languages": False,   # true: draw each row's language by mC4 share first
-        "seed": 0,
-        "languages": [],             # with assign_languages: the codes to draw from (empty: all)
-        "max_bad_rows": 1000,
-    },
+    # translate_file.py's keys (chunk_rows aside: Ray batches by ray.batch_rows).
+    "file": {k: v for k, v in FILE_DEFAULTS["file"].items() if k != "chunk_rows"},
     "ray": {
         "address": "",               # "": start a local instance | auto | ray://head:10001
         "num_cpus": 0,               # local instance only (0: all cores)

@@ -21,6 +21,7 @@ DEFAULTS = {
         "lang_field": "lang",
         "assign_languages": False,   # true: draw each row's language by mC4 share first
         "seed": 0,
+        "languages": [],             # with assign_languages: the codes to draw from (empty: all)
         "chunk_rows": 20000,
         "max_bad_rows": 1000,
     },
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = Engine(cfg["translation"])
     counts = translate_jsonl(engine, src, fc["output"], fc["fields"], fc["lang_field"],
                              assign_seed=fc["seed"] if fc["assign_languages"] else None,
+                             languages=fc["languages"] or None,
                              run=cfg["run"], chunk_rows=fc["chunk_rows"], max_bad_rows=fc["max_bad_rows"])
     engine.print_summary()
     print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
