@@ -16,16 +16,12 @@ from typing import Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from common.devices import resolve_device as common_resolve_device
 from common.errors import UserError
 
 
 def resolve_device(device: str) -> str:
-    import torch
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"embed.device={device}: no CUDA device is visible")
-    return device
+    return common_resolve_device(device, "embed.device")
 
 
 def resolve_dtype(device: str, dtype: str) -> str:

@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     n = run(fc, report)
     report.print()
     report.save(fc["report"])
+    if n == 0:
+        print(f"warning: no noun phrase is in at least filter.min_captions={fc['min_captions']} captions, "
+              f"so nothing was selected (lower it for a small input)", file=sys.stderr)
     print(f"wrote {n} rows to {fc['output']}; next: python pretrain/download_images.py", file=sys.stderr)
 
 

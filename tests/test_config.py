@@ -116,3 +116,26 @@ def test_empty_section_and_paths_file(tmp_path):
     f.write_text("stage: [1, 2]\n")
     with pytest.raises(UserError, match="'stage' must be a mapping, got list"):
         build_config(DEFAULTS2, f)
+
+
+@pytest.mark.parametrize("value", ["gpu", "cuda:x", "tpu", "CPU"])
+def test_bad_device_is_one_line_exit_2(value):
+    p = subprocess.run([sys.executable, "translate/translate_file.py",
+                        "--set", "file.input=tests/fixtures/translate/sample.jsonl",
+                        "--set", "file.output=/tmp/never-written.jsonl",
+                        "--set", "translation.backend=hf", "--set", "translation.model=/nonexistent",
+                        "--set", f"translation.device={value}"], cwd=REPO, capture_output=True, text=True)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert "translation.device" in lines[0] and "auto, cpu, cuda, cuda:N" in lines[0]
+
+
+def test_unloadable_model_is_one_line_exit_2():
+    p = subprocess.run([sys.executable, "translate/translate_file.py",
+                        "--set", "file.input=tests/fixtures/translate/sample.jsonl",
+                        "--set", "file.output=/tmp/never-written.jsonl",
+                        "--set", "translation.backend=hf", "--set", "translation.model=/nonexistent/model",
+                        "--set", "translation.device=cpu"], cwd=REPO, capture_output=True, text=True,
+                       env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    lines = [line for line in p.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert p.returncode == 2 and len(lines) == 1 and "translation.model" in lines[0], p.stderr

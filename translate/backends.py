@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.devices import resolve_device
 from common.errors import UserError
 
 
@@ -37,14 +38,11 @@ def _load_tokenizer(path: str, src_nllb: str):
     try:
         return AutoTokenizer.from_pretrained(path, src_lang=src_nllb)
     except OSError as e:
-        raise UserError(f"translation model {path!r}: cannot load tokenizer ({e})") from None
+        raise UserError(f"translation model {path!r}: cannot load tokenizer ({' '.join(str(e).split())})") from None
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device(device, "translation.device")
 
 
 class _NllbTokenizer:
@@ -102,7 +100,7 @@ class HFBackend(_NllbTokenizer):
         try:
             self.model = AutoModelForSeq2SeqLM.from_pretrained(self.path, dtype=getattr(torch, dtype))
         except OSError as e:
-            raise UserError(f"translation.model {self.path!r}: cannot load ({e})") from None
+            raise UserError(f"translation.model {self.path!r}: cannot load ({' '.join(str(e).split())})") from None
         self.model.to(self.device).eval()
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))

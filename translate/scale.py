@@ -197,6 +197,8 @@ def run_local(script: str, args: list[str], devices: list[str], target: Target, 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv and ("-h" in argv or "--help" in argv):
+        parse_args(__doc__, DEFAULTS, None, ["--help"])  # prints the help and exits 0
     own, script, args = split_argv(argv)
     cfg = parse_args(__doc__, DEFAULTS, None, own + shared_paths_args(args))
     sc = cfg["scale"]
