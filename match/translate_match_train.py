@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     num_shards, shard_index = check_shard_args(cfg["run"])
     out = cfg.path("translate.output")
     if tc["combine_shards"]:
-        n = combine_shards(out, num_shards)
+        n = combine_shards(out, num_shards, cfg.path("translate.input"))
         print(f"[translate_match_train] merged {num_shards} shards: {n} rows -> {out}", file=sys.stderr)
         return
     src = cfg.require_file("translate.input")

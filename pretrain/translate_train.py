@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"shard {shard_index}/{num_shards} done; waiting for shard(s) {missing[:10]} "
                   "(the last one to finish merges them)", file=sys.stderr)
         else:
-            n = combine_shards(tc["output"], num_shards)
+            n = combine_shards(tc["output"], num_shards, tc["input"])
             report.count("rows_merged_from_shards", n)
     report.print()
     report.save(Path(tc["report"]).with_name(f"{Path(tc['report']).stem}_shard{shard_index}.json")

@@ -38,7 +38,7 @@ def translated_ready(path: Path, run: dict, english: Path | None = None) -> bool
         parts = [shard_path(path, i, n) for i in range(n)]
         done = [p for p in parts if p.is_file()]
         if len(done) == n:
-            combine_shards(path, n)
+            combine_shards(path, n, english)
             print(f"combined {n} shards into {path}", file=sys.stderr)
             return True
         if done:

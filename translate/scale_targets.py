@@ -13,9 +13,7 @@ than the launch, belongs to an earlier run and stops the merge by name.
 """
 from __future__ import annotations
 
-import glob
 import json
-import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Callable
 
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError
-from translate.stage import combine_shards, shard_path
+from translate.stage import check_shard_files, combine_shards
 
 Files = tuple[Path | None, list[Path]]
 
@@ -39,39 +37,14 @@ class Target:
     files: Callable[[list[str]], Files] | None = None
 
 
-_SHARD_NAME = re.compile(r"\.shard-(\d{5})-of-(\d{5})$")
 
 
 def check_shards(target: Target, args: list[str], n: int, since: float | None = None) -> list[str]:
-    """Problems with the shard files of an ``n``-shard run, before merging.
-
-    Raises UserError naming a shard file that belongs to an earlier run (older
-    than the input, or than ``since``, the launch time); returns warnings about
-    shard files of another ``num_shards``, which the merge leaves alone.
-    """
+    """translate.stage.check_shard_files for each sharded output of the target."""
     if target.files is None:
         return []
     src, outputs = target.files(args)
-    src_mtime = src.stat().st_mtime if src is not None and src.is_file() else None
-    stale, warnings = [], []
-    for out in outputs:
-        for i in range(n):
-            p = shard_path(out, i, n)
-            if not p.is_file():
-                continue          # the merge itself names a missing shard
-            m = p.stat().st_mtime
-            if src_mtime is not None and m < src_mtime:
-                stale.append(f"{p} (older than the input {src})")
-            elif since is not None and m < since - 2:      # 2 s: coarse file-system clocks
-                stale.append(f"{p} (not written by this run: shard {i} exited 0 but left an older file)")
-        others = sorted(q for q in out.parent.glob(glob.escape(out.name) + ".shard-*-of-*")
-                        if (mt := _SHARD_NAME.search(q.name)) and int(mt.group(2)) != n)
-        if others:
-            shown = ", ".join(str(q) for q in others[:6]) + (f", ... ({len(others)} files)" if len(others) > 6 else "")
-            warnings.append(f"not merged (another run.num_shards than {n}; delete when no longer needed): {shown}")
-    if stale:
-        raise UserError(f"shard file(s) from an earlier run: {'; '.join(stale)}; rerun those shards, then merge")
-    return warnings
+    return [w for out in outputs for w in check_shard_files(out, n, src, since)]
 
 
 def _merge_at(load_output: Callable[[list[str]], Path]) -> Callable[[str, list[str], int], str]:

@@ -14,7 +14,10 @@
 from __future__ import annotations
 
 import collections
+import glob
 import itertools
+import re
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -130,13 +133,48 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     return dict(counts)
 
 
-def combine_shards(out_path: str | Path, num_shards: int) -> int:
-    """Interleave shard files back into input order; a missing shard is named."""
+_SHARD_NAME = re.compile(r"\.shard-(\d{5})-of-(\d{5})$")
+
+
+def check_shard_files(out_path: str | Path, num_shards: int, source: str | Path | None = None,
+                      since: float | None = None) -> list[str]:
+    """Before a merge: a shard file older than ``source`` (the input the shards
+    read) or than ``since`` (a launch time) belongs to an earlier run and raises
+    UserError naming it; shard files of another num_shards are never merged and
+    come back as warnings."""
+    out_path = Path(out_path)
+    src = Path(source) if source is not None else None
+    src_mtime = src.stat().st_mtime if src is not None and src.is_file() else None
+    stale = []
+    for i in range(num_shards):
+        p = shard_path(out_path, i, num_shards)
+        if not p.is_file():
+            continue  # combine_shards names a missing shard
+        m = p.stat().st_mtime
+        if src_mtime is not None and m < src_mtime:
+            stale.append(f"{p} (older than the input {src})")
+        elif since is not None and m < since - 2:  # 2 s: coarse file-system clocks
+            stale.append(f"{p} (not written by this run: shard {i} exited 0 but left an older file)")
+    if stale:
+        raise UserError(f"shard file(s) from an earlier run: {'; '.join(stale)}; rerun those shards, then merge")
+    others = sorted(q for q in out_path.parent.glob(glob.escape(out_path.name) + ".shard-*-of-*")
+                    if (m := _SHARD_NAME.search(q.name)) and int(m.group(2)) != num_shards)
+    if not others:
+        return []
+    shown = ", ".join(str(q) for q in others[:6]) + (f", ... ({len(others)} files)" if len(others) > 6 else "")
+    return [f"not merged (another run.num_shards than {num_shards}; delete when no longer needed): {shown}"]
+
+
+def combine_shards(out_path: str | Path, num_shards: int, source: str | Path | None = None) -> int:
+    """Interleave shard files back into input order; a missing shard is named,
+    and so is one from an earlier run (see check_shard_files)."""
     out_path = Path(out_path)
     parts = [shard_path(out_path, i, num_shards) for i in range(num_shards)]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
         raise UserError(f"missing shard file(s): {', '.join(missing)}")
+    for warning in check_shard_files(out_path, num_shards, source):
+        print(f"warning: {warning}", file=sys.stderr)
     files = [open(p, encoding="utf-8") for p in parts]
     n = 0
     try:
