@@ -9,27 +9,14 @@ set -euo pipefail
 PY=${PY:-python}
 cd "$(dirname "$0")/.."
 
-DEMO=(--set filter.min_captions=3 --set filter.max_captions=4 --set filter.n_process=1
-      --set download.threads=4 --set download.backoff=0.05 --set download.progress=false
-      --set translation.backend=dry-run --set translation.progress=false)
+source pretrain/demo_common.sh
 TWO=(--set 'scale.devices=[cpu,cpu]')
 
 echo "== scale 1/6: capfilt filter"
 "$PY" pretrain/filter.py "${DEMO[@]}" "$@"
 
 echo "== scale 2/6: capfilt download_images, 2 workers (serving <raw_root>/web on 127.0.0.1:18080)"
-"$PY" pretrain/serve_web.py "$@" &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  if "$PY" -c "import socket; socket.create_connection(('127.0.0.1', 18080), 0.2)" 2>/dev/null; then break; fi
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "demo: the web server did not start (port 18080 in use?)" >&2; exit 1; }
-  sleep 0.1
-done
-"$PY" translate/scale.py "${TWO[@]}" -- pretrain/download_images.py "${DEMO[@]}" "$@"
-kill "$SERVER_PID" 2>/dev/null || true
-wait "$SERVER_PID" 2>/dev/null || true
-trap - EXIT
+with_web_server "$PY" translate/scale.py "${TWO[@]}" -- pretrain/download_images.py "${DEMO[@]}" "$@"
 
 echo "== scale 3/6: capfilt generate_train (English intermediate)"
 "$PY" pretrain/generate_train.py "${DEMO[@]}" --set generate.step=english "$@"
