@@ -102,14 +102,19 @@ def test_generation_is_capped_relative_to_input(tiny_nllb):
     assert n_out <= n_in + 2 + 1
 
 
-def test_quality_checks_reject_babble_and_rows_fall_back(tiny_nllb):
+def test_quality_checks_decide_what_comes_back(tiny_nllb):
+    from translate import quality
+    src = "A man in a blue shirt is riding a bicycle down the street."
+    raw = engine_for("hf", tiny_nllb).translate([src], ["de"])[0].text  # checks off: the model's output
     cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
     cfg.update(backend="hf", model=str(tiny_nllb), device="cpu", cache="", progress=False)
     eng = Engine(cfg)
-    res = eng.translate(["A man in a blue shirt is riding a bicycle down the street."], ["de"])
-    s = eng.summary()
-    # Either the babble is caught, or it passed every check: the counts must agree.
-    assert (res[0].text is None) == (s.get("rejected", 0) == 1)
+    res = eng.translate([src], ["de"])[0]
+    expected = quality.check(src, raw, "deu_Latn", **TRANSLATION_DEFAULTS["quality"])
+    assert res.reason == expected
+    assert res.text == (None if expected else raw)
+    assert eng.summary().get("rejected", 0) == (1 if expected else 0)
+    assert [r["reason"] for r in eng.rejects] == ([expected] if expected else [])
 
 
 def _run_translate(args, **kw):
