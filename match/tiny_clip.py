@@ -32,26 +32,55 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
 def _train_bpe(lines: list[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A byte-level BPE vocabulary, trained deterministically.
 
-    tok = Tokenizer(models.BPE(continuing_subword_prefix="", end_of_word_suffix="</w>"))
+    The ``tokenizers`` trainer breaks ties between equally frequent pairs in hash
+    order, which changes from process to process, so two builds gave different
+    merges (and the demo's hard negatives changed). This trainer breaks ties by
+    the pair itself: the same lines always give the same vocabulary.
+    """
+    import collections
+
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
     # The same normalisation and word split as transformers' CLIPTokenizer, so the
     # trained merges are the ones that tokenizer will apply.
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
-                                           normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
+    normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "),
+                                       normalizers.Lowercase()])
+    pre = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
                              behavior="removed", invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False),
     ])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS], end_of_word_suffix="</w>",
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(lines, trainer)
-    data = json.loads(tok.to_str())
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]]
-    vocab = dict(data["model"]["vocab"])
+    freq: collections.Counter = collections.Counter()
+    for line in lines:
+        for word, _ in pre.pre_tokenize_str(normalizer.normalize_str(line)):
+            freq[word] += 1
+    words = {w: [*w[:-1], w[-1] + "</w>"] for w in sorted(freq)}
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {BOS: 0, EOS: 1}
+    for ch in alphabet:
+        vocab[ch] = len(vocab)
+    merges: list[tuple[str, str]] = []
+    while len(vocab) < vocab_size:
+        pairs: collections.Counter = collections.Counter()
+        for w, syms in words.items():
+            for pair in zip(syms, syms[1:]):
+                pairs[pair] += freq[w]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merged = best[0] + best[1]
+        merges.append(best)
+        vocab.setdefault(merged, len(vocab))
+        for syms in words.values():
+            k = 0
+            while k < len(syms) - 1:
+                if syms[k] == best[0] and syms[k + 1] == best[1]:
+                    syms[k:k + 2] = [merged]
+                k += 1
     # Single bytes with the word-end suffix are needed by CLIP's BPE for one-letter words.
-    for ch in pre_tokenizers.ByteLevel.alphabet():
+    for ch in alphabet:
         vocab.setdefault(ch + "</w>", len(vocab))
     return vocab, merges
 
