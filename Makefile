@@ -1,5 +1,6 @@
 # make test   - create .venv (CPU torch where there is no GPU), install, run the tests
 # make demo   - run every stage on the bundled fixtures (RAW_ROOT=... OUT=... for another raw root)
+# make status - every numbered step: done / stale / missing, and what to run next
 # make bench  - translation engine speed against a plain generate loop
 PY ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ TORCH_CPU ?= torch==2.13.0
 
 DEMO_SETS := --set paths.raw_root=$(RAW_ROOT) --set paths.work_dir=$(OUT)/work --set paths.out_root=$(OUT)/out
 
-.PHONY: setup test demo bench scale-demo clean
+.PHONY: setup test demo status bench scale-demo clean
 
 setup: $(VENV)/.installed
 
@@ -29,19 +30,20 @@ test: setup
 	$(VPY) -m pytest tests
 
 demo: setup
-	PY=$(VPY) OUT=$(OUT) bash translate/demo.sh $(DEMO_SETS)
-	PY=$(VPY) OUT=$(OUT) bash pretrain/demo.sh $(DEMO_SETS)
-	PY=$(VPY) OUT=$(OUT) bash match/demo.sh $(DEMO_SETS)
-	PY=$(VPY) OUT=$(OUT) bash tasks/demo.sh $(DEMO_SETS)
-	PY=$(VPY) OUT=$(OUT) bash eval_data/demo.sh $(DEMO_SETS)
-	PY=$(VPY) OUT=$(OUT) bash pretrain/demo_merge.sh $(DEMO_SETS)
-	@echo "demo finished: outputs under $(OUT)/out"
+	$(VPY) tests/tools/demo.py --out $(OUT) --raw $(RAW_ROOT)
 
+# Every numbered step: done / stale / missing, and the next command.
+# Point it at your run with e.g. make status STATUS_ARGS="--set paths.work_dir=/data/work"
+status: setup
+	$(VPY) -m common status $(STATUS_ARGS)
+
+# The shardable steps through python -m common launch (local workers, and Ray when
+# installed), checked byte for byte against a one-process run (in $(OUT)/one).
 scale-demo: setup
-	PY=$(VPY) OUT=$(OUT) bash translate/scale_demo.sh $(DEMO_SETS)
+	$(VPY) tests/tools/scale_demo.py --out $(OUT) --raw $(RAW_ROOT)
 
 bench: setup
-	$(VPY) translate/bench.py
+	$(VPY) tests/tools/bench_translate.py
 
 clean:
 	rm -rf $(OUT)

@@ -5,6 +5,12 @@ The loader reads configs/paths.yaml (the roots and model names), then the
 stage's YAML, then repeatable ``--set dotted.key=value`` overrides. Strings may
 refer to other values as ``${paths.raw_root}``. Unknown keys, wrong types and
 missing required inputs stop the run before any work (UserError -> exit 2).
+
+The three roots (``paths.raw_root``, ``paths.work_dir``, ``paths.out_root``) are
+unset by default: a value that refers to an unset root, or ``Config.path()`` of
+one, stops the run with one line naming the root to set. The paths section's own
+derived entries (``paths.coco_images`` ...) wait until something uses them, so a
+script needs only the roots its own values refer to.
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATHS_FILE = REPO_ROOT / "configs" / "paths.yaml"
 
 # Every root and model name lives here; stage configs refer to them as ${paths.x}.
+# The three roots have no default: a run must say where its data lives.
 PATHS_DEFAULTS: dict[str, Any] = {
-    "raw_root": "tests/fixtures/raw",
-    "work_dir": "work",
-    "out_root": "out",
+    "raw_root": "",
+    "work_dir": "",
+    "out_root": "",
     "image_root": "${paths.work_dir}/images",
     "coco_images": "${paths.raw_root}/mscoco/images",
     "imagenet_root": "${paths.raw_root}/imagenet",
@@ -40,6 +47,30 @@ PATHS_DEFAULTS: dict[str, Any] = {
 SHARED_SECTIONS = {"paths": "paths.yaml", "translation": "translation.yaml"}
 
 _REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+# Roots a run must set (configs/paths.yaml or --set); empty means unset.
+ROOT_KEYS = ("paths.raw_root", "paths.work_dir", "paths.out_root")
+
+
+class UnsetRootError(UserError):
+    """A value needs one of ROOT_KEYS, which is empty."""
+
+    def __init__(self, key: str):
+        super().__init__(f"{key} is not set: edit configs/paths.yaml (or pass --set {key}=DIR)")
+        self.key = key
+
+
+class _Unset(str):
+    """A paths.* entry built on an unset root (e.g. paths.coco_images with
+    paths.raw_root empty): an empty string that remembers the root."""
+
+    key: str = ""
+
+
+def _unset(key: str) -> _Unset:
+    u = _Unset("")
+    u.key = key
+    return u
 
 
 class Config(dict):
@@ -56,8 +87,16 @@ class Config(dict):
         return node
 
     def path(self, dotted: str) -> Path:
-        """A path value, relative paths resolved against the current directory."""
-        return Path(os.path.expanduser(str(self.at(dotted))))
+        """A path value, relative paths resolved against the current directory.
+        An empty value is an error (Path("") would silently mean ".")."""
+        value = self.at(dotted)
+        if isinstance(value, _Unset):
+            raise UnsetRootError(value.key)
+        if value is None or str(value) == "":
+            if dotted in ROOT_KEYS:
+                raise UnsetRootError(dotted)
+            raise UserError(f"{dotted} is not set: give it a path in the config (or pass --set {dotted}=PATH)")
+        return Path(os.path.expanduser(str(value)))
 
     def require_file(self, dotted: str) -> Path:
         p = self.path(dotted)
@@ -126,10 +165,23 @@ def _check_type(value: Any, expected: Any, dotted: str, where: str) -> Any:
 
 
 def _resolve(node: Any, root: dict, dotted: str = "", depth: int = 0) -> Any:
+    """Fill ``${a.b}`` references. A reference to an unset root (ROOT_KEYS), directly
+    or through other values, raises UnsetRootError naming the root; only the paths
+    section's own entries are kept instead, as empty markers (_Unset), so that a
+    script fails on the roots it uses, not on every derived path."""
     if depth > 20:
         raise UserError(f"config key {dotted!r}: ${{...}} references form a cycle")
     if isinstance(node, dict):
-        return {k: _resolve(v, root, f"{dotted}.{k}" if dotted else k, depth) for k, v in node.items()}
+        out = {}
+        for k, v in node.items():
+            key = f"{dotted}.{k}" if dotted else k
+            try:
+                out[k] = _resolve(v, root, key, depth)
+            except UnsetRootError as e:
+                if depth > 0 or not key.startswith("paths."):
+                    raise
+                out[k] = _unset(e.key)
+        return out
     if isinstance(node, list):
         return [_resolve(v, root, dotted, depth) for v in node]
     if isinstance(node, str) and "${" in node:
@@ -140,7 +192,12 @@ def _resolve(node: Any, root: dict, dotted: str = "", depth: int = 0) -> Any:
                 if not isinstance(target, dict) or part not in target:
                     raise UserError(f"config key {dotted!r} refers to unknown key ${{{ref}}}")
                 target = target[part]
-            return str(_resolve(target, root, ref, depth + 1))
+            value = _resolve(target, root, ref, depth + 1)
+            if isinstance(value, _Unset):
+                raise UnsetRootError(value.key)
+            if ref in ROOT_KEYS and (value is None or str(value) == ""):
+                raise UnsetRootError(ref)
+            return str(value)
 
         return _REF.sub(sub, node)
     return node
@@ -287,3 +344,8 @@ def parse_args(description: str, defaults: dict, default_config: str | None = No
     cfg = build_config(defaults, args.config, args.overrides, args.paths)
     cfg.args = args  # type: ignore[attr-defined]
     return cfg
+
+
+def resolve_value(template: str, cfg: dict) -> Any:
+    """A string with ``${section.key}`` references, resolved against a built config."""
+    return _resolve(template, cfg, "<pipeline>")

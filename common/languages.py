@@ -54,6 +54,25 @@ def nllb_code(code: str) -> str:
     return get_language(code).nllb
 
 
+def check_language_codes(codes, key: str) -> list[str]:
+    """The one check of a configured list of language codes: each must be in
+    the table, else one line naming the config key. Returns the codes as
+    strings, a repeated one once."""
+    table = load_languages()
+    out = list(dict.fromkeys(str(c) for c in codes))
+    unknown = [c for c in out if c not in table]
+    if unknown:
+        raise UserError(f"{key}: unknown language code {unknown[0]!r}"
+                        f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''} (see {LANGUAGES_TSV})")
+    return out
+
+
+def language_list(codes, key: str) -> list[str]:
+    """A configured ``languages`` list, checked; empty means every language of
+    the table (in table order)."""
+    return check_language_codes(codes, key) if codes else list(load_languages())
+
+
 def language_counts(n: int, shares: dict[str, float]) -> dict[str, int]:
     """Split n items by shares with the largest-remainder method: counts sum to n exactly.
 
@@ -78,10 +97,8 @@ def assign_languages(n: int, seed: int, codes: list[str] | None = None,
     remainder), positions are a seeded shuffle. Same (n, seed, codes) -> same list.
     """
     table = load_languages()
-    chosen = list(dict.fromkeys(codes)) if codes else list(table)  # a repeated code counts once
-    for c in [*chosen, *(exclude or [])]:
-        if c not in table:
-            raise UserError(f"unknown language code {c!r} in the language list (see {LANGUAGES_TSV})")
+    chosen = language_list(codes, "language list")  # a repeated code counts once
+    check_language_codes(exclude or [], "excluded languages")
     chosen = [c for c in chosen if c not in set(exclude or [])]
     if not chosen:
         raise UserError("no language left to assign (every listed language is excluded)")

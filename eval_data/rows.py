@@ -1,4 +1,4 @@
-"""The evaluation row (key names from FORMATS.md) and language names for prompts."""
+"""The evaluation row (key names from common/FORMATS.md) and language names for prompts."""
 from __future__ import annotations
 
 import unicodedata

@@ -148,3 +148,12 @@ def source_name(path: Path, cfg: Config) -> str:
         return Path(os.path.abspath(path)).relative_to(os.path.abspath(cfg.path("paths.raw_root"))).as_posix()
     except ValueError:
         return Path(path).as_posix()
+
+
+def run_main(step_id: str, convert, cfg: Config) -> dict:
+    """A converter's entry point: convert, then record the step and print what comes next."""
+    from common import pipeline
+
+    result = convert(cfg)
+    pipeline.finish(step_id, cfg)
+    return result

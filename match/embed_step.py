@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from common.jsonl import load_json, write_json
-from common.sampling import stable_hash
+from common.shards import key_shard
 from .embed_cache import EmbeddingCache, model_identity
 
 
@@ -57,7 +57,7 @@ class FailedImages:
 
 
 def _in_shard(key: str, num_shards: int, shard_index: int) -> bool:
-    return num_shards == 1 or stable_hash("match-embed-shard", key) % num_shards == shard_index
+    return num_shards == 1 or key_shard(key, num_shards, salt="match-embed-shard") == shard_index
 
 
 def update_cache(cfg, texts: dict[str, str], images: dict[str, Path],

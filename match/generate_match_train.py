@@ -4,11 +4,13 @@ Each row of the translated matching file becomes {context, label, image_id,
 task: "capfilt_match", lang}: a question template from generate.templates with
 the (translated) candidate caption inside, and that template's own yes or no
 answer as the label. For a non-English row the question and both answers are
-translated into the row's language by the translation engine (once per
-language, cached), so context and label are both in ``lang``. A template whose
-translation was rejected or lost its {caption} placeholder is not used in that
-language; a language left with no template falls back to the English template
-with the English candidate caption, and the row's lang becomes "en".
+in the row's language: translate_match_train.py translated every template
+into every language (``translate.templates_output``, a store keyed by the
+templates, translation settings and languages; a stale one is refused here). A
+template whose translation was rejected or lost its {caption} placeholder is
+not used in that language; a language left with no template falls back to the
+English template with the English candidate caption, and the row's lang
+becomes "en".
 
     python match/generate_match_train.py
     # English only, no translation step: --set generate.input=<hard_match output>
@@ -17,15 +19,16 @@ from __future__ import annotations
 
 import collections
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
+from common import pipeline
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
-from common.languages import load_languages
+from common.languages import language_list, load_languages
 from common.report import Report
 from common.sampling import rng
-from translate.engine import Engine
-from translate.stage import translate_templates
+from translate import source
 from match.settings import load_config
 
 TASK = "capfilt_match"
@@ -53,19 +56,21 @@ def parse_templates(raw: list) -> list[Template]:
     return out
 
 
-def localise(engine: Engine | None, templates: list[Template], languages: list[str]) -> tuple[dict[str, list[Template]], collections.Counter]:
+def template_sets(cfg) -> dict[str, list[str]]:
+    """The store's template sets: one per template, [question, yes, no], so a
+    language gets a template only when all three parts survived translation."""
+    return {str(i): list(t) for i, t in enumerate(parse_templates(cfg.at("generate.templates")))}
+
+
+def localise(templates: list[Template], store: dict[str, dict[str, list[str]]],
+             languages: list[str]) -> tuple[dict[str, list[Template]], collections.Counter]:
     """lang -> the templates usable in it (question and both answers translated,
-    placeholder intact). English keeps the originals."""
+    placeholder intact), from the store. English keeps the originals."""
     by_lang: dict[str, list[Template]] = {"en": list(templates)}
     counts: collections.Counter = collections.Counter()
     others = [c for c in languages if c != "en"]
-    if not others:
-        return by_lang, counts
-    for t in templates:
-        # One call per template keeps question and answers aligned: a language
-        # gets the template only when all three parts survived.
-        done, c = translate_templates(engine, list(t), others)
-        counts.update(c)
+    for i, _ in enumerate(templates):
+        done = store.get(str(i), {})
         for lang in others:
             parts = done.get(lang, [])
             if len(parts) == 3:
@@ -101,27 +106,17 @@ def validate(row: dict) -> str | None:
     return None
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> None:
-    cfg = load_config(__doc__, argv)
+def read_store(cfg, languages: collections.Counter, argv) -> dict:
+    """The translated templates (none needed when every row is English)."""
+    if not set(languages) - {"en"}:
+        return {}
+    wanted = language_list(cfg.at("translate.languages"), "translate.languages")
+    return source.load_store(cfg.path("generate.translated_templates"), template_sets(cfg), cfg["translation"],
+                             wanted, "match.translate", argv)
+
+
+def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: Report) -> None:
     gc = cfg["generate"]
-    templates = parse_templates(gc["templates"])
-    src = cfg.path("generate.input")
-    if not src.is_file():
-        raise UserError(f"generate.input: input file not found: {src} (run match/translate_match_train.py "
-                        "first, or point generate.input at the English hard_match output)")
-    report = Report("generate_match_train")
-
-    languages = collections.Counter(row.get("lang", "en") for row in
-                                    read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
-    engine = Engine(cfg["translation"]) if set(languages) - {"en"} else None
-    by_lang, tcounts = localise(engine, templates, sorted(languages))
-    write_json(cfg.path("generate.templates_out"), {k: [{"question": t.question, "answer_yes": t.yes, "answer_no": t.no} for t in v]
-                for k, v in by_lang.items()},
-               indent=1)
-    report.extra["template_translation"] = dict(tcounts)
-    report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
-
     bad = BadRows(max_bad=gc["max_bad_rows"])
     per_lang: collections.Counter = collections.Counter()
     with atomic_open(cfg.path("generate.output")) as f:
@@ -139,11 +134,31 @@ def main(argv: list[str] | None = None) -> None:
         report.examples["bad input row"] = bad.examples[:5]
     report.extra["rows_per_language"] = dict(per_lang.most_common())
     report.extra["output"] = str(cfg.path("generate.output"))
-    if engine is not None:
-        engine.close()
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    cfg = load_config(__doc__, argv)
+    templates = parse_templates(cfg.at("generate.templates"))
+    src = cfg.path("generate.input")
+    if not src.is_file():
+        raise UserError(f"generate.input: input file not found: {src}; run "
+                        f"{source.rerun_hint('match.translate', argv)} (or point generate.input at the English "
+                        "hard_match output)")
+    report = Report("generate_match_train")
+    languages = collections.Counter(row.get("lang", "en") for row in
+                                    read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
+    by_lang, tcounts = localise(templates, read_store(cfg, languages, argv), sorted(languages))
+    write_json(cfg.path("generate.templates_out"),
+               {k: [{"question": t.question, "answer_yes": t.yes, "answer_no": t.no} for t in v]
+                for k, v in by_lang.items()}, indent=1)
+    report.extra["template_translation"] = dict(tcounts)
+    report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
+    write_examples(cfg, src, by_lang, report)
     report.print()
     report.save(cfg.path("generate.report"))
     print(f"[generate_match_train] wrote {cfg.path('generate.output')}", file=sys.stderr)
+    pipeline.finish("match.final", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ downstream and traces a row back. Next: translate_match_train.py.
 
     python match/hard_match.py [--set paths.clip_model=...] [--set match.max_rows=600000]
 
-Sharded embedding (e.g. on 4 GPUs), then one mining run:
+Sharded embedding (e.g. on 4 GPUs), then one mining run (``SHARDS`` below):
+    python -m common launch match.mine --set 'launch.devices=[cuda:0,cuda:1,cuda:2,cuda:3]'
+or by hand, each shard (it prints the merge command, which runs the mining):
     python match/hard_match.py --set embed.only=true --set run.num_shards=4 --set run.shard_index=I
-    python match/hard_match.py
 """
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from common import pipeline
+from common.config import Config
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
 from common.report import Report
-from translate.stage import check_shard_args
+from common.shards import ShardRule, check_shard_args
 from match.embed_step import update_cache
 from match.negatives import assign_sides, mine_negatives
 from match.rows import Pair, normalise_caption, read_pairs, text_key
@@ -142,7 +145,6 @@ def run(cfg) -> Report:
         report.count(key, stats.get(key, 0))
     report.extra["embedding_passes"] = stats["embedding_passes"]
     if cfg.at("embed.only"):
-        report.extra["next"] = "run hard_match.py again with run.num_shards=1 (and embed.only=false) to mine"
         return report
 
     rows_per_image = collections.Counter(p.image_id for p in pairs)
@@ -165,8 +167,27 @@ def run(cfg) -> Report:
             n_out += 1
     report.count("rows_out", n_out)
     report.extra["output"] = str(cfg.path("match.output"))
-    report.extra["next"] = "python match/translate_match_train.py"
     return report
+
+
+def mine(cfg: Config, num_shards: int) -> str:
+    """The merge of a sharded embedding: one mining run over the filled cache. It
+    embeds what no shard did, so a shard that never ran costs time, not rows; say so."""
+    cfg = Config({**cfg, "embed": {**cfg["embed"], "only": False}, "run": {"num_shards": 1, "shard_index": 0}})
+    report = run(cfg)
+    report.print()
+    report.save(cfg.path("match.report"))
+    emb = report.extra.get("embedding", {})
+    late = {k: emb.get(k, 0) for k in ("texts_embedded", "images_embedded") if emb.get(k, 0)}
+    if late:
+        print(f"warning: the mining run had to embed {late} that no embedding shard had (a shard of "
+              f"{num_shards} did not finish or ran on other input?); the output is complete", file=sys.stderr)
+    return f"mined {report.counts.get('rows_out', 0)} rows -> {cfg.path('match.output')}"
+
+
+# Shards fill the embedding cache (keys by stable_hash % N, embed.only=true); the merge
+# is the one mining run over it (python -m common launch match.mine).
+SHARDS = ShardRule(device="embed", threads=False, worker_sets=("embed.only=true",), combine=mine)
 
 
 @entry_point
@@ -176,6 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     report.print()
     report.save(cfg.path("match.report"))
     print(f"[hard_match] report: {cfg.path('match.report')}", file=sys.stderr)
+    if cfg.at("embed.only") and cfg.at("run.num_shards") == 1:
+        print("[hard_match] embed.only: the embedding cache is filled; run again without it to mine",
+              file=sys.stderr)
+        return
+    pipeline.finish("match.mine", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from common.config import REPO_ROOT, Config, parse_args
 from common.errors import UserError
+from common.shards import RUN_DEFAULTS
 from translate.engine import TRANSLATION_DEFAULTS
-from translate.stage import RUN_DEFAULTS
 
 CONFIG_FILE = str(REPO_ROOT / "configs" / "match.yaml")
 
@@ -47,12 +47,14 @@ DEFAULTS: dict = {
         "input": "${match.output}",
         "output": "${paths.work_dir}/match/capfilt_match_translated.jsonl",
         "seed": 0,
-        "combine_shards": False,      # true: only merge the shard files of a sharded run
+        "languages": [],              # empty: every language of the table, by mC4 share
+        "templates_output": "${paths.work_dir}/match/capfilt_match_templates_translated.json",
         "max_bad_rows": 1000,
     },
     "generate": {
         "input": "${translate.output}",
         "output": "${paths.out_root}/train/capfilt_match.jsonl",
+        "translated_templates": "${translate.templates_output}",
         "templates_out": "${paths.work_dir}/match/capfilt_match_templates.json",
         "report": "${paths.work_dir}/match/generate_match_report.json",
         "seed": 0,

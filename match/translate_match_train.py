@@ -2,25 +2,33 @@
 over the whole file) and its candidate ``caption`` is translated into it by the
 translation engine. ``caption_en`` keeps the English candidate so a row whose
 template cannot be used in its language can fall back to English later; a row
-whose translation was rejected keeps English and gets lang "en".
+whose translation was rejected keeps English and gets lang "en". The question
+templates and their yes/no answers (``generate.templates``) are translated into
+every language too, into the store ``translate.templates_output`` (kept while
+the templates, translation settings and languages are unchanged).
 
     python match/translate_match_train.py [--set translation.backend=ctranslate2]
 
-Sharded (rows i % N == I), then merged:
+Sharded (rows i % N == I; shard 0 also translates the templates):
     python match/translate_match_train.py --set run.num_shards=N --set run.shard_index=I
-    python match/translate_match_train.py --set run.num_shards=N --set translate.combine_shards=true
-Next: generate_match_train.py.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from common.errors import entry_point
+from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
-from translate.engine import Engine
-from translate.stage import check_shard_args, combine_shards, translate_jsonl
+from common.languages import language_list
+from common.report import Report
+from common.shards import ShardRule
+from match.generate_match_train import template_sets
 from match.settings import load_config
+from translate import source
+
+# Rows dealt round-robin into shard files of translate.output, interleaved back by the
+# launcher (python -m common launch match.translate); shard 0 writes the templates.
+SHARDS = ShardRule(device="translation", sharded=("${translate.output}",),
+                   first_shard=("${translate.templates_output}",))
 
 
 def with_english_copy(in_path: Path, out_path: Path, max_bad: int) -> tuple[int, int]:
@@ -40,28 +48,20 @@ def with_english_copy(in_path: Path, out_path: Path, max_bad: int) -> tuple[int,
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(__doc__, argv)
     tc = cfg["translate"]
-    num_shards, shard_index = check_shard_args(cfg["run"])
-    out = cfg.path("translate.output")
-    if tc["combine_shards"]:
-        n = combine_shards(out, num_shards, cfg.path("translate.input"))
-        print(f"[translate_match_train] merged {num_shards} shards: {n} rows -> {out}", file=sys.stderr)
-        return
-    src = cfg.require_file("translate.input")
+    languages = language_list(tc["languages"], "translate.languages")
+    sets = template_sets(cfg)
+    src, out = cfg.path("translate.input"), cfg.path("translate.output")
+    if not src.is_file():
+        raise UserError(f"translate.input: input file not found: {src}; run {source.rerun_hint('match.mine', argv)}")
     staged = out.with_name(out.name + ".english.jsonl")
     # Every shard writes the same staged copy; the rename is atomic, so racing shards are harmless.
     _, bad_rows = with_english_copy(src, staged, tc["max_bad_rows"])
-    engine = Engine(cfg["translation"])
-    counts = translate_jsonl(engine, staged, out, fields=["caption"], lang_field="lang",
-                             assign_seed=tc["seed"], run=cfg["run"], max_bad_rows=tc["max_bad_rows"])
-    counts["bad_rows"] += bad_rows
-    engine.print_summary()
-    engine.close()
-    print("[translate_match_train] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
-    if num_shards > 1:
-        print(f"[translate_match_train] shard {shard_index} of {num_shards} done; when all are, merge with "
-              f"--set translate.combine_shards=true", file=sys.stderr)
-    else:
-        print(f"[translate_match_train] wrote {out}; next: python match/generate_match_train.py", file=sys.stderr)
+    report = Report("match.translate")
+    report.count("bad_rows", bad_rows)
+    source.translate_step("match.translate", cfg, languages=languages, template_sets=sets,
+                          store=cfg.path("translate.templates_output"), rows_in=staged, rows_out=out,
+                          fields=["caption"], seed=tc["seed"], max_bad_rows=tc["max_bad_rows"], report=report,
+                          argv=argv)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.sampling import stable_hash
+from common.shards import RUN_DEFAULTS
 from translate.engine import TRANSLATION_DEFAULTS
-from translate.stage import RUN_DEFAULTS
 
 CONFIG_FILE = "capfilt.yaml"
 

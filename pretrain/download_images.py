@@ -21,11 +21,12 @@ URL for the duplicate check (a 64-bit hash and the image id, measured), 70 per
 permanent failure of an earlier run: some 1.2-1.5 GB for 10M distinct URLs.
 Shard the run (below) to divide it.
 
-Sharding (several machines, or translate/scale.py): ``--set run.num_shards=N
---set run.shard_index=i`` fetches the URLs with stable_hash(url) % N == i
-(duplicates of a URL stay in one shard) into shard files of the output and the
-status; the last shard to finish merges them in input order, byte-identical
-to a one-shard run.
+Sharding: ``--set run.num_shards=N --set run.shard_index=i`` fetches the URLs
+with stable_hash(url) % N == i (duplicates of a URL stay in one shard) into
+shard files of the output and the status. The launcher (``python -m common
+launch capfilt.download``: local processes, SLURM or Ray) runs the shards and
+merges them in input order (``SHARDS`` below), byte-identical to a one-shard
+run; a shard run by hand prints the merge command.
 
     python pretrain/download_images.py [--set download.threads=64]
 """
@@ -45,18 +46,19 @@ from typing import Iterator
 from PIL import Image
 from tqdm import tqdm
 
-from common.config import REPO_ROOT, parse_args
+from common import pipeline
+from common.config import REPO_ROOT, Config, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
 from common.report import Report
 from common.sampling import stable_hash
+from common.shards import ShardFiles, ShardRule, check_shard_args, key_shard, shard_path
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
 from pretrain.download_resume import is_permanent, journal_path, open_journal, previous_failures, \
     remove_stale_tmp  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
-from translate.stage import check_shard_args, shard_path
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
@@ -260,9 +262,9 @@ def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], 
 
         try:
             for row in rows():
-                key = stable_hash(row["url"])
-                if key % num_shards != shard_index:
+                if key_shard(row["url"], num_shards) != shard_index:
                     continue
+                key = stable_hash(row["url"])
                 report.count("rows_valid")
                 if key in outcome:
                     report.count("rows_duplicate_url")
@@ -316,55 +318,44 @@ def combine_download_shards(dc: dict, num_shards: int) -> int:
     next status row of its shard, and a row whose URL got an image the next
     output row. Returns the rows written; a missing shard is named."""
     out_path, status_path = Path(dc["output"]), Path(dc["status"])
-    outs = [shard_path(out_path, i, num_shards) for i in range(num_shards)]
-    stats = [shard_path(status_path, i, num_shards) for i in range(num_shards)]
-    missing = [str(p) for p in outs + stats if not p.is_file()]
-    if missing:
-        raise UserError(f"missing shard file(s): {', '.join(missing)}")
-    out_fs = [open(p, encoding="utf-8") for p in outs]
-    stat_fs = [open(p, encoding="utf-8") for p in stats]
+    with ShardFiles(out_path, num_shards) as outs, ShardFiles(status_path, num_shards) as stats, \
+            atomic_open(status_path) as status_f, atomic_open(out_path) as out_f:
 
-    def next_line(files, paths, s: int, url: str) -> str:
-        line = files[s].readline()
-        if not line or json.loads(line).get("url") != url:
-            raise UserError(f"{paths[s]} does not match {dc['input']} at {url[:100]} "
-                            "(shards of another input or another run.num_shards?)")
-        return line
+        def next_line(files: ShardFiles, s: int, url: str) -> str:
+            line = files.readline(s)
+            if not line or json.loads(line).get("url") != url:
+                raise UserError(f"{files.paths[s]} does not match {dc['input']} at {url[:100]} "
+                                "(shards of another input or another run.num_shards?)")
+            return line
 
-    got_image: dict[int, bool] = {}
-    n = 0
-    try:
-        with atomic_open(status_path) as status_f, atomic_open(out_path) as out_f:
-            # The shards have reported the bad rows already.
-            for row in read_rows(Path(dc["input"]), BadRows(max_bad=None, quiet=True), check_web_row):
-                url = row["url"].strip()
-                key = stable_hash(url)
-                s = key % num_shards
-                if key not in got_image:
-                    line = next_line(stat_fs, stats, s, url)
-                    status_f.write(line)
-                    got_image[key] = json.loads(line).get("kind") in SUCCESS
-                if got_image[key]:
-                    out_f.write(next_line(out_fs, outs, s, url))
-                    n += 1
-            leftover = [str(p) for p, f in zip(outs + stats, out_fs + stat_fs) if f.readline()]
-            if leftover:
-                raise UserError(f"rows left over in {', '.join(leftover)}: not shards of {dc['input']}")
-    finally:
-        for f in out_fs + stat_fs:
-            f.close()
+        got_image: dict[int, bool] = {}
+        n = 0
+        # The shards have reported the bad rows already.
+        for row in read_rows(Path(dc["input"]), BadRows(max_bad=None, quiet=True), check_web_row):
+            url = row["url"].strip()
+            key, s = stable_hash(url), key_shard(url, num_shards)
+            if key not in got_image:
+                line = next_line(stats, s, url)
+                status_f.write(line)
+                got_image[key] = json.loads(line).get("kind") in SUCCESS
+            if got_image[key]:
+                out_f.write(next_line(outs, s, url))
+                n += 1
+        leftover = outs.leftover() + stats.leftover()
+        if leftover:
+            raise UserError(f"rows left over in {', '.join(leftover)}: not shards of {dc['input']}")
     return n
 
 
-def merge_if_complete(dc: dict, num_shards: int, shard_index: int) -> int | None:
-    """The last shard to finish merges (racing last shards write the same bytes)."""
-    files = [shard_path(Path(dc[k]), i, num_shards) for k in ("output", "status") for i in range(num_shards)]
-    waiting = sorted({i for i in range(num_shards) if not files[i].is_file() or not files[num_shards + i].is_file()})
-    if waiting:
-        print(f"shard {shard_index}/{num_shards} done; waiting for shard(s) {waiting[:10]} "
-              "(the last one to finish merges them)", file=sys.stderr)
-        return None
-    return combine_download_shards(dc, num_shards)
+def combine_shards(cfg: Config, num_shards: int) -> str:
+    dc = cfg["download"]
+    rows = combine_download_shards(dc, num_shards)
+    return f"merged {num_shards} download shards: {rows} rows -> {dc['output']}; status per URL in {dc['status']}"
+
+
+# URLs split by stable_hash(url) % N into shard files of the output and the status; the
+# launcher (python -m common launch capfilt.download) merges them back by URL, in input order.
+SHARDS = ShardRule(device=None, sharded=("${download.output}", "${download.status}"), combine=combine_shards)
 
 
 def print_summary(summary: dict, file=sys.stderr) -> None:
@@ -384,17 +375,13 @@ def main(argv: list[str] | None = None) -> None:
     num_shards, shard_index = check_shard_args(cfg["run"])
     report = Report("capfilt.download")
     summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
-    if num_shards > 1:
-        merged = merge_if_complete(dc, num_shards, shard_index)
-        if merged is not None:
-            report.count("rows_merged_from_shards", merged)
     report.print()
     print_summary(summary)
     rp = Path(dc["report"])
     report.save(rp if num_shards == 1 else rp.with_name(f"{rp.stem}_shard{shard_index}.json"))
     out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
-    print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}; "
-          "next: python pretrain/generate_train.py", file=sys.stderr)
+    print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}", file=sys.stderr)
+    pipeline.finish("capfilt.download", cfg, argv)
 
 
 if __name__ == "__main__":

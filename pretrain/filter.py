@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from common import pipeline
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     if n == 0:
         print(f"warning: no noun phrase is in at least filter.min_captions={fc['min_captions']} captions, "
               f"so nothing was selected (lower it for a small input)", file=sys.stderr)
-    print(f"wrote {n} rows to {fc['output']}; next: python pretrain/download_images.py", file=sys.stderr)
+    print(f"wrote {n} rows to {fc['output']}", file=sys.stderr)
+    pipeline.finish("capfilt.filter", cfg)
 
 
 if __name__ == "__main__":

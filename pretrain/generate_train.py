@@ -1,39 +1,37 @@
-"""Steps 3 and 5 of BLIP Web CapFilt: the training examples. Run it twice.
+"""Steps 2.3 and 2.5 of BLIP Web CapFilt: the training examples. Run it twice.
 
-First run (``generate.step=english``, or ``auto`` while no newer translations
-exist): one English example per downloaded caption, written to
+First run (``generate.step=english``, or ``auto`` unless the steps below are
+done): one English example per downloaded caption, written to
 ``generate.english`` as {id, image_id, caption, context, url}: ``context`` is
 an English captioning instruction from ``generate.caption_templates``. Then run
 ``pretrain/translate_train.py``.
 
-Second run (``final``, or ``auto`` once the translations are newer): the final
-``train/capfilt.jsonl``. A non-English example's instruction is, for a
-``translated_template_ratio`` share, a caption template translated into its
-language, otherwise an English template naming the language; English examples
-get an English template. Rows have exactly context, label, image_id, task, lang.
+Second run (``final``, or ``auto`` once the English step is done with unchanged
+inputs and the translate step ran on that English file, as the pipeline's run
+records say): the final ``train/capfilt.jsonl``. A non-English example's
+instruction is, for a ``translated_template_ratio`` share, a caption template
+translated into its language, otherwise an English template naming the
+language; English examples get an English template (each chosen by the row's
+id). Rows have exactly context, label, image_id, task, lang.
 
     python pretrain/generate_train.py [--set generate.step=final]
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
-from common.jsonl import BadRows, load_json, read_jsonl, write_jsonl
-from common.languages import load_languages
+from common.jsonl import BadRows, read_jsonl, write_jsonl
+from common.languages import language_list, load_languages
 from common.report import Report
-from common.sampling import stable_hash
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, clean_text
+from translate import source
 
 TASK = "capfilt"
-
-
-def pick(templates: list[str], seed: int, purpose: str, row_id: str) -> str:
-    """A template chosen by the row's id: stable whatever the other rows are."""
-    return templates[stable_hash(seed, purpose, row_id) % len(templates)]
+# The picker's stage name: its draws are keyed "capfilt-final-<purpose>".
+PICKER_STAGE = "capfilt-final"
 
 
 def english_examples(rows: Iterable[dict], gc: dict, report: Report,
@@ -55,7 +53,7 @@ def english_examples(rows: Iterable[dict], gc: dict, report: Report,
             report.skip("image file missing", f"id {rid}: {image_root / image_id}")
             continue
         yield {"id": rid, "image_id": image_id, "caption": caption,
-               "context": pick(gc["caption_templates"], gc["seed"], "capfilt-en-context", rid),
+               "context": source.row_choice(gc["caption_templates"], gc["seed"], "capfilt-en-context", rid),
                "url": row.get("url", "")}
 
 
@@ -63,8 +61,8 @@ def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: di
                    report: Report) -> Iterator[dict]:
     """Translated rows (with ``lang``) -> final training rows."""
     table = load_languages()
-    ratio = gc["translated_template_ratio"]
-    seed = gc["seed"]
+    picker = source.InstructionPicker(gc["seed"], PICKER_STAGE, gc["caption_templates"], gc["language_templates"],
+                                      templates, gc["translated_template_ratio"])
     for row in rows:
         rid, lang, image_id = str(row.get("id", "")), row.get("lang"), row.get("image_id")
         label = clean_text(row["caption"]) if isinstance(row.get("caption"), str) else ""
@@ -77,22 +75,12 @@ def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: di
         if not isinstance(image_id, str) or not image_id:
             report.skip("missing image_id", f"id {rid}")
             continue
-        if lang == "en":
-            context = pick(gc["caption_templates"], seed, "capfilt-final-en", rid)
-            report.count("context_english")
-        else:
-            draw = (stable_hash(seed, "capfilt-final-ratio", rid) % 1_000_000) / 1_000_000
-            translated = templates.get(lang) or []
-            if draw < ratio and translated:
-                context = pick(translated, seed, "capfilt-final-translated", rid)
-                report.count("context_translated_template")
-            else:
-                if draw < ratio:
-                    report.count("context_no_translated_template_for_lang")
-                context = pick(gc["language_templates"], seed, "capfilt-final-named", rid).format(table[lang].name)
-                report.count("context_english_naming_language")
+        # The language templates' {} is the language's English name.
+        context = picker.pick(rid, lang, text=table[lang].name)
         report.count(f"lang:{lang}")
         yield {"context": context, "label": label, "image_id": image_id, "task": TASK, "lang": lang}
+    for k, v in picker.counts.items():
+        report.count(f"context_{k}", v)
 
 
 def check_templates(gc: dict) -> None:
@@ -108,53 +96,48 @@ def check_templates(gc: dict) -> None:
         raise UserError("generate.translated_template_ratio must be within 0..1")
 
 
-def choose_step(gc: dict) -> str:
-    step = gc["step"]
-    if step not in ("auto", "english", "final"):
-        raise UserError(f"generate.step: {step!r} is not one of auto, english, final")
-    if step != "auto":
-        return step
-    english, translated, templates = Path(gc["english"]), Path(gc["translated"]), Path(gc["templates"])
-    if (english.is_file() and translated.is_file() and templates.is_file()
-            and translated.stat().st_mtime_ns >= english.stat().st_mtime_ns):
-        return "final"
-    return "english"
+def template_sets(cfg) -> dict[str, list[str]]:
+    """What the translate step translates and the final run reads back (the store's key)."""
+    return {"caption": list(cfg.at("generate.caption_templates"))}
 
 
-def load_templates(path: Path) -> dict[str, list[str]]:
-    data = load_json(path)
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise UserError(f"{path}: expected {{lang: [templates]}}")
-    return {k: [t for t in v if isinstance(t, str) and t.strip()] for k, v in data.items()}
+def _report_path(gc: dict, run: str) -> Path:
+    path = Path(gc["report"])
+    return path.with_name(f"{path.stem}_{run}{path.suffix}")
+
+
+def english_run(cfg) -> source.Written:
+    gc = cfg["generate"]
+    src = cfg.require_file("generate.input")
+    report, bad = Report("capfilt.generate.english"), BadRows(max_bad=gc["max_bad_rows"])
+    image_root = cfg.path("generate.image_root") if gc["check_images"] else None
+    n = write_jsonl(gc["english"], english_examples(read_jsonl(src, bad), gc, report, image_root))
+    report.count("rows_in", bad.seen)
+    report.count("rows_malformed", bad.count)
+    report.count("rows_out", n)
+    return source.Written(report, _report_path(gc, "english"), {gc["english"]: n})
+
+
+def final_run(cfg, argv) -> source.Written:
+    gc = cfg["generate"]
+    src = cfg.require_file("generate.translated")
+    languages = language_list(cfg.at("translate.languages"), "translate.languages")
+    store = source.load_store(cfg.path("generate.templates"), template_sets(cfg), cfg["translation"], languages,
+                              "capfilt.translate", argv)
+    report, bad = Report("capfilt.generate.final"), BadRows(max_bad=gc["max_bad_rows"])
+    n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report))
+    report.count("rows_in", bad.seen)
+    report.count("rows_malformed", bad.count)
+    report.count("rows_out", n)
+    return source.Written(report, _report_path(gc, "final"), {gc["output"]: n})
 
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
-    gc = cfg["generate"]
-    check_templates(gc)
-    step = choose_step(gc)
-    bad = BadRows(max_bad=gc["max_bad_rows"])
-    if step == "english":
-        src = cfg.require_file("generate.input")
-        report = Report("capfilt.generate.english")
-        image_root = cfg.path("generate.image_root") if gc["check_images"] else None
-        n = write_jsonl(gc["english"], english_examples(read_jsonl(src, bad), gc, report, image_root))
-        out, nxt = gc["english"], "python pretrain/translate_train.py, then this script again"
-    else:
-        src = cfg.require_file("generate.translated")
-        templates = load_templates(cfg.require_file("generate.templates"))
-        report = Report("capfilt.generate.final")
-        n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), templates, gc, report))
-        out, nxt = gc["output"], "python pretrain/merge_train.py (with the other sources)"
-    report.count("rows_in", bad.seen)
-    report.count("rows_malformed", bad.count)
-    report.count("rows_out", n)
-    report.extra["step"] = step
-    report.print()
-    report_path = Path(gc["report"])
-    report.save(report_path.with_name(f"{report_path.stem}_{step}{report_path.suffix}"))
-    print(f"wrote {n} rows to {out}; next: {nxt}", file=sys.stderr)
+    check_templates(cfg["generate"])
+    source.generate("capfilt", cfg, lambda: english_run(cfg), lambda: final_run(cfg, argv),
+                    cfg.at("generate.step"), argv)
 
 
 if __name__ == "__main__":

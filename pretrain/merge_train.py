@@ -1,7 +1,7 @@
 """Merge the final training files named in config into train/task_mix.jsonl.
 
 Every row of every input is checked against the training-row schema of
-FORMATS.md (exactly context, label, image_id, task, lang; non-empty strings; a
+common/FORMATS.md (exactly context, label, image_id, task, lang; non-empty strings; a
 known task and language code): one bad row stops the merge naming file and line
 (exit 2), since a mix with broken rows must not reach training. Per task,
 optional weights then caps set the row count (seeded). The mix is shuffled
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import pipeline
 from common.config import REPO_ROOT, free_mapping, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import atomic_open, write_json
@@ -31,8 +32,8 @@ from common.languages import load_languages
 from common.sampling import rng
 
 CONFIG = str(REPO_ROOT / "configs" / "merge_train.yaml")
-TASKS = ["capfilt", "capfilt_match", "mscoco", "vqav2_vqa", "vqav2_vqg", "aokvqa_cot", "aokvqa_explain",
-         "llava_detail", "llava_conversation", "imagenet_classify", "imagenet_decide"]
+# Every training task, in pipeline order (declared with the steps that write them).
+TASKS = list(pipeline.TASKS)
 DEFAULTS = {
     "merge": {
         "inputs": [],
@@ -244,7 +245,7 @@ def main(argv=None) -> None:
     tasks = [str(t) for t in m["tasks"]]
     unknown_tasks = set(tasks) - set(TASKS)
     if unknown_tasks:
-        print(f"warning: merge.tasks names tasks outside FORMATS.md: {sorted(unknown_tasks)}", file=sys.stderr)
+        print(f"warning: merge.tasks names tasks no pipeline step writes: {sorted(unknown_tasks)}", file=sys.stderr)
     weights = check_numbers("weights", m["weights"], tasks, float)
     caps = check_numbers("caps", m["caps"], tasks, int)
     for item in inputs:  # every input checked before any work
@@ -274,6 +275,7 @@ def main(argv=None) -> None:
     plot(report, report_path.with_suffix(".png"))
     print(markdown(report).split("\n## ")[0], file=sys.stderr)
     print(f"wrote {len(order)} rows -> {out_path}; report {report_path} (.md, .png)", file=sys.stderr)
+    pipeline.finish("merge", cfg)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common.report import Report
-from conftest import FIXTURES_RAW, PYTHON, REPO
+from tests.conftest import FIXTURES_RAW, PYTHON, REPO, root_sets
 from pretrain import filter as flt
 from pretrain import phrase_index as pix
 from pretrain.capfilt_config import DEFAULTS
@@ -123,7 +123,7 @@ def test_parallel_parse_matches_single_process(tmp_path, nlp):
 
 
 def test_cli_missing_input_and_bad_key_exit_2(tmp_path):
-    base = [PYTHON, "pretrain/filter.py", "--set", f"paths.work_dir={tmp_path}"]
+    base = [PYTHON, "pretrain/filter.py", *root_sets(tmp_path), "--set", f"paths.work_dir={tmp_path}"]
     r = subprocess.run(base + ["--set", f"filter.input={tmp_path}/nope.json"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "filter.input" in r.stderr and "nope.json" in r.stderr
@@ -172,7 +172,7 @@ def test_cut_off_array_stops_before_any_parsing(tmp_path):
 
     with pytest.raises(UserError, match="not closed"):
         flt.run(fc_for(tmp_path, src), Report("t"), extract=must_not_parse, progress=False)
-    r = subprocess.run([PYTHON, "pretrain/download_images.py", "--set", f"download.input={src}",
+    r = subprocess.run([PYTHON, "pretrain/download_images.py", *root_sets(tmp_path), "--set", f"download.input={src}",
                         "--set", f"paths.work_dir={tmp_path}", "--set", f"paths.image_root={tmp_path}/img"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "not closed" in r.stderr and not (tmp_path / "capfilt").exists()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from common.languages import assign_languages, load_languages
 from common.report import Report
-from conftest import PYTHON, REPO, translation_sets
+from tests.conftest import PYTHON, REPO, root_sets, translation_sets
 from pretrain import generate_train as gen
 from pretrain.capfilt_config import DEFAULTS
 
@@ -43,7 +43,7 @@ def downloaded(tmp_path) -> list[str]:
     (work / "capfilt").mkdir()
     (work / "capfilt" / "capfilt_downloaded.jsonl").write_text(
         "".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
-    return ["--set", f"paths.work_dir={work}", "--set", f"paths.out_root={tmp_path / 'out'}"]
+    return root_sets(tmp_path)
 
 
 def read(path: Path) -> list[dict]:
@@ -69,8 +69,9 @@ def test_two_runs_dry_run(tmp_path, downloaded):
     translated = read(tmp_path / "work" / "capfilt" / "capfilt_translated.jsonl")
     expected = assign_languages(N, 0)
     assert [row["lang"] for row in translated] == expected
-    templates = json.loads((tmp_path / "work" / "capfilt" / "capfilt_templates.json").read_text())
-    assert set(templates) == set(load_languages())
+    store = json.loads((tmp_path / "work" / "capfilt" / "capfilt_templates.json").read_text())
+    templates = store["translated"]["caption"]
+    assert set(templates) == set(load_languages()) and store["key"]["languages"] == list(load_languages())
 
     r = run("generate_train.py", sets)          # auto: translations are newer -> final
     final = read(tmp_path / "out" / "train" / "capfilt.jsonl")
@@ -100,8 +101,11 @@ def test_sharded_translation_equals_one_run(tmp_path, downloaded):
     whole = out.read_bytes()
     out.unlink()
     r = run("translate_train.py", sets + ["--set", "run.num_shards=2", "--set", "run.shard_index=1"])
-    assert "waiting for shard" in r.stderr and not out.exists()
+    assert "next: python -m common launch capfilt.translate --set launch.mode=combine" in r.stderr
+    assert not out.exists()             # only the launcher merges
     run("translate_train.py", sets + ["--set", "run.num_shards=2", "--set", "run.shard_index=0"])
+    from common import executors
+    executors.main(["capfilt.translate", "--set", "launch.mode=combine", "--set", "launch.num_shards=2", "--", *sets])
     assert out.read_bytes() == whole
 
 
@@ -141,7 +145,7 @@ def test_template_mix_follows_the_ratio():
 
 def test_final_step_without_translations_exits_2(tmp_path, downloaded):
     r = run("generate_train.py", downloaded + ["--set", "generate.step=final"], check=False)
-    assert r.returncode == 2 and "generate.translated" in r.stderr
+    assert r.returncode == 2 and "(capfilt.english) is missing" in r.stderr and len(r.stderr.splitlines()) == 1
     r = run("generate_train.py", downloaded + ["--set", "generate.language_templates=[no placeholder]"],
             check=False)
     assert r.returncode == 2 and "language_templates" in r.stderr

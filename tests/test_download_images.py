@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from common.report import Report
-from conftest import PYTHON, REPO
+from tests.conftest import PYTHON, REPO, root_sets
 from pretrain import download_images as dl
 from pretrain.capfilt_config import DEFAULTS
 from pretrain.fetch import opted_out
@@ -354,7 +354,8 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
     Handler.hang_seconds = 60.0
     sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status", "report",
                                                                   "image_root", "threads", "retries")]
-    proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", "--set", "download.read_timeout=90",
+    proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", *root_sets(tmp_path),
+                             "--set", "download.read_timeout=90",
                              "--set", "download.progress=false", *sum((["--set", x] for x in sets), [])],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:

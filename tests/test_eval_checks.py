@@ -1,7 +1,7 @@
 """Checks of evaluation output files, shared by the demo tests (test_eval_units.py) and the
 real-release tests (test_eval_real.py), and the tests that show each check catches what it is for.
 
-Outputs must follow FORMATS.md "Evaluation files": the benchmark's row keys, one JSON type per
+Outputs must follow common/FORMATS.md "Evaluation files": the benchmark's row keys, one JSON type per
 column (datasets.load_dataset fails on a column that is a string in one row and a list in
 another), NFC single-spaced texts, and COCO caption references that name the same images as
 their row files and score at the maximum against themselves with pycocoevalcap.
@@ -21,7 +21,7 @@ def lines(path: Path) -> list[dict]:
 
 BASE_KEYS = {"context", "label", "image_id", "text_label"}
 PAIR_KEYS = BASE_KEYS | {"left_image", "right_image", "concept", "language"}
-# (key set, JSON type of text_label) per benchmark folder; FORMATS.md "Evaluation files".
+# (key set, JSON type of text_label) per benchmark folder; common/FORMATS.md "Evaluation files".
 ROW_SHAPES = {"xgqa": (BASE_KEYS, str), "xvnli": (BASE_KEYS | {"pair_id"}, str), "marvl": (PAIR_KEYS, str),
               "xflickrco": (BASE_KEYS, str), "xm3600": (BASE_KEYS, str), "maxm": (BASE_KEYS, list),
               "pope": (BASE_KEYS, str), "chair": (BASE_KEYS, list)}

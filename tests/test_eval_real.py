@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from test_eval_checks import (check_cocoevalcap, check_loads_with_datasets, check_reference,
-                              check_reference_matches_rows, check_rows, lines)
+from tests.conftest import SHARED_REAL
+from tests.test_eval_checks import (check_cocoevalcap, check_loads_with_datasets, check_reference,
+                                    check_reference_matches_rows, check_rows, lines)
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
+REAL = SHARED_REAL
 FIXTURES = REPO / "tests" / "fixtures" / "raw"
 IG = "iglue/datasets"
 XVNLI_LABELS = {"entailment", "contradiction", "neutral"}

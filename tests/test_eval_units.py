@@ -15,6 +15,7 @@ from eval_data.images import ImageFinder
 from eval_data.marvl.convert import nlvr2_image
 from eval_data.xgqa.convert import best_answer
 from eval_data.xvnli.convert import map_label
+from tests.conftest import root_sets
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "raw"
@@ -122,7 +123,7 @@ def test_image_finder_resolves_nfc_and_nfd(tmp_path):
     assert ImageFinder(tmp_path / "absent").resolve("tr", "images", nfc, "7-0.jpg") is None
 
 
-# ---- input paths: the official release layout (FORMATS.md, the IGLUE repository) ---------------
+# ---- input paths: the official release layout (common/FORMATS.md, the IGLUE repository) ---------------
 
 # Paths under raw_root exactly as the releases lay them out; {lang}/{split} filled per language.
 RELEASE_LAYOUT = {
@@ -152,18 +153,19 @@ RELEASE_LAYOUT = {
 }
 
 
-def test_input_paths_follow_the_release_layout(real_root):
+def test_input_paths_follow_the_release_layout(real_root, tmp_path):
     from common.config import build_config
     from eval_data import settings
 
     # The YAML users edit, and the DEFAULTS schema alone: both name the release files.
     for config_file in (settings.DEFAULT_CONFIG, None):
-        cfg = build_config(settings.DEFAULTS, config_file, ["paths.raw_root=/R"])
+        cfg = build_config(settings.DEFAULTS, config_file, ["paths.raw_root=/R", "paths.work_dir=/W",
+                                                            "paths.out_root=/O"])
         for key, rel in RELEASE_LAYOUT.items():
             assert cfg.at(key) == f"/R/{rel}", (config_file, key)
     langs = {"xgqa": "bn de en id ko pt ru zh", "xvnli": "ar en es fr ru", "marvl": "id sw ta tr zh",
              "xflickrco": "de en es id ja ru tr zh", "maxm": "en fr hi iw ro th zh"}
-    cfg = settings.load("test", [])
+    cfg = settings.load("test", root_sets(tmp_path))
     for bench, codes in langs.items():
         assert cfg.at(f"{bench}.langs") == codes.split(), bench
     assert cfg.at("marvl.nlvr2_langs") == "id sw ta tr zh".split()
@@ -188,7 +190,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_missing_input_exits_2_naming_the_path(tmp_path):
-    r = run_cli("eval_data/pope/convert.py", "--config", "configs/eval_data.yaml",
+    r = run_cli("eval_data/pope/convert.py", "--config", "configs/eval_data.yaml", *root_sets(tmp_path),
                 "--set", f"paths.raw_root={tmp_path}/nothing", "--set", f"paths.out_root={tmp_path}/out")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0
@@ -241,10 +243,8 @@ def demo(tmp_path_factory):
     if not (FIXTURES / "mscoco" / "dataset_coco.json").is_file():
         pytest.skip("the shared MSCOCO fixture (tasks stage) is not there yet")
     base = tmp_path_factory.mktemp("eval_demo")
-    env = {**os.environ, "PY": sys.executable}
-    r = subprocess.run(["bash", "eval_data/demo.sh", "--set", f"paths.raw_root={FIXTURES}",
-                        "--set", f"paths.out_root={base / 'out'}", "--set", f"paths.work_dir={base / 'work'}"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "tests/tools/demo.py", "--raw", str(FIXTURES), "--out", str(base),
+                        "--only", "eval"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     reports = {b: json.loads((base / "work/reports/eval_data" / f"{b}.json").read_text()) for b in BENCHMARKS}
     return base / "out" / "eval", reports, r.stderr
@@ -279,7 +279,7 @@ def test_demo_writes_every_file(demo):
 
 
 def test_demo_rows_keys_types_and_datasets_load(demo, tmp_path):
-    from test_eval_checks import check_loads_with_datasets, check_rows
+    from tests.test_eval_checks import check_loads_with_datasets, check_rows
 
     out, _, _ = demo
     files = sorted(out.rglob("*.jsonl"))
@@ -332,7 +332,7 @@ def test_demo_awkward_cases(demo):
 
 
 def test_demo_references(demo):
-    from test_eval_checks import check_reference, check_reference_matches_rows
+    from tests.test_eval_checks import check_reference, check_reference_matches_rows
 
     out, _, _ = demo
     refs = sorted(out.rglob("*_coco_*.json"))
@@ -357,7 +357,7 @@ def test_demo_references(demo):
 
 @pytest.mark.skipif(__import__("shutil").which("java") is None, reason="the PTB tokenizer of pycocoevalcap needs Java")
 def test_demo_references_score_with_cocoevalcap(demo):
-    from test_eval_checks import check_cocoevalcap
+    from tests.test_eval_checks import check_cocoevalcap
 
     out, _, _ = demo
     for rel in ["xflickrco/flickr30k_coco_test_en.json", "xflickrco/xflickrco_coco_test_es.json",

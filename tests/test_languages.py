@@ -1,7 +1,7 @@
 import collections
 
 from common.languages import assign_languages, language_counts, load_languages
-from conftest import REPO
+from tests.conftest import REPO
 
 SHARED_TSV = REPO.parent / "shared" / "data" / "languages.tsv"
 

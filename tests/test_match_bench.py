@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from match import bench_search
+from tests.tools import bench_search
 from match.search import CaptionIndex
 
 

@@ -8,9 +8,10 @@ import pytest
 
 from common.errors import UserError
 from common.languages import load_languages
-from conftest import translation_sets
+from tests.conftest import root_sets, translation_sets
 from match import generate_match_train as gen
 from match import translate_match_train as tr
+from translate import source
 from translate.engine import Result
 
 
@@ -30,15 +31,14 @@ def setup(tmp_path: Path, rows: list[dict]) -> list[str]:
     src.parent.mkdir(parents=True)
     lines = [json.dumps(r, ensure_ascii=False) for r in rows] + ['{"id": "bad"']
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"paths.out_root={tmp_path / 'out'}",
-            *translation_sets("dry-run", "")]
+    return [*root_sets(tmp_path), *translation_sets("dry-run", "")]
 
 
 def test_translate_then_generate(tmp_path, capsys):
     rows = english_rows()
     sets = setup(tmp_path, rows)
     tr.main(sets)
-    assert "bad_rows=1" in capsys.readouterr().err
+    assert "bad_rows: 1" in capsys.readouterr().err
     translated = [json.loads(x) for x in
                   (tmp_path / "work" / "match" / "capfilt_match_translated.jsonl").read_text().splitlines()]
     assert len(translated) == len(rows)
@@ -92,9 +92,10 @@ def test_sharded_translation_matches_single(tmp_path):
     out = tmp_path / "work" / "match" / "capfilt_match_translated.jsonl"
     single = out.read_bytes()
     out.unlink()
-    for i in range(3):
+    for i in range(3):   # by hand: each shard records its completion and prints the merge command
         tr.main(sets + ["--set", "run.num_shards=3", "--set", f"run.shard_index={i}"])
-    tr.main(sets + ["--set", "run.num_shards=3", "--set", "translate.combine_shards=true"])
+    from common import executors
+    executors.main(["match.translate", "--set", "launch.mode=combine", "--set", "launch.num_shards=3", "--", *sets])
     assert out.read_bytes() == single
 
 
@@ -106,10 +107,17 @@ class RejectingEngine:
                 for t, g in zip(texts, tgts)]
 
 
-def test_language_without_templates_falls_back_to_english():
-    templates = gen.parse_templates([{"question": 'Is "{caption}" right?', "answer_yes": "Yes", "answer_no": "No"}])
-    by_lang, counts = gen.localise(RejectingEngine(), templates, ["de", "en", "fr"])
-    assert set(by_lang) == {"en", "fr"} and counts["lost_placeholder"] >= 1
+def test_language_without_templates_falls_back_to_english(tmp_path):
+    raw = [{"question": 'Is "{caption}" right?', "answer_yes": "Yes", "answer_no": "No"}]
+    templates = gen.parse_templates(raw)
+    sets = {str(i): list(t) for i, t in enumerate(templates)}
+    tcfg = {"backend": "dry-run", "beam_size": 1}
+    # The translate step's store (German lost the placeholder), as the final run reads it back.
+    source.build_store(RejectingEngine(), tmp_path / "store.json", sets, tcfg, ["de", "en", "fr"])
+    store = source.load_store(tmp_path / "store.json", sets, tcfg, ["de", "en", "fr"], "match.translate", [])
+    assert json.loads((tmp_path / "store.json").read_text())["counts"]["0"]["lost_placeholder"] == 1
+    by_lang, counts = gen.localise(templates, store, ["de", "en", "fr"])
+    assert set(by_lang) == {"en", "fr"} and counts["template_dropped_in_a_language"] == 1
     row = {"id": "x", "image_id": "a.jpg", "caption": "ein Haus", "caption_en": "a house", "match": "no", "lang": "de"}
     ex, fallback = gen.make_example(row, by_lang, 0)
     assert fallback and ex == {"context": 'Is "a house" right?', "label": "No", "image_id": "a.jpg",

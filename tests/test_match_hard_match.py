@@ -13,6 +13,7 @@ from match import hard_match
 from match.embed_cache import EmbeddingCache, model_identity
 from match.negatives import plan_negative
 from match.rows import normalise_caption, text_key
+from tests.conftest import root_sets
 
 CAPTIONS = [
     "a dog runs on the green grass", "A dog runs on the green grass!", "a cat sleeps on a sofa",
@@ -24,7 +25,7 @@ CAPTIONS = [
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> Path:
-    from match.tiny_clip import build_tiny_clip
+    from tests.tools.tiny_clip import build_tiny_clip
     return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip") / "model", CAPTIONS)
 
 
@@ -63,7 +64,7 @@ def make_data(root: Path, n_rows: int = 48, n_images: int = 20) -> dict:
 
 
 def sets(root: Path, model: Path, *extra: str) -> list[str]:
-    args = ["--set", f"paths.work_dir={root / 'work'}", "--set", f"match.input={root / 'capfilt' / 'capfilt_en.jsonl'}",
+    args = [*root_sets(root), "--set", f"paths.work_dir={root / 'work'}", "--set", f"match.input={root / 'capfilt' / 'capfilt_en.jsonl'}",
             "--set", f"paths.image_root={root / 'images'}", "--set", f"paths.clip_model={model}",
             "--set", "embed.progress=false", "--set", "embed.image_workers=2", "--set", "embed.text_batch=8",
             "--set", "embed.image_batch=4", "--set", "search.top_k=40", "--set", "negatives.ranks=[1,3,10,30]"]
@@ -183,7 +184,7 @@ def test_narrow_window_is_widened_not_clipped(tmp_path, data, tiny_clip):
 
 def test_cache_invalidated_by_model_or_caption_change(tmp_path, data, tiny_clip):
     import shutil
-    from match.tiny_clip import build_tiny_clip
+    from tests.tools.tiny_clip import build_tiny_clip
     model = tmp_path / "clip"
     shutil.copytree(tiny_clip, model)
     _, report, first = run(tmp_path, model)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pretrain import merge_train
+from tests.conftest import root_sets
 
 
 def row(task, i, lang="en", image=None):
@@ -33,7 +34,7 @@ def setup(tmp, weights=None, caps=None, optional_missing=False):
                      "licences": {"mscoco": "CC BY 4.0", "vqav2": "CC BY 4.0"}}}
     path = tmp / "merge.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return ["--config", str(path), "--set", f"paths.out_root={tmp}/out"], train
+    return ["--config", str(path), *root_sets(tmp)], train
 
 
 def test_merge_and_load_with_datasets(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from common.languages import get_language
-from conftest import FIXTURES_RAW, translation_sets
+from tests.conftest import FIXTURES_RAW, translation_sets
 from tasks.aokvqa import generate_train as aokvqa
 from tasks.llava import generate_train as llava
 from tasks.llava import translate_train as llava_translate
@@ -51,7 +51,7 @@ def test_image_tag_and_sentences():
 
 def test_llava(tmp_path, capsys):
     llava.main(sets(tmp_path))
-    assert "next: python tasks/llava/translate_train.py" in capsys.readouterr().out
+    assert "next: python tasks/llava/translate_train.py" in capsys.readouterr().err
     llava_translate.main(sets(tmp_path))
     llava.main(sets(tmp_path, "--set", "llava.translated_ratio=0.5"))
     detail = rows(tmp_path / "out" / "train" / "llava_detail.jsonl")

@@ -1,19 +1,17 @@
-"""tasks/demo.sh then pretrain/demo_merge.sh on the fixtures: every source end to end,
-and the merged mix loads with datasets."""
+"""The demo driver over the task sources, then the merge, on the fixtures: every
+source end to end, and the merged mix loads with datasets."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
-from conftest import PYTHON, REPO
+from tests.conftest import PYTHON, REPO
 
 
 def test_demo_then_merge(tmp_path):
-    args = ["--set", "paths.raw_root=tests/fixtures/raw", "--set", f"paths.work_dir={tmp_path}/work",
-            "--set", f"paths.out_root={tmp_path}/out"]
-    env = {**os.environ, "PY": PYTHON}
-    r = subprocess.run(["bash", "tasks/demo.sh", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    demo = [PYTHON, "tests/tools/demo.py", "--out", str(tmp_path)]
+    r = subprocess.run([*demo, "--only", "mscoco,vqav2,aokvqa,llava,imagenet"], cwd=REPO,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     train = tmp_path / "out" / "train"
     # The CapFilt files come from other stages in `make demo`; stand-ins here.
@@ -21,7 +19,7 @@ def test_demo_then_merge(tmp_path):
         (train / f"{task}.jsonl").write_text(json.dumps(
             {"context": "Beschreibe das Bild.", "label": "Ein Hund.", "image_id": "00000/000000001.jpg",
              "task": task, "lang": "de"}) + "\n", encoding="utf-8")
-    r = subprocess.run(["bash", "pretrain/demo_merge.sh", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    r = subprocess.run([*demo, "--only", "merge"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((train / "task_mix_report.json").read_text())
     assert set(report["tasks"]) == {"capfilt", "capfilt_match", "mscoco", "vqav2_vqa", "vqav2_vqg", "aokvqa_cot",

@@ -10,7 +10,7 @@ import pytest
 from common.config import build_config
 from common.languages import get_language
 from common.report import Report
-from conftest import FIXTURES_RAW, translation_sets
+from tests.conftest import FIXTURES_RAW, translation_sets
 from tasks.imagenet import generate_train, translate_train
 from tasks.imagenet.classes import class_names, read_english, read_synsets
 from tasks.imagenet.settings import CONFIG, DEFAULTS, clean_word
@@ -163,7 +163,9 @@ def test_translation_required_and_not_stale(tmp_path, capsys):
     for extra in (["--set", 'imagenet.templates.decide=["Is a {} there?"]'], ["--set", "imagenet.languages=[en, fr]"]):
         with pytest.raises(SystemExit) as e:
             generate_train.main(sets(tmp_path, *extra))
-        assert e.value.code == 2 and "rerun tasks/imagenet/translate_train.py" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "stale translated templates" in err
+        assert "(imagenet.translate): python tasks/imagenet/translate_train.py" in err
 
 
 def test_negative_never_shares_the_name():

@@ -7,8 +7,8 @@ import unicodedata
 import pytest
 
 from common.languages import get_language
-from conftest import FIXTURES_RAW, translation_sets
-from tasks.instructions import InstructionPicker, fill
+from tests.conftest import FIXTURES_RAW, translation_sets
+from translate.source import SequentialPicker, fill
 from tasks.mscoco import generate_eval, generate_train, translate_train
 
 KEYS = ["context", "label", "image_id", "task", "lang"]
@@ -26,7 +26,7 @@ def rows(path):
 def run_all(tmp, *extra, capsys=None):
     generate_train.main(sets(tmp, *extra))
     if capsys is not None:
-        assert "next: python tasks/mscoco/translate_train.py" in capsys.readouterr().out
+        assert "next: python tasks/mscoco/translate_train.py" in capsys.readouterr().err
     translate_train.main(sets(tmp, *extra))
     generate_train.main(sets(tmp, *extra))
     return tmp / "out" / "train" / "mscoco.jsonl"
@@ -62,21 +62,24 @@ def test_train_file(tmp_path, capsys):
 def test_deterministic_and_sharded(tmp_path):
     a = run_all(tmp_path / "a").read_bytes()
     assert run_all(tmp_path / "b").read_bytes() == a
-    # Sharded translation, combined by the second generate run: byte-identical.
+    # Sharded translation, merged by the launcher: byte-identical.
     tmp = tmp_path / "c"
     generate_train.main(sets(tmp))
     for i in range(2):
         translate_train.main(sets(tmp, "--set", "run.num_shards=2", "--set", f"run.shard_index={i}"))
-    generate_train.main(sets(tmp, "--set", "run.num_shards=2"))
+    from common import executors
+    executors.main(["mscoco.translate", "--set", "launch.mode=combine", "--set", "launch.num_shards=2", "--",
+                    *sets(tmp)])
+    generate_train.main(sets(tmp))
     assert (tmp / "out" / "train" / "mscoco.jsonl").read_bytes() == a
 
 
 def test_instruction_picker_ratio():
     from common.sampling import rng
-    p = InstructionPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 1.0)
-    assert p.pick("de") == "T" and p.pick("fr") == "N French" and p.pick("en") == "E"
-    p = InstructionPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 0.0)
-    assert p.pick("de") == "N German"
+    p = SequentialPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 1.0)
+    assert p.pick(1, "de") == "T" and p.pick(2, "fr") == "N French" and p.pick(3, "en") == "E"
+    p = SequentialPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 0.0)
+    assert p.pick(1, "de") == "N German"
 
 
 def test_eval_files(tmp_path):
@@ -116,15 +119,30 @@ def test_missing_input_exits_2(tmp_path, capsys):
     assert not (tmp_path / "work").exists()
 
 
-def test_stale_translation_refused(tmp_path):
+def test_changed_input_goes_back_to_the_english_run(tmp_path, capsys):
+    """After a final run, a changed raw input makes the next run the English one
+    (recorded fingerprints, not mtimes): the final file is never written from
+    translations of other input."""
     import os
-    run_all(tmp_path)
+    karpathy = tmp_path / "dataset_coco.json"
+    karpathy.write_bytes((FIXTURES_RAW / "mscoco" / "dataset_coco.json").read_bytes())
+    extra = ("--set", f"mscoco.karpathy={karpathy}")
+    out = run_all(tmp_path, *extra)
+    final = out.read_bytes()
     en = tmp_path / "work" / "mscoco" / "captions_en.jsonl"
-    tr = tmp_path / "work" / "mscoco" / "captions_translated.jsonl"
-    os.utime(en, (tr.stat().st_mtime + 10, tr.stat().st_mtime + 10))
-    with pytest.raises(SystemExit) as e:
-        generate_train.main(sets(tmp_path))
-    assert e.value.code == 2
+    # Touching a file changes nothing: the content is what counts.
+    os.utime(en, (en.stat().st_mtime + 10, en.stat().st_mtime + 10))
+    capsys.readouterr()
+    generate_train.main(sets(tmp_path, *extra))
+    assert f"-> {out}" in capsys.readouterr().err and out.read_bytes() == final  # the final run again
+    data = json.loads(karpathy.read_text(encoding="utf-8"))
+    data["images"] = [img for img in data["images"] if img.get("cocoid") != 42]  # drop the restval image
+    karpathy.write_text(json.dumps(data), encoding="utf-8")
+    capsys.readouterr()
+    generate_train.main(sets(tmp_path, *extra))
+    assert "next: python tasks/mscoco/translate_train.py" in capsys.readouterr().err
+    assert "COCO_val2014_000000000042.jpg" not in en.read_text(encoding="utf-8")
+    assert out.read_bytes() == final  # the final file was not rewritten
 
 
 def test_tiny_model_backend(tmp_path, tiny_nllb):

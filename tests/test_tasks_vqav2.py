@@ -10,7 +10,7 @@ import pytest
 from common.config import build_config
 from common.languages import get_language
 from common.report import Report
-from conftest import FIXTURES_RAW, translation_sets
+from tests.conftest import FIXTURES_RAW, translation_sets
 from tasks.vqa import generate_eval, generate_train, translate_train
 from tasks.vqa.answers import round_trip
 from tasks.vqa.settings import CONFIG, DEFAULTS, frequent_answers, joined
@@ -90,7 +90,7 @@ def test_round_trip_uses_engine_both_ways():
 
 def test_train_files(tmp_path, capsys):
     generate_train.main(sets(tmp_path))
-    assert "next: python tasks/vqa/translate_train.py" in capsys.readouterr().out
+    assert "next: python tasks/vqa/translate_train.py" in capsys.readouterr().err
     work = tmp_path / "work" / "vqav2"
     assert json.loads((work / "answers_frequent.json").read_text())["answers"] == {"yes": 17, "no": 15, "white": 15}
     cfg = build_config(DEFAULTS, CONFIG, sets(tmp_path)[1::2])
@@ -155,10 +155,13 @@ def test_lean_loading_shrinks_records(tmp_path):
     assert f"{p}:2:" in str(e.value)
 
 
-def test_second_run_without_answers_exits_2(tmp_path):
+def test_second_run_without_answers_goes_back_to_english(tmp_path, capsys):
+    """The translate step's output is gone: it is not done, so the run is the
+    English one again (never a final file without the answers)."""
     generate_train.main(sets(tmp_path))
     translate_train.main(sets(tmp_path))
     (tmp_path / "work" / "vqav2" / "answers_translated.json").unlink()
-    with pytest.raises(SystemExit) as e:
-        generate_train.main(sets(tmp_path))
-    assert e.value.code == 2
+    capsys.readouterr()
+    generate_train.main(sets(tmp_path))
+    assert "next: python tasks/vqa/translate_train.py" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "train" / "vqav2_vqa.jsonl").exists()

@@ -1,7 +1,7 @@
 """Generated test models are deterministic: two builds give the same bytes."""
 from pathlib import Path
 
-from match.tiny_clip import build_tiny_clip
+from tests.tools.tiny_clip import build_tiny_clip
 
 
 def _files(root: Path) -> dict[str, bytes]:

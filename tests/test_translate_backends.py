@@ -12,7 +12,7 @@ import time
 import pytest
 
 from common.jsonl import read_jsonl, write_jsonl
-from conftest import REPO
+from tests.conftest import REPO, root_sets
 from translate.engine import TRANSLATION_DEFAULTS, Engine
 
 # A random-weight model babbles; these bounds keep its outputs so they can be compared.
@@ -62,7 +62,7 @@ def sensitive_nllb(tiny_nllb, tmp_path_factory):
     import torch
     from transformers import M2M100ForConditionalGeneration
 
-    from translate.tiny_model import convert_ct2
+    from translate.convert_ct2 import convert_ct2
     out = tmp_path_factory.mktemp("sensitive") / "model"
     shutil.copytree(tiny_nllb, out, ignore=shutil.ignore_patterns("ct2"))
     model = M2M100ForConditionalGeneration.from_pretrained(tiny_nllb)
@@ -143,7 +143,7 @@ def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
                 "translation.threads=1",
                 "translation.quality.min_ratio=0", "translation.quality.max_ratio=1000000000",
                 "translation.quality.min_words_for_copy=1000000", "translation.quality.max_repeats=1000000"]
-        return [a for s in sets for a in ("--set", s)]
+        return root_sets(tmp_path) + [a for s in sets for a in ("--set", s)]
 
     # Reference: one uninterrupted run.
     ref_out = tmp_path / "ref.jsonl"

@@ -5,7 +5,8 @@ import pytest
 from common.jsonl import read_jsonl, write_jsonl
 from translate import quality
 from translate.engine import TRANSLATION_DEFAULTS, Engine
-from translate.stage import combine_shards, translate_jsonl, translate_rows, translate_templates
+from common.shards import interleave
+from translate.stage import translate_jsonl, translate_rows, translate_templates
 
 
 class FakeBackend:
@@ -162,7 +163,7 @@ def test_shards_combine_to_the_single_run(tmp_path, num_shards):
         translate_jsonl(Engine(make_cfg(), backend=FakeBackend()), inp, out, ["caption"], assign_seed=3,
                         run={"num_shards": num_shards, "shard_index": i})
     if num_shards > 1:
-        assert combine_shards(out, num_shards) == 40
+        assert interleave(out, num_shards) == 40
     assert out.read_bytes() == single.read_bytes()
 
 
@@ -175,7 +176,7 @@ def test_missing_shard_is_named(tmp_path):
         translate_jsonl(Engine(make_cfg(), backend=FakeBackend()), inp, out, ["caption"],
                         run={"num_shards": 3, "shard_index": i})
     with pytest.raises(UserError, match=r"missing shard file\(s\): .*o.jsonl.shard-00001-of-00003"):
-        combine_shards(out, 3)
+        interleave(out, 3)
     assert not out.exists()
 
 
@@ -304,22 +305,3 @@ def test_one_engine_for_two_files_writes_each_files_own_rejects(tmp_path):
         write_jsonl(tmp_path / f"{name}.jsonl", [{"caption": caption, "lang": "de"}, {"caption": "fine", "lang": "de"}])
         translate_jsonl(eng, tmp_path / f"{name}.jsonl", tmp_path / f"{name}.out.jsonl", ["caption"])
     assert [r["source"] for r in read_jsonl(tmp_path / "b.out.jsonl.rejects.jsonl")] == ["worse thing bad"]
-
-
-def test_combine_refuses_shards_older_than_the_input_and_skips_other_n(tmp_path, capsys):
-    import os
-    from common.errors import UserError
-    inp = tmp_path / "in.jsonl"
-    write_jsonl(inp, [{"caption": f"x {i}", "lang": "de"} for i in range(6)])
-    out = tmp_path / "o.jsonl"
-    for n in (2, 3):  # an earlier run with 3 shards leaves its files behind
-        for i in range(n):
-            translate_jsonl(Engine(make_cfg(), backend=FakeBackend()), inp, out, ["caption"],
-                            run={"num_shards": n, "shard_index": i})
-    assert combine_shards(out, 2, inp) == 6
-    assert "another run.num_shards than 2" in capsys.readouterr().err
-    # New input after the shards were written: they belong to an earlier run.
-    later = out.with_name(out.name + ".shard-00000-of-00002").stat().st_mtime + 10
-    os.utime(inp, (later, later))
-    with pytest.raises(UserError, match=r"shard-00000-of-00002 \(older than the input"):
-        combine_shards(out, 2, inp)

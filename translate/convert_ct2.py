@@ -10,6 +10,7 @@ Needs the fast extra: pip install -e '.[fast]'.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
@@ -24,6 +25,20 @@ DEFAULTS = {
 }
 
 
+def convert_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8",
+                force: bool = True) -> Path:
+    """Convert a transformers NLLB/M2M100 checkpoint for CTranslate2 (same as
+    ``ct2-transformers-converter --model DIR --output_dir OUT --quantization Q``)."""
+    from ctranslate2.converters import TransformersConverter
+
+    out_dir = Path(out_dir)
+    TransformersConverter(str(model_dir)).convert(str(out_dir), quantization=quantization, force=force)
+    # The tokenizer travels with the converted model so the backend needs one folder only.
+    from transformers import AutoTokenizer
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(out_dir)
+    return out_dir
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / "convert_ct2.yaml"), argv)
@@ -36,7 +51,6 @@ def main(argv: list[str] | None = None) -> None:
         import ctranslate2  # noqa: F401
     except ImportError:
         raise UserError("ctranslate2 is not installed: pip install -e '.[fast]'") from None
-    from translate.tiny_model import convert_ct2
     convert_ct2(c["model"], out, quantization=c["quantization"], force=True)
     print(f"[convert_ct2] {c['model']} -> {out} ({c['quantization']})", file=sys.stderr)
 

@@ -5,41 +5,25 @@
   write the result. A row with any rejected field keeps its English text and
   gets ``lang = "en"`` (nothing is lost); the rejected segments go to
   ``<output>.rejects.jsonl``.
-* Sharding: ``run.num_shards``/``run.shard_index`` pick rows i with
-  i % num_shards == shard_index; ``combine_shards`` interleaves the shard
-  files back into input order, byte-identical to a one-shard run.
+* Sharding (``run.num_shards``/``run.shard_index``): the usable rows are
+  dealt round-robin (common/shards.py), so the launcher's merge
+  (``common.shards.interleave``) restores input order, byte-identical to a
+  one-shard run.
 * ``translate_templates``: instruction templates into every language once
   (cached like everything else), dropping a translation that lost a placeholder.
 """
 from __future__ import annotations
 
 import collections
-import glob
 import itertools
-import re
-import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from common.errors import UserError
-from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json, write_jsonl
+from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_jsonl
 from common.languages import assign_languages, load_languages
+from common.shards import RUN_DEFAULTS, check_shard_args, round_robin, shard_path
 from . import quality
 from .engine import Engine
-
-RUN_DEFAULTS: dict = {"num_shards": 1, "shard_index": 0}
-
-
-def shard_path(path: str | Path, index: int, num_shards: int) -> Path:
-    path = Path(path)
-    return path.with_name(f"{path.name}.shard-{index:05d}-of-{num_shards:05d}")
-
-
-def check_shard_args(run: dict) -> tuple[int, int]:
-    n, i = int(run["num_shards"]), int(run["shard_index"])
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"run.shard_index={i} run.num_shards={n}: need 0 <= shard_index < num_shards")
-    return n, i
 
 
 def _chunks(it: Iterable, size: int) -> Iterator[list]:
@@ -107,10 +91,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
         assigned = assign_languages(count_rows(in_path), assign_seed, languages)
     bad = BadRows(max_bad=max_bad_rows)
 
-    def rows_of_this_shard():
-        # Shards take turns over the usable rows (every shard skips and reports the
-        # same unusable ones), so combine_shards' round-robin restores input order.
-        usable = 0
+    def usable_rows():
+        # Every shard skips and reports the same unusable rows; the usable ones are dealt round-robin.
         for i, row in enumerate(read_jsonl(in_path, bad)):
             if assigned is not None:
                 row[lang_field] = assigned[i]
@@ -118,87 +100,17 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
             if code not in table:
                 bad.add(f"{in_path}: row {i + 1}", f"{lang_field}={code!r} is not in the language table")
                 continue
-            if usable % num_shards == shard_index:
-                yield row
-            usable += 1
+            yield row
 
     target = out_path if num_shards == 1 else shard_path(out_path, shard_index, num_shards)
     first_reject = len(engine.rejects)  # an engine reused for several files lists each file's own
     with atomic_open(target) as f:
-        for chunk in _chunks(rows_of_this_shard(), chunk_rows):
+        for chunk in _chunks(round_robin(usable_rows(), num_shards, shard_index), chunk_rows):
             for row in translate_rows(engine, chunk, fields, lang_field, counts=counts):
                 f.write(dumps(row) + "\n")
     write_jsonl(Path(str(target) + ".rejects.jsonl"), engine.rejects[first_reject:])
     counts["bad_rows"] = bad.count
     return dict(counts)
-
-
-_SHARD_NAME = re.compile(r"\.shard-(\d{5})-of-(\d{5})$")
-
-
-def check_shard_files(out_path: str | Path, num_shards: int, source: str | Path | None = None,
-                      since: float | None = None) -> list[str]:
-    """Before a merge: a shard file older than ``source`` (the input the shards
-    read) or than ``since`` (a launch time) belongs to an earlier run and raises
-    UserError naming it; shard files of another num_shards are never merged and
-    come back as warnings."""
-    out_path = Path(out_path)
-    src = Path(source) if source is not None else None
-    src_mtime = src.stat().st_mtime if src is not None and src.is_file() else None
-    stale = []
-    for i in range(num_shards):
-        p = shard_path(out_path, i, num_shards)
-        if not p.is_file():
-            continue  # combine_shards names a missing shard
-        m = p.stat().st_mtime
-        if src_mtime is not None and m < src_mtime:
-            stale.append(f"{p} (older than the input {src})")
-        elif since is not None and m < since - 2:  # 2 s: coarse file-system clocks
-            stale.append(f"{p} (not written by this run: shard {i} exited 0 but left an older file)")
-    if stale:
-        raise UserError(f"shard file(s) from an earlier run: {'; '.join(stale)}; rerun those shards, then merge")
-    others = sorted(q for q in out_path.parent.glob(glob.escape(out_path.name) + ".shard-*-of-*")
-                    if (m := _SHARD_NAME.search(q.name)) and int(m.group(2)) != num_shards)
-    if not others:
-        return []
-    shown = ", ".join(str(q) for q in others[:6]) + (f", ... ({len(others)} files)" if len(others) > 6 else "")
-    return [f"not merged (another run.num_shards than {num_shards}; delete when no longer needed): {shown}"]
-
-
-def combine_shards(out_path: str | Path, num_shards: int, source: str | Path | None = None) -> int:
-    """Interleave shard files back into input order; a missing shard is named,
-    and so is one from an earlier run (see check_shard_files)."""
-    out_path = Path(out_path)
-    parts = [shard_path(out_path, i, num_shards) for i in range(num_shards)]
-    missing = [str(p) for p in parts if not p.is_file()]
-    if missing:
-        raise UserError(f"missing shard file(s): {', '.join(missing)}")
-    for warning in check_shard_files(out_path, num_shards, source):
-        print(f"warning: {warning}", file=sys.stderr)
-    files = [open(p, encoding="utf-8") for p in parts]
-    n = 0
-    try:
-        with atomic_open(out_path) as out:
-            while True:
-                wrote = False
-                for f in files:
-                    line = f.readline()
-                    if line:
-                        out.write(line)
-                        n += 1
-                        wrote = True
-                if not wrote:
-                    break
-    finally:
-        for f in files:
-            f.close()
-    rejects = []
-    for p in parts:
-        rp = Path(str(p) + ".rejects.jsonl")
-        if rp.is_file():
-            rejects += list(read_jsonl(rp))
-    write_jsonl(Path(str(out_path) + ".rejects.jsonl"), rejects)
-    return n
 
 
 def translate_templates(engine: Engine, templates: list[str], languages: list[str] | None = None,
@@ -224,7 +136,3 @@ def translate_templates(engine: Engine, templates: list[str], languages: list[st
         out.setdefault(tgt, []).append(res.text)
         counts["kept"] += 1
     return out, dict(counts)
-
-
-def save_templates(path: str | Path, templates: dict[str, list[str]]) -> None:
-    write_json(path, templates, indent=1)

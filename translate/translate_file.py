@@ -3,15 +3,23 @@ in one of its fields (a code of the language table; ``en`` rows pass through).
 
     python translate/translate_file.py --set file.input=in.jsonl --set file.output=out.jsonl \\
         --set 'file.fields=[caption]' --set file.lang_field=lang
+
+On several workers (local processes, SLURM or Ray), merged back in input order:
+    python -m common launch translate.file --set 'launch.devices=[cuda:0,cuda:1]' -- \\
+        --set paths.work_dir=work --set file.input=in.jsonl --set file.output=out.jsonl ...
+A shard (``run.num_shards``/``run.shard_index``) records its completion under
+``${paths.work_dir}/pipeline/`` and prints the merge command.
 """
 from __future__ import annotations
 
 import sys
 
+from common import pipeline
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
+from common.shards import RUN_DEFAULTS, ShardRule, check_shard_args
 from translate.engine import TRANSLATION_DEFAULTS, Engine
-from translate.stage import RUN_DEFAULTS, translate_jsonl
+from translate.stage import translate_jsonl
 
 DEFAULTS = {
     "file": {
@@ -29,6 +37,10 @@ DEFAULTS = {
     "run": RUN_DEFAULTS,
 }
 
+# Rows dealt round-robin into shard files of file.output, interleaved back by the
+# launcher (python -m common launch translate.file).
+SHARDS = ShardRule(device="translation", sharded=("${file.output}",))
+
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
@@ -38,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.at("file.output"):
         raise UserError("file.output: set where to write the translated JSONL")
     src = cfg.require_file("file.input")
+    num_shards, _ = check_shard_args(cfg["run"])
+    if num_shards > 1:
+        cfg.path("paths.work_dir")   # where the shard's completion record goes: set, or one clear line
     fc = cfg["file"]
     engine = Engine(cfg["translation"])
     counts = translate_jsonl(engine, src, fc["output"], fc["fields"], fc["lang_field"],
@@ -47,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     engine.print_summary()
     print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
     engine.close()
+    if num_shards > 1:
+        pipeline.finish("translate.file", cfg, argv)
 
 
 if __name__ == "__main__":

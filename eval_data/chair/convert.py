@@ -16,7 +16,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row
-from eval_data.run import (Accounts, json_document, jsonl_records, need, path_for, report_dir,
+from eval_data.run import (Accounts, json_document, jsonl_records, need, path_for, report_dir, run_main,
                            require_inputs, source_name)
 
 
@@ -80,7 +80,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.chair", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

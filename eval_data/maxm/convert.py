@@ -16,7 +16,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for,
+from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, run_main,
                            report_dir, require_inputs, source_name)
 
 MISSING = "maxm questions whose image is not on disk"
@@ -87,7 +87,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.maxm", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from common.sampling import rng
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs,
+from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs, run_main,
                            source_name)
 
 
@@ -78,7 +78,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.xflickrco", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

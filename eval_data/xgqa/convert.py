@@ -14,7 +14,7 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, report_dir,
+from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, report_dir, run_main,
                            require_inputs, source_name)
 
 
@@ -93,7 +93,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.xgqa", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

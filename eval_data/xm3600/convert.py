@@ -16,7 +16,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import language_name
-from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs,
+from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs, run_main,
                            source_name)
 
 
@@ -56,7 +56,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.xm3600", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for,
+from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            report_dir, require_inputs, source_name)
 
 
@@ -74,7 +74,7 @@ def convert(cfg) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return convert(settings.load(__doc__, argv))
+    return run_main("eval.xvnli", convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common import pipeline
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
 from common.sampling import rng
 from tasks.coco_images import CocoResolver, coco_id
-from tasks.instructions import check_templates, fill, final_row
+from tasks.instructions import check_templates, final_row
+from translate.source import fill
 
 CONFIG = str(REPO_ROOT / "configs" / "aokvqa.yaml")
 DEFAULTS = {
@@ -122,6 +124,7 @@ def main(argv=None) -> None:
     report.save(cfg.path("aokvqa.work_dir") / "train.report.json")
     for task, path in outs.items():
         print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
+    pipeline.finish("aokvqa.generate", cfg)
 
 
 if __name__ == "__main__":

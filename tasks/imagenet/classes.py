@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.jsonl import load_json
-from common.languages import load_languages
+from common.languages import check_language_codes
 from common.report import Report
 from common.sampling import rng
 
@@ -48,12 +48,9 @@ def class_names(babel: dict, english: list[str], languages: list[str], overrides
     English comes from the CLIP names; the others from Babel-ImageNet by key
     (upper-case code, or babel_keys overrides such as iw -> HE, fil -> TL).
     """
-    table = load_languages()
     out: dict[str, dict[int, str]] = {}
     n = len(english)
-    for code in languages:
-        if code not in table:
-            raise UserError(f"imagenet.languages: unknown language code {code!r}")
+    for code in check_language_codes(languages, "imagenet.languages"):
         if code == "en":
             out["en"] = {i: name for i, name in enumerate(english) if name}
             continue

@@ -20,21 +20,21 @@ image_id is the path under paths.imagenet_root.
 """
 from __future__ import annotations
 
-import collections
 import os
 import random
 import sys
 
+from common import pipeline
 from common.config import parse_args
 from common.errors import UserError, entry_point
-from common.jsonl import atomic_open, dumps, load_json
+from common.jsonl import load_json
+from common.languages import language_list
 from common.report import Report
 from common.sampling import rng
 from tasks.imagenet.classes import ImagePool, class_names, read_english, read_synsets
-from tasks.imagenet.settings import (CONFIG, DEFAULTS, answer_words, check_settings, load_translations,
-                                     templates_path)
-from tasks.instructions import InstructionPicker, final_row
-from tasks.workflow import language_list
+from tasks.imagenet.settings import CONFIG, DEFAULTS, answer_words, check_settings, templates_path, translatable
+from tasks.instructions import final_row
+from translate import source
 
 # Random negatives: redraws before falling back to a scan for a differently named class.
 _REDRAWS = 8
@@ -66,10 +66,10 @@ def examples(names: dict[str, dict[int, str]], pool: ImagePool, c: dict, transla
     t = c["templates"]
     seed = c["seed"]
     r = rng(seed, "imagenet", "examples")
-    classify = InstructionPicker(rng(seed, "imagenet", "classify"), t["classify_en"], t["classify"],
-                                 translated.get("classify_en"), c["translated_ratio"])
-    decide = InstructionPicker(rng(seed, "imagenet", "decide"), t["decide"], t["decide_naming"],
-                               translated.get("decide"), c["translated_ratio"])
+    classify = source.SequentialPicker(rng(seed, "imagenet", "classify"), t["classify_en"], t["classify"],
+                                       translated.get("classify_en"), c["translated_ratio"])
+    decide = source.SequentialPicker(rng(seed, "imagenet", "decide"), t["decide"], t["decide_naming"],
+                                     translated.get("decide"), c["translated_ratio"])
     for rnd in range(c["rounds"]):
         for lang, by_class in names.items():
             classes = [i for i in sorted(by_class) if pool.has(i)]
@@ -86,7 +86,9 @@ def examples(names: dict[str, dict[int, str]], pool: ImagePool, c: dict, transla
             for pos, idx in enumerate(classes):
                 image = pool.take(idx)
                 name = by_class[idx]
-                yield "imagenet_classify", final_row(classify.pick(lang), name, image, "imagenet_classify", lang)
+                rid = f"{rnd}:{lang}:{idx}"  # an example is one round, language and class
+                yield "imagenet_classify", final_row(classify.pick(rid, lang), name, image, "imagenet_classify",
+                                                     lang)
                 positive = r.random() < c["positive_ratio"]
                 shown = name if positive else negative_name(pos, classes, by_class, c["negatives"], r)
                 if shown is None:
@@ -95,9 +97,18 @@ def examples(names: dict[str, dict[int, str]], pool: ImagePool, c: dict, transla
                 report.count("decide_positive" if positive else "decide_negative")
                 if answer_lang != lang:
                     report.count("decide_answered_in_english")
-                yield "imagenet_decide", final_row(decide.pick(answer_lang, shown), yes if positive else no,
+                yield "imagenet_decide", final_row(decide.pick(rid, answer_lang, shown), yes if positive else no,
                                                    image, "imagenet_decide", answer_lang)
-    report.extra["instructions"] = {"imagenet_classify": classify.counts, "imagenet_decide": decide.counts}
+    report.extra["instructions"] = {"imagenet_classify": dict(classify.counts), "imagenet_decide": dict(decide.counts)}
+
+
+def read_translations(cfg, languages: list[str], argv) -> dict:
+    """The translated templates and yes/no (none needed for English only)."""
+    c = cfg.at("imagenet")
+    if all(code == "en" for code in languages):
+        return {}
+    return source.load_store(templates_path(cfg), translatable(c), cfg.at("translation"), languages,
+                             "imagenet.translate", argv)
 
 
 @entry_point
@@ -105,11 +116,11 @@ def main(argv=None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
     c = cfg.at("imagenet")
     check_settings(c)
-    languages = language_list(c["languages"])
+    languages = language_list(c["languages"], "imagenet.languages")
     for key in ("class_index", "classnames_en", "babel"):
         cfg.require_file(f"imagenet.{key}")
     cfg.require_dir("imagenet.train_dir")
-    translated = load_translations(templates_path(cfg), c, languages)
+    translated = read_translations(cfg, languages, argv)
     report = Report("imagenet generate_train")
     synsets = read_synsets(cfg.path("imagenet.class_index"))
     english = read_english(cfg.path("imagenet.classnames_en"), len(synsets))
@@ -127,12 +138,7 @@ def main(argv=None) -> None:
         raise UserError(f"no class of {cfg.path('imagenet.class_index')} has images under {train_dir}")
     outs = {"imagenet_classify": cfg.path("imagenet.classify_file"),
             "imagenet_decide": cfg.path("imagenet.decide_file")}
-    langs = {t: collections.Counter() for t in outs}
-    with atomic_open(outs["imagenet_classify"]) as fc, atomic_open(outs["imagenet_decide"]) as fd:
-        files = {"imagenet_classify": fc, "imagenet_decide": fd}
-        for task, row in examples(names, pool, c, translated, words, report):
-            files[task].write(dumps(row) + "\n")
-            langs[task][row["lang"]] += 1
+    langs = source.write_by_key(outs, examples(names, pool, c, translated, words, report))
     for task, path in outs.items():
         report.count(f"{task}_out", sum(langs[task].values()))
         print(f"wrote {sum(langs[task].values())} rows -> {path}", file=sys.stderr)
@@ -140,6 +146,7 @@ def main(argv=None) -> None:
     report.extra["classes_per_language"] = {k: len(v) for k, v in names.items()}
     report.print()
     report.save(cfg.path("imagenet.work_dir") / "train.report.json")
+    pipeline.finish("imagenet.generate", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """ImageNet settings, the config checks, and the translated instructions / answer words.
 
 The translate step (tasks/imagenet/translate_train.py) translates the English
-classify and decide templates and the answer words yes/no into every language;
-generate_train.py reads them back. Per language the answer words come from
+classify and decide templates and the answer words yes/no into every language
+(the store of translate/source.py); generate_train.py reads them back, refusing
+a stale store. Per language the answer words come from
 ``imagenet.yes_no`` (hand-written, wins), else from their translation; where
 the translation of "yes" or "no" was rejected, imagenet_decide is answered in
 English (lang "en") and that is counted.
@@ -13,8 +14,7 @@ from pathlib import Path
 
 from common.config import REPO_ROOT, free_mapping
 from common.errors import UserError
-from common.jsonl import load_json
-from common.languages import load_languages
+from common.languages import check_language_codes
 from common.report import Report
 from tasks.instructions import check_templates
 from translate.engine import TRANSLATION_DEFAULTS
@@ -62,11 +62,10 @@ def check_settings(c: dict) -> None:
     for key in ("positive_ratio", "translated_ratio"):
         if not 0.0 <= c[key] <= 1.0:
             raise UserError(f"imagenet.{key} must be between 0 and 1")
-    table = load_languages()
+    check_language_codes(list(c["yes_no"]), "imagenet.yes_no")
     for code, words in c["yes_no"].items():
-        if code not in table or not (isinstance(words, list) and len(words) == 2
-                                     and all(isinstance(w, str) and w.strip() for w in words)):
-            raise UserError(f"imagenet.yes_no.{code}: need a language code with [yes word, no word]")
+        if not (isinstance(words, list) and len(words) == 2 and all(isinstance(w, str) and w.strip() for w in words)):
+            raise UserError(f"imagenet.yes_no.{code}: need [yes word, no word]")
     if "en" not in c["yes_no"]:
         raise UserError("imagenet.yes_no: needs an en entry (the words that are translated, and the fallback)")
 
@@ -77,25 +76,6 @@ def translatable(c: dict) -> dict[str, list[str]]:
     t = c["templates"]
     yes, no = c["yes_no"]["en"]
     return {"classify_en": list(t["classify_en"]), "decide": list(t["decide"]), "yes": [yes], "no": [no]}
-
-
-def load_translations(path: Path, c: dict, languages: list[str]) -> dict[str, dict[str, list[str]]]:
-    """The translated sets, refusing a file made from other templates or fewer languages."""
-    if all(code == "en" for code in languages):
-        return {}
-    if not path.is_file():
-        raise UserError(f"translated templates not found: {path} (run tasks/imagenet/translate_train.py first)")
-    data = load_json(path)
-    key = data.get("key") if isinstance(data, dict) else None
-    if not isinstance(key, dict) or not isinstance(data.get("translated"), dict):
-        raise UserError(f"{path}: not a translated-templates file")
-    if key.get("templates") != translatable(c):
-        raise UserError(f"{path}: made from other templates or yes/no words than the config's; "
-                        f"rerun tasks/imagenet/translate_train.py")
-    missing = sorted(set(languages) - set(key.get("languages") or []))
-    if missing:
-        raise UserError(f"{path}: no translations for {missing}; rerun tasks/imagenet/translate_train.py")
-    return data["translated"]
 
 
 def clean_word(text) -> str:

@@ -4,7 +4,7 @@ the example's language. Class names are not translated: they come from
 Babel-ImageNet. Run before tasks/imagenet/generate_train.py.
 
 Writes ${imagenet.work_dir}/templates_translated.json (redone only when the
-templates, yes/no words, languages or translation model change; the engine
+templates, yes/no words, languages or translation settings change; the engine
 caches every string). A translation that lost its {} placeholder is dropped
 and counted; generate_train.py then falls back to an English instruction
 naming the language, or, for a rejected yes/no, to an English answer.
@@ -13,38 +13,34 @@ naming the language, or, for a rejected yes/no, to an English answer.
 """
 from __future__ import annotations
 
-import shlex
 import sys
 
 from common.config import parse_args
 from common.errors import entry_point
+from common.jsonl import load_json
+from common.languages import language_list
 from tasks.imagenet.settings import CONFIG, DEFAULTS, check_settings, templates_path, translatable
-from tasks.workflow import language_list, translate_template_sets
+from translate import source
 from translate.engine import Engine
 
 
-def run(cfg, engine: Engine | None = None) -> dict[str, dict[str, list[str]]]:
+def run(cfg, engine: Engine | None = None, argv=None) -> dict[str, dict[str, list[str]]]:
     c = cfg.at("imagenet")
     check_settings(c)
-    languages = language_list(c["languages"])
-    engine = engine or Engine(cfg.at("translation"))
-    try:
-        out = translate_template_sets(engine, templates_path(cfg), translatable(c), cfg.at("translation"),
-                                      languages)
-        engine.print_summary()
-    finally:
-        engine.close()
+    languages = language_list(c["languages"], "imagenet.languages")
+    source.translate_step("imagenet.translate", cfg, languages=languages, template_sets=translatable(c),
+                          store=templates_path(cfg), engine=engine, argv=argv)
+    out = load_json(templates_path(cfg))["translated"]
     words = sum(1 for lang in languages if lang != "en" and out.get("yes", {}).get(lang)
                 and out.get("no", {}).get(lang))
     print(f"[imagenet translate_train] {len(languages)} languages; yes and no both translated for {words}",
           file=sys.stderr)
-    print("next: python tasks/imagenet/generate_train.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]))
     return out
 
 
 @entry_point
 def main(argv=None) -> None:
-    run(parse_args(__doc__, DEFAULTS, CONFIG, argv))
+    run(parse_args(__doc__, DEFAULTS, CONFIG, argv), argv=argv)
 
 
 if __name__ == "__main__":

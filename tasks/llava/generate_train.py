@@ -6,24 +6,22 @@ has at most llava.max_answer_sentences sentences; the <image> marker is removed
 wherever it appears. Writes the English intermediate and prints the translate
 command. Second run (after tasks/llava/translate_train.py, which translates
 question and answer, long answers sentence by sentence): writes
-${llava.detail_out} and ${llava.conversation_out}.
+${llava.detail_out} and ${llava.conversation_out}. Which run it is comes
+from the pipeline's run records (common/pipeline.py choose_run).
 
   python tasks/llava/generate_train.py [--config configs/llava.yaml] [--set key=value ...]
 """
 from __future__ import annotations
 
-import collections
-import sys
-
 from common.config import parse_args
-from common.errors import UserError, entry_point
-from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl, write_jsonl
+from common.errors import entry_point
+from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
 from common.sampling import rng
 from tasks.coco_images import CocoResolver, coco_id
-from tasks.instructions import InstructionPicker, check_templates, final_row
+from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
-from tasks.workflow import print_next, translated_ready
+from translate import source
 
 
 def english_rows(cfg, report: Report):
@@ -54,13 +52,13 @@ def english_rows(cfg, report: Report):
     report.count("malformed_records", bad.count)
 
 
-def final_rows(rows, picker: InstructionPicker, ratio: float, report: Report):
+def final_rows(rows, picker: source.InstructionPicker, ratio: float, report: Report):
     for row in rows:
-        lang = row["lang"]
+        lang, rid = row["lang"], row.get("id")
         # The translated question is the instruction for a share of the
         # examples; the rest keep the English question and name the language.
-        if lang != "en" and picker.r.random() >= ratio:
-            context = picker.pick(lang, row["question_en"], name_language=True)
+        if lang != "en" and picker.coin(rid) >= ratio:
+            context = picker.pick(rid, lang, row["question_en"], name_language=True)
         else:
             context = row["question"]
         report.count(f"{row['task']}_{'en' if lang == 'en' else 'translated'}")
@@ -76,41 +74,37 @@ def validate_intermediate(row: dict) -> str | None:
     return None
 
 
-@entry_point
-def main(argv=None) -> None:
-    cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
-    c = cfg.at("llava")
-    check_templates("llava.templates", c["templates"], TEMPLATE_NEEDS)
-    cfg.require_file("llava.detail_file")
-    cfg.require_file("llava.conversation_file")
+def english_run(cfg) -> source.Written:
     p = work_paths(cfg)
-    if not translated_ready(p["translated"], cfg.at("run"), p["en"]):
-        report = Report("llava generate_train (English intermediate)")
-        n = write_jsonl(p["en"], english_rows(cfg, report))
-        report.print()
-        report.save(p["en"].with_suffix(".report.json"))
-        if n == 0:
-            raise UserError("no usable LLaVA examples")
-        print_next("tasks/llava/translate_train.py", f"{n} rows -> {p['en']}")
-        return
+    report = Report("llava generate_train (English intermediate)")
+    n = write_jsonl(p["en"], english_rows(cfg, report))
+    return source.Written(report, p["en"].with_suffix(".report.json"), {str(p["en"]): n}, "no usable LLaVA examples")
+
+
+def final_run(cfg) -> source.Written:
+    c, p = cfg.at("llava"), work_paths(cfg)
     report = Report("llava generate_train (final)")
-    picker = InstructionPicker(rng(c["seed"], "llava", "instructions"), c["templates"]["naming"],
-                               c["templates"]["naming"], None, 0.0)
+    # No translated template set: the instruction is the translated question itself.
+    picker = source.SequentialPicker(rng(c["seed"], "llava", "instructions"), c["templates"]["naming"],
+                                     c["templates"]["naming"], None, 0.0)
     bad = BadRows(max_bad=c["max_bad_rows"])
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
-    langs = {t: collections.Counter() for t in TASKS}
-    with atomic_open(outs["llava_detail"]) as fd, atomic_open(outs["llava_conversation"]) as fc:
-        files = {"llava_detail": fd, "llava_conversation": fc}
-        for task, row in final_rows(rows, picker, c["translated_ratio"], report):
-            files[task].write(dumps(row) + "\n")
-            langs[task][row["lang"]] += 1
+    langs = source.write_by_key(outs, final_rows(rows, picker, c["translated_ratio"], report))
     report.count("bad_intermediate_rows", bad.count)
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
-        print(f"wrote {sum(langs[task].values())} rows -> {outs[task]}", file=sys.stderr)
-    report.print()
-    report.save(cfg.path("llava.work_dir") / "train.report.json")
+    return source.Written(report, cfg.path("llava.work_dir") / "train.report.json",
+                          {str(outs[t]): sum(langs[t].values()) for t in TASKS})
+
+
+@entry_point
+def main(argv=None) -> None:
+    cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
+    check_templates("llava.templates", cfg.at("llava.templates"), TEMPLATE_NEEDS)
+    cfg.require_file("llava.detail_file")
+    cfg.require_file("llava.conversation_file")
+    source.generate("llava", cfg, lambda: english_run(cfg), lambda: final_run(cfg), argv=argv)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from common.config import REPO_ROOT
 from common.report import Report
+from common.shards import RUN_DEFAULTS
 from translate import segment
 from translate.engine import TRANSLATION_DEFAULTS
-from translate.stage import RUN_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "llava.yaml")
 DEFAULTS = {

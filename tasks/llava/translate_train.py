@@ -2,22 +2,32 @@
 splits long answers into sentences).
 
   python tasks/llava/translate_train.py [--config configs/llava.yaml] [--set key=value ...]
-  sharded: --set run.num_shards=N --set run.shard_index=i (generate_train.py combines)
+  sharded: --set run.num_shards=N --set run.shard_index=i
 """
 from __future__ import annotations
 
 from common.config import parse_args
 from common.errors import entry_point
+from common.languages import language_list
+from common.shards import ShardRule
 from tasks.llava.settings import CONFIG, DEFAULTS, work_paths
-from tasks.translate_source import translate_source
+from translate import source
+
+# Rows dealt round-robin into shard files, interleaved back by the launcher
+# (python -m common launch llava.translate); shard 0 writes the whole files.
+SHARDS = ShardRule(device="translation", sharded=("${llava.work_dir}/turns_translated.jsonl",),
+                   first_shard=("${llava.work_dir}/templates_translated.json",))
 
 
 @entry_point
 def main(argv=None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
-    p = work_paths(cfg)
-    # No template set to translate: the instruction is the (translated) question.
-    translate_source(cfg, "llava", p["en"], p["translated"], p["templates"], ["question", "answer"], {})
+    c, p = cfg.at("llava"), work_paths(cfg)
+    # No template set to translate (the instruction is the translated question):
+    # the store is written empty, with its key, like every source's.
+    source.translate_step("llava.translate", cfg, languages=language_list(c["languages"], "llava.languages"),
+                          template_sets={}, store=p["templates"], rows_in=p["en"], rows_out=p["translated"],
+                          fields=["question", "answer"], seed=c["seed"], max_bad_rows=c["max_bad_rows"], argv=argv)
 
 
 if __name__ == "__main__":

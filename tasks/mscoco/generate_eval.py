@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from common import pipeline
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import write_json, write_jsonl
@@ -51,6 +52,7 @@ def main(argv=None) -> None:
             print(f"warning: no {split} images in {cfg.path('mscoco.karpathy')}", file=sys.stderr)
     report.print()
     report.save(cfg.path("mscoco.work_dir") / "eval.report.json")
+    pipeline.finish("mscoco.eval", cfg)
 
 
 if __name__ == "__main__":

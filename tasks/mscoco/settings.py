@@ -8,10 +8,10 @@ from typing import Iterator
 from common.config import REPO_ROOT, free_mapping
 from common.errors import UserError
 from common.report import Report
+from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
 from tasks.lean_json import karpathy_hook, load_json_lean
 from translate.engine import TRANSLATION_DEFAULTS
-from translate.stage import RUN_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "mscoco.yaml")
 DEFAULTS = {

@@ -5,6 +5,7 @@ label "", image_id = COCO file name, text_label = the ten answers).
 """
 from __future__ import annotations
 
+from common import pipeline
 from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import write_jsonl
@@ -29,6 +30,7 @@ def main(argv=None) -> None:
     report.count("rows_out", n)
     report.print()
     report.save(cfg.path("vqav2.work_dir") / "eval.report.json")
+    pipeline.finish("vqav2.eval", cfg)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""Development code stays out of product code: no pipeline module imports from
+tests/, and the development tools live in tests/tools/, not in the stage folders."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCT = ["common", "pretrain", "match", "tasks", "eval_data", "translate"]
+
+# Old home -> new home of each tool moved out of the stage folders.
+MOVED = {
+    "translate/tiny_model.py": "tests/tools/tiny_nllb.py",
+    "match/tiny_clip.py": "tests/tools/tiny_clip.py",
+    "tasks/make_fixtures.py": "tests/tools/make_task_fixtures.py",
+    "eval_data/make_demo_fixtures.py": "tests/tools/make_eval_fixtures.py",
+    "pretrain/serve_web.py": "tests/tools/serve_web.py",
+    "pretrain/bench_download.py": "tests/tools/bench_download.py",
+    "match/bench_search.py": "tests/tools/bench_search.py",
+    "translate/bench.py": "tests/tools/bench_translate.py",
+}
+
+
+def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, module) of every import, including those inside functions;
+    a relative import is given as its dots plus the module."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            out.append((node.lineno, "." * node.level + (node.module or "")))
+    return out
+
+
+def imports_tests(module: str) -> bool:
+    return module == "tests" or module.startswith("tests.")
+
+
+def product_files() -> list[Path]:
+    return sorted(f for d in PRODUCT for f in (REPO / d).rglob("*.py"))
+
+
+def test_product_code_never_imports_tests():
+    assert product_files(), "no product modules found"
+    bad = []
+    for f in product_files():
+        tree = ast.parse(f.read_text(encoding="utf-8"), filename=str(f))
+        bad += [f"{f.relative_to(REPO)}:{line}: {mod}" for line, mod in imported_modules(tree)
+                if imports_tests(mod)]
+    assert not bad, "product code imports from tests/:\n" + "\n".join(bad)
+
+
+def test_the_import_check_sees_nested_and_aliased_imports():
+    src = ("import tests.tools.tiny_nllb as t\n"
+           "def f():\n    from tests.tools import tiny_clip\n"
+           "from testsuite import x\nimport tests\n")
+    found = sorted(m for _, m in imported_modules(ast.parse(src)) if imports_tests(m))
+    assert found == ["tests", "tests.tools", "tests.tools.tiny_nllb"]
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED.items()))
+def test_moved_tools_are_only_in_tests_tools(old, new):
+    assert not (REPO / old).exists(), f"{old} should live at {new}"
+    assert (REPO / new).is_file(), f"{new} is missing"
+
+
+def test_tools_package_is_importable():
+    assert (REPO / "tests" / "__init__.py").is_file()
+    assert (REPO / "tests" / "tools" / "__init__.py").is_file()

@@ -1,0 +1,126 @@
+"""The shard primitives (common/shards.py): names, row selection, the ordered
+merge, shard files of another N, completion records, and every shardable
+step's rule."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from common import pipeline, shards
+from common.errors import UserError
+from common.jsonl import write_jsonl
+from common.shards import interleave, round_robin, shard_path
+from tests.conftest import root_sets
+
+
+def test_names_and_arguments():
+    assert shard_path("/w/out.jsonl", 2, 16) == Path("/w/out.jsonl.shard-00002-of-00016")
+    assert shards.check_shard_args({"num_shards": 4, "shard_index": 3}) == (4, 3)
+    for bad in ({"num_shards": 0, "shard_index": 0}, {"num_shards": 3, "shard_index": 3},
+                {"num_shards": 3, "shard_index": -1}):
+        with pytest.raises(UserError, match="0 <= shard_index < num_shards"):
+            shards.check_shard_args(bad)
+
+
+def test_round_robin_deals_every_item_once_and_interleave_restores_the_order(tmp_path):
+    rows = [{"id": i, "text": f"row {i} ✓"} for i in range(23)]
+    write_jsonl(tmp_path / "single.jsonl", rows)
+    for n in (1, 2, 3, 7, 30):
+        parts = [list(round_robin(rows, n, i)) for i in range(n)]
+        assert sorted(r["id"] for p in parts for r in p) == list(range(23))
+        out = tmp_path / f"out{n}.jsonl"
+        for i, part in enumerate(parts):
+            write_jsonl(shard_path(out, i, n), part)
+        assert interleave(out, n) == 23
+        assert out.read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+
+
+def test_key_shard_is_stable_and_keeps_equal_keys_together():
+    urls = [f"http://x/{i}.jpg" for i in range(200)]
+    a = [shards.key_shard(u, 5) for u in urls]
+    assert a == [shards.key_shard(u, 5) for u in urls] and set(a) == set(range(5))
+    from common.sampling import stable_hash
+    assert shards.key_shard("k", 7) == stable_hash("k") % 7
+    assert shards.key_shard("k", 7, salt="s") == stable_hash("s", "k") % 7
+
+
+def test_interleave_names_a_missing_shard_and_writes_nothing(tmp_path):
+    out = tmp_path / "o.jsonl"
+    for i in (0, 2):
+        write_jsonl(shard_path(out, i, 3), [{"i": i}])
+    with pytest.raises(UserError, match=r"missing shard file\(s\): .*o.jsonl.shard-00001-of-00003"):
+        interleave(out, 3)
+    assert not out.exists()
+
+
+def test_interleave_merges_the_rejects_too(tmp_path):
+    out = tmp_path / "o.jsonl"
+    for i in range(2):
+        write_jsonl(shard_path(out, i, 2), [{"i": i}])
+        write_jsonl(Path(f"{shard_path(out, i, 2)}.rejects.jsonl"), [{"source": f"bad {i}"}])
+    interleave(out, 2)
+    rejects = [json.loads(x)["source"] for x in Path(f"{out}.rejects.jsonl").read_text().splitlines()]
+    assert rejects == ["bad 0", "bad 1"]
+
+
+def test_shard_files_of_another_n_are_listed_never_merged(tmp_path):
+    out = tmp_path / "o.jsonl"
+    for n in (2, 3):
+        for i in range(n):
+            write_jsonl(shard_path(out, i, n), [{"n": n, "i": i}])
+    assert shards.foreign_shards(out, 2) == [shard_path(out, i, 3) for i in range(3)]
+    note = shards.foreign_note([out], 3)
+    assert "another run.num_shards than 3" in note and str(shard_path(out, 1, 2)) in note
+    assert interleave(out, 2) == 2 and {json.loads(x)["n"] for x in out.read_text().splitlines()} == {2}
+
+
+def test_shard_files_reader_reports_leftovers(tmp_path):
+    out = tmp_path / "o.jsonl"
+    write_jsonl(shard_path(out, 0, 2), [{"a": 1}, {"a": 2}])
+    write_jsonl(shard_path(out, 1, 2), [{"b": 1}])
+    with shards.ShardFiles(out, 2) as f:
+        assert json.loads(f.readline(0)) == {"a": 1} and json.loads(f.readline(1)) == {"b": 1}
+        assert f.leftover() == [str(shard_path(out, 0, 2))]
+
+
+def test_every_shardable_step_declares_a_rule_whose_outputs_it_writes(tmp_path):
+    for step in [*pipeline.STEPS, *pipeline.TOOLS]:
+        if not step.shards:
+            with pytest.raises(UserError, match="not sharded"):
+                shards.rule_of(step)
+            continue
+        rule = shards.rule_of(step)
+        assert rule.device in ("translation", "embed", None), step.id
+        cfg = pipeline.load_config(step, [*root_sets(tmp_path), "--set", "file.output=/x/o.jsonl"])
+        declared = {str(p) for p in pipeline.outputs(step, cfg)}
+        mine = {str(p) for p in rule.files(cfg, 0, 1)}
+        assert mine <= declared, (step.id, mine - declared)       # a rule names only the step's outputs
+        assert rule.combine is not None or rule.sharded, step.id  # something to merge, or its own merge
+
+
+def test_a_completion_record_holds_only_for_the_same_input_config_and_files(tmp_path):
+    step = pipeline.get("translate.file")
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, [{"text": "a", "lang": "de"}])
+    args = ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
+            "--set", f"file.output={out}"]
+    cfg = pipeline.load_config(step, args)
+    rule = shards.rule_of(step)
+    assert shards.record_problem(step, cfg, rule, 1, 2) == "no completion record"
+    write_jsonl(shard_path(out, 1, 2), [{"text": "x"}])
+    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    assert shards.record_problem(step, cfg, rule, 1, 2) is None
+    other = pipeline.load_config(step, [*args, "--set", "file.seed=4"])
+    assert shards.record_problem(step, other, rule, 1, 2) == "config changed since it ran"
+    # Speed-only keys (device, threads, the shard's own keys) are not part of the fingerprint.
+    fast = pipeline.load_config(step, [*args, "--set", "translation.threads=3", "--set", "translation.device=cpu"])
+    assert shards.record_problem(step, fast, rule, 1, 2) is None
+    write_jsonl(shard_path(out, 1, 2), [{"text": "changed"}])
+    assert "not the file it wrote" in shards.record_problem(step, cfg, rule, 1, 2)
+    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    write_jsonl(inp, [{"text": "b", "lang": "de"}])
+    assert shards.record_problem(step, cfg, rule, 1, 2).startswith("input changed since it ran")
+    with pytest.raises(UserError, match=r"2 of 2 shards not done .*shard 0 \(no completion record\)"):
+        shards.check_complete(step, cfg, rule, 2)

@@ -1,0 +1,53 @@
+"""The development tools in tests/tools/ run as scripts from the repo root, and the
+translation benchmark runs on the corpus shipped in tests/fixtures/bench/."""
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, SHARED_REAL
+
+TOOLS = ["tiny_nllb", "tiny_clip", "make_task_fixtures", "make_eval_fixtures", "serve_web",
+         "bench_download", "bench_search", "bench_translate"]
+BENCH = REPO / "tests" / "fixtures" / "bench"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_tool_runs_as_a_script(tool):
+    p = subprocess.run([PYTHON, f"tests/tools/{tool}.py", "--help"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "usage:" in p.stdout, p.stderr[-2000:]
+
+
+def test_bench_corpus_is_shipped_with_its_sources():
+    rows = [json.loads(line) for line in (BENCH / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 1000
+    assert collections.Counter(r["source"] for r in rows) == {"gqa": 250, "flickr30k": 250, "xflickrco": 250,
+                                                              "pope": 250}
+    assert all(isinstance(r["text"], str) and r["text"].strip() for r in rows)
+    readme = (BENCH / "README.md").read_text(encoding="utf-8")
+    for f in {r["file"] for r in rows}:
+        assert f"`{f}`" in readme, f"tests/fixtures/bench/README.md does not name {f}"
+    assert (BENCH / "corpus.jsonl").stat().st_size < 300_000
+
+
+def test_bench_corpus_is_the_deterministic_draw(tmp_path):
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real release files not found at {SHARED_REAL}")
+    from tests.tools import bench_translate
+    bench_translate.main(["--write-corpus", "--real", str(SHARED_REAL), "--corpus", str(tmp_path / "c.jsonl")])
+    assert (tmp_path / "c.jsonl").read_bytes() == (BENCH / "corpus.jsonl").read_bytes()
+
+
+def test_bench_runs_on_the_shipped_corpus(tmp_path):
+    """A tiny run of `make bench` that needs nothing beside the clone."""
+    out = tmp_path / "bench.json"
+    p = subprocess.run([PYTHON, str(REPO / "tests/tools/bench_translate.py"), "--per-source", "2", "--d-model", "32",
+                        "--layers", "1", "--vocab-size", "600", "--json", str(out)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["texts"] == 8 and res["engine_ct2_texts_per_s"] > 0

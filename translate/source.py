@@ -1,0 +1,311 @@
+"""The translated-source workflow, written once: CapFilt, matching, MSCOCO,
+VQAv2, LLaVA and ImageNet all go through it.
+
+* Which run of a two-run ``generate_train.py`` this is: ``generate()`` asks
+  ``common.pipeline.choose_run`` (recorded fingerprints, never file mtimes),
+  runs the English or the final part, prints and saves the report and ends with
+  ``pipeline.finish`` (the run record and the ``next:`` command).
+* The translate step: ``translate_step()`` translates the rows of the English
+  intermediate (``translate.stage.translate_jsonl``, a language per row by mC4
+  share) and the template sets into every configured language, once.
+* The store of translated templates: one JSON file per source,
+  ``{"key", "fingerprint", "counts", "translated": {set: {lang: [texts]}}}``.
+  The key is what the translations depend on (the English templates, the
+  translation settings that shape the output, the languages). The translate
+  step rebuilds a store whose key differs; a final run refuses one (exit 2,
+  naming the step to rerun), so stale translations are never used.
+* ``InstructionPicker``: an instruction per row, chosen by a hash of (seed,
+  stage, purpose, row id), so the choice depends neither on the other rows, nor
+  on their order, nor on the shard count.
+* ``fill``: the one way a template's ``{}`` / ``{lang}`` slots are filled.
+
+The language list is checked by ``common.languages.language_list``.
+"""
+from __future__ import annotations
+
+import contextlib
+import collections
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from common import pipeline
+from common.errors import UserError
+from common.jsonl import atomic_open, dumps, load_json, write_json
+from common.languages import get_language
+from common.report import Report
+from common.sampling import stable_hash
+from common.shards import check_shard_args
+from .engine import Engine
+from .stage import translate_jsonl, translate_templates
+
+
+# -- the two runs of generate_train.py ------------------------------------------------------------
+@dataclass
+class Written:
+    """What one run of a generate script did: its report and where it goes,
+    the files written with their row counts, and the error for writing none."""
+    report: Report
+    report_path: Path
+    files: dict[str, int] = field(default_factory=dict)
+    empty_error: str | None = None
+
+
+def generate(source: str, cfg, english: Callable[[], Written], final: Callable[[], Written],
+             wanted: str = "auto", argv: list[str] | None = None) -> str:
+    """Run the English (``english()``) or the final (``final()``) part of the
+    two-run generate script of ``source`` (steps ``<source>.english`` and
+    ``<source>.final``), as ``pipeline.choose_run`` decides; returns which."""
+    run = pipeline.choose_run(f"{source}.english", f"{source}.final", cfg, wanted)
+    done = (english if run == "english" else final)()
+    for path, n in done.files.items():
+        print(f"wrote {n} rows -> {path}", file=sys.stderr)
+    done.report.extra["run"] = run
+    done.report.print(file=sys.stderr)
+    done.report.save(done.report_path)
+    if done.empty_error and not sum(done.files.values()):
+        raise UserError(done.empty_error)
+    pipeline.finish(f"{source}.{run}", cfg, argv)
+    return run
+
+
+def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]]) -> dict[str, collections.Counter]:
+    """Write (key, row) pairs, in one pass, to one file per key, each
+    atomically. Returns {key: Counter of row["lang"]}."""
+    langs = {key: collections.Counter() for key in paths}
+    with contextlib.ExitStack() as stack:
+        files = {key: stack.enter_context(atomic_open(path)) for key, path in paths.items()}
+        for key, row in pairs:
+            files[key].write(dumps(row) + "\n")
+            langs[key][row.get("lang")] += 1
+    return langs
+
+
+def rerun_hint(step_id: str, argv: list[str] | None = None) -> str:
+    """'step 4.2 (mscoco.translate): python ...' for a message that says what to run."""
+    step = pipeline.get(step_id)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return f"step {step.number} ({step.id}): {pipeline.command(step, argv, step)}"
+
+
+# -- the translate step ---------------------------------------------------------------------------
+def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: dict[str, list[str]],
+                   store: Path, rows_in: Path | None = None, rows_out: Path | None = None,
+                   fields: list[str] = (), seed: int = 0, max_bad_rows: int = 1000, chunk_rows: int = 20000,
+                   engine: Engine | None = None, after: Callable | None = None, report: Report | None = None,
+                   report_path: Path | None = None, argv: list[str] | None = None) -> dict:
+    """The translate step of a source: the rows of ``rows_in`` (each gets a
+    language of ``languages`` by mC4 share, seeded over the whole file) into
+    ``rows_out``, then, in shard 0 only, the template sets into the store and
+    ``after(engine, languages)`` (extra work, returns counts). ``report``: one
+    the caller started (counts of its own). Ends with ``pipeline.finish``.
+    Returns the counts."""
+    if rows_in is not None and not rows_in.is_file():
+        raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
+    run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
+    _, shard_index = check_shard_args(run)
+    report = report or Report(step_id)
+    engine = engine or Engine(cfg.at("translation"))
+    try:
+        if rows_in is not None:
+            report.counts.update(translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
+                                                 assign_seed=seed, languages=languages, run=run,
+                                                 chunk_rows=chunk_rows, max_bad_rows=max_bad_rows))
+        if shard_index == 0:
+            translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
+            missing = [c for c in languages if c != "en" and not any(v.get(c) for v in translated.values())]
+            report.extra["languages_without_a_translated_template"] = len(missing) if template_sets else 0
+            if after is not None:
+                report.counts.update(after(engine, languages))
+        engine.print_summary()
+    finally:
+        engine.close()
+    report.print(file=sys.stderr)
+    if report_path is not None:
+        report.save(report_path)
+    pipeline.finish(step_id, cfg, argv)
+    return dict(report.counts)
+
+
+# -- the store of translated templates ------------------------------------------------------------
+def translation_settings(tcfg: dict) -> dict:
+    """The translation settings that shape a translation (the model the backend
+    uses; not the device, batch size, cache or progress bar)."""
+    model = {"ctranslate2": tcfg.get("ct2_model"), "dry-run": None}.get(tcfg["backend"], tcfg.get("model"))
+    out = {"backend": tcfg["backend"], "model": None if model is None else str(model)}
+    for k, v in sorted(tcfg.items()):
+        if k not in out and k not in ("model", "ct2_model") and k not in pipeline.NOT_SHAPING:
+            out[k] = v
+    return out
+
+
+def store_key(template_sets: dict[str, list[str]], tcfg: dict, languages: list[str]) -> dict:
+    key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages)}
+    return json.loads(json.dumps(key))  # as it reads back from the file (tuples -> lists)
+
+
+def fingerprint(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _changed(old: dict | None, new: dict) -> str:
+    """What differs between a stored key and the wanted one, in a few words."""
+    if not isinstance(old, dict):
+        return "the file has no key"
+    out = []
+    for part in ("templates", "languages"):
+        if old.get(part) != new[part]:
+            out.append(part)
+    old_t = old.get("translation") if isinstance(old.get("translation"), dict) else {}
+    out += [f"translation.{k}" for k in sorted(set(old_t) | set(new["translation"]))
+            if old_t.get(k) != new["translation"].get(k)]
+    return ", ".join(out[:5]) or "the fingerprint"
+
+
+def _read_store(path: Path) -> dict | None:
+    try:
+        data = load_json(path)
+    except (OSError, ValueError, UserError):
+        return None
+    ok = isinstance(data, dict) and isinstance(data.get("translated"), dict)
+    return data if ok else None
+
+
+def build_store(engine: Engine, path: Path, template_sets: dict[str, list[str]], tcfg: dict,
+                languages: list[str]) -> dict[str, dict[str, list[str]]]:
+    """The translate step's part: {set: {lang: [templates]}}, reused from
+    ``path`` while its key is this one, else translated (again) and written."""
+    key = store_key(template_sets, tcfg, languages)
+    data = _read_store(path) if path.is_file() else None
+    if data is not None and data.get("key") == key:
+        print(f"templates: up to date in {path}", file=sys.stderr)
+        return data["translated"]
+    if data is not None:
+        print(f"templates: {path} is stale ({_changed(data.get('key'), key)} changed): translating again",
+              file=sys.stderr)
+    out, counts = {}, {}
+    for name, items in template_sets.items():
+        out[name], counts[name] = translate_templates(engine, list(items), languages)
+    write_json(path, {"key": key, "fingerprint": fingerprint(key), "counts": counts, "translated": out}, indent=1)
+    print(f"templates: translated into {len(languages)} languages -> {path} ({counts})", file=sys.stderr)
+    return out
+
+
+def load_store(path: Path, template_sets: dict[str, list[str]], tcfg: dict, languages: list[str],
+               step_id: str, argv: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """The final run's part: the translated templates of ``path``, refusing
+    (UserError, exit 2) a missing, unreadable or stale store and naming the
+    translate step ``step_id`` to rerun."""
+    if not path.is_file():
+        raise UserError(f"translated templates not found: {path}; run {rerun_hint(step_id, argv)}")
+    data = _read_store(path)
+    if data is None:
+        raise UserError(f"{path}: not a translated-templates file; rerun {rerun_hint(step_id, argv)}")
+    key = store_key(template_sets, tcfg, languages)
+    if data.get("key") != key:
+        raise UserError(f"{path}: stale translated templates ({_changed(data.get('key'), key)} changed since "
+                        f"they were translated); rerun {rerun_hint(step_id, argv)}")
+    return data["translated"]
+
+
+# -- instructions ---------------------------------------------------------------------------------
+_SLOT = re.compile(r"\{([A-Za-z0-9_]*)\}")
+
+
+def slots(template: str) -> list[str]:
+    """The placeholder names of a template ("" for ``{}``)."""
+    return _SLOT.findall(template)
+
+
+def fill(template: str, text: str = "", **named: str) -> str:
+    """``{}`` -> text, ``{name}`` -> named[name]; nothing else is touched, so a
+    text with ``#``, ``{`` or ``}`` goes in verbatim (str.format would choke)."""
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key == "":
+            return text
+        return named.get(key, m.group(0))
+    return _SLOT.sub(sub, template)
+
+
+def row_unit(seed: int, purpose: str, row_id: object) -> float:
+    """A draw in [0, 1) that depends only on the seed, the purpose and the row id."""
+    return (stable_hash(seed, purpose, row_id) % 1_000_000) / 1_000_000
+
+
+def row_choice(items: list, seed: int, purpose: str, row_id: object):
+    """An item chosen by the row id: stable whatever the other rows are."""
+    return items[stable_hash(seed, purpose, row_id) % len(items)]
+
+
+class InstructionPicker:
+    """Chooses, per row, between a template translated into the row's language
+    (a ``translated_ratio`` share, where one exists) and an English template
+    naming the language (``{lang}``); English rows get a plain English template.
+
+    Every draw is keyed by (seed, ``<stage>-<purpose>``, row id), so a row's
+    instruction is the same whatever the other rows, their order or the shards.
+    """
+
+    def __init__(self, seed: int, stage: str, english: list[str], naming: list[str],
+                 translated: dict[str, list[str]] | None, translated_ratio: float):
+        self.seed, self.stage = seed, stage
+        self.english, self.naming = english, naming
+        self.translated = translated or {}
+        self.ratio = translated_ratio
+        self.counts = collections.Counter({"english": 0, "translated_template": 0, "english_naming_language": 0})
+
+    def coin(self, row_id: object) -> float:
+        """The row's draw against ``translated_ratio`` (also for callers' own shares)."""
+        return row_unit(self.seed, f"{self.stage}-ratio", row_id)
+
+    def _choose(self, items: list[str], purpose: str, row_id: object) -> str:
+        return row_choice(items, self.seed, f"{self.stage}-{purpose}", row_id)
+
+    def pick(self, row_id: object, lang: str, text: str = "", name_language: bool = False) -> str:
+        """An instruction for output in ``lang`` (``text`` fills ``{}``);
+        ``name_language`` forces a naming template (e.g. English output asked
+        for after a translated question)."""
+        if not name_language and lang == "en":
+            self.counts["english"] += 1
+            return fill(self._choose(self.english, "en", row_id), text)
+        if not name_language and self.coin(row_id) < self.ratio:
+            own = self.translated.get(lang) or []
+            if own:
+                self.counts["translated_template"] += 1
+                return fill(self._choose(own, "translated", row_id), text)
+            self.counts["no_translated_template_for_lang"] += 1
+        self.counts["english_naming_language"] += 1
+        return fill(self._choose(self.naming, "named", row_id), text, lang=get_language(lang).name)
+
+
+class SequentialPicker(InstructionPicker):
+    """The tasks sources' former draw order (two draws of one seeded
+    random.Random per pick, in row order), behind the picker's interface."""
+
+    def __init__(self, r, english: list[str], naming: list[str], translated: dict[str, list[str]] | None,
+                 translated_ratio: float):
+        super().__init__(0, "", english, naming, translated, translated_ratio)
+        self.r = r
+
+    def coin(self, row_id: object) -> float:
+        return self.r.random()
+
+    def pick(self, row_id: object, lang: str, text: str = "", name_language: bool = False) -> str:
+        coin, k = self.r.random(), self.r.random()
+        if name_language:
+            self.counts["english_naming_language"] += 1
+            return fill(self.naming[int(k * len(self.naming))], text, lang=get_language(lang).name)
+        if lang == "en":
+            self.counts["english"] += 1
+            return fill(self.english[int(k * len(self.english))], text)
+        own = self.translated.get(lang) or []
+        if own and coin < self.ratio:
+            self.counts["translated_template"] += 1
+            return fill(own[int(k * len(own))], text)
+        self.counts["english_naming_language"] += 1
+        return fill(self.naming[int(k * len(self.naming))], text, lang=get_language(lang).name)
