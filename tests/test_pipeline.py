@@ -167,3 +167,10 @@ def test_single_run_steps_record_and_point_to_the_next(step, tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith(want)
     cfg = pipeline.load_config(s, paths_args(tmp_path))
     assert pipeline.state(s, cfg).status == "done"
+
+
+@pytest.mark.parametrize("script", sorted({s.script for s in pipeline.STEPS}))
+def test_every_step_script_runs_by_hand_with_help(script):
+    r = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert "--config" in r.stdout and "--set" in r.stdout
