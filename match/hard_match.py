@@ -53,22 +53,26 @@ def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
 INDEX_CHUNK = 16384  # caption vectors converted to float32 at a time while the index is filled (48 MB at 768-d)
 
 
-def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> Iterator[dict]:
-    """The output rows for the pairs whose image embedded, in input order.
-
-    A generator: the search and the choice of negatives run before the first
-    row is yielded; the rows themselves are streamed to the writer (600k row
-    dicts would be about 0.5 GB)."""
+def caption_table(pairs: list[Pair], report: Report) -> tuple[list[str], list[str], dict[str, set[str]]]:
+    """(distinct captions, their normalised forms, image -> normalised forms of its own captions)."""
     texts = list(dict.fromkeys(p.caption for p in pairs))
     position = {t: i for i, t in enumerate(texts)}
     norms = [normalise_caption(t) for t in texts]
     own_norms: dict[str, set[str]] = collections.defaultdict(set)
     for p in pairs:
         own_norms[p.image_id].add(norms[position[p.caption]])
-    del position
     report.count("captions_distinct", len(texts))
     report.count("images_distinct", len(own_norms))
+    return texts, norms, own_norms
 
+
+def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) -> Iterator[dict]:
+    """The output rows for the pairs whose image embedded, in input order.
+
+    A generator: the search and the choice of negatives run before the first
+    row is yielded; the rows themselves are streamed to the writer (600k row
+    dicts would be about 0.5 GB)."""
+    texts, norms, own_norms = caption_table(pairs, report)
     seed = cfg.at("match.seed")
     positive = assign_sides([p.id for p in pairs], seed)
     negative_rows = [i for i, pos in enumerate(positive) if not pos]

@@ -59,18 +59,8 @@ def _records(path: Path, key: str, hook: Callable | None = None) -> list:
     return items
 
 
-def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[dict]:
-    """Questions joined to their annotations by question_id (never by position):
-    {question_id, image_id (file name), question, answer, answers}.
-
-    ``need``: "answer" (training: the multiple_choice_answer; the ten answers
-    are not even kept while loading) or "answers" (evaluation: the ten answers).
-    """
-    c = cfg.at("vqav2")
-    q_path = cfg.require_file(f"vqav2.{split}_questions")
-    a_path = cfg.require_file(f"vqav2.{split}_annotations")
-    pattern = c[f"{split}_image_pattern"]
-    existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
+def load_annotations(a_path, split: str, need: str, report: Report) -> dict[int, dict]:
+    """question_id -> {answer, answers} of an annotation file; bad and duplicate records counted."""
     annotations: dict[int, dict] = {}
     records = _records(a_path, "annotations", vqa_annotation_hook(keep_answers=need == "answers"))
     for i, a in enumerate(records):
@@ -86,7 +76,22 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
         if len(good) < len(answers):
             report.count(f"{split}_malformed_answers_dropped", len(answers) - len(good))
         annotations[qid] = {"answer": a.get("multiple_choice_answer"), "answers": good}
-    del records
+    return annotations
+
+
+def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[dict]:
+    """Questions joined to their annotations by question_id (never by position):
+    {question_id, image_id (file name), question, answer, answers}.
+
+    ``need``: "answer" (training: the multiple_choice_answer; the ten answers
+    are not even kept while loading) or "answers" (evaluation: the ten answers).
+    """
+    c = cfg.at("vqav2")
+    q_path = cfg.require_file(f"vqav2.{split}_questions")
+    a_path = cfg.require_file(f"vqav2.{split}_annotations")
+    pattern = c[f"{split}_image_pattern"]
+    existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
+    annotations = load_annotations(a_path, split, need, report)
     used = set()
     for i, q in enumerate(_records(q_path, "questions")):
         report.count(f"{split}_questions_in")
