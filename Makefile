@@ -2,6 +2,8 @@
 # make demo   - run every stage on the bundled fixtures (RAW_ROOT=... OUT=... for another raw root)
 # make status - every numbered step: done / stale / missing, and what to run next
 # make bench  - translation engine speed against a plain generate loop
+# make bench-filter / bench-download / bench-memory - CapFilt filter vs one-process spaCy,
+#   downloader vs img2dataset (in its own venv), peak memory of every step at 1x and 10x
 PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
@@ -14,7 +16,7 @@ TORCH_CPU ?= torch==2.13.0
 
 DEMO_SETS := --set paths.raw_root=$(RAW_ROOT) --set paths.work_dir=$(OUT)/work --set paths.out_root=$(OUT)/out
 
-.PHONY: setup test demo status bench scale-demo clean
+.PHONY: setup test demo status bench bench-filter bench-download bench-memory scale-demo clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +46,23 @@ scale-demo: setup
 
 bench: setup
 	$(VPY) tests/tools/bench_translate.py
+
+# The CapFilt filter against plain one-process spaCy on 20,000 real-style captions.
+bench-filter: setup
+	$(VPY) tests/tools/bench_filter.py $(BENCH_ARGS)
+
+# img2dataset lives in a venv of its own: installing it into $(VENV) downgrades pandas.
+I2D_VENV ?= .venv-img2dataset
+$(I2D_VENV)/.installed:
+	test -x $(I2D_VENV)/bin/python || $(PY) -m venv $(I2D_VENV)
+	$(I2D_VENV)/bin/pip install -q img2dataset
+	touch $@
+
+bench-download: setup $(I2D_VENV)/.installed
+	$(VPY) tests/tools/bench_download.py --img2dataset-python $(I2D_VENV)/bin/python $(BENCH_ARGS)
+
+bench-memory: setup
+	$(VPY) tests/tools/bench_memory.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT)

@@ -43,8 +43,10 @@ PATHS_DEFAULTS: dict[str, Any] = {
     "spacy_model": "en_core_web_sm",
 }
 
-# Sections shared by all stages, each read from its own file in configs/.
-SHARED_SECTIONS = {"paths": "paths.yaml", "translation": "translation.yaml"}
+# Sections shared by all stages, each read from its own file in configs/ (a
+# stage reads the ones its schema has: decontam only the steps that write a
+# final training file).
+SHARED_SECTIONS = {"paths": "paths.yaml", "translation": "translation.yaml", "decontam": "decontam.yaml"}
 
 _REF = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
 

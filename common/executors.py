@@ -381,6 +381,7 @@ def combine(launch: Launch) -> None:
 
 
 def run_mode(launch: Launch) -> None:
+    pipeline.begin(launch.step.id, launch.cfg)   # the merged outputs can be written: checked before any shard runs
     launch.log_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     todo = pending(launch)
@@ -431,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     launch = parse(argv)
     mode = launch.lc["mode"]
     if mode == "combine":
+        pipeline.begin(launch.step.id, launch.cfg)
         combine(launch)
     elif mode == "shard":
         shard_mode(launch)

@@ -2,17 +2,24 @@
 
 Reading streams line by line, ``.gz`` is transparent, and a malformed line is
 reported as ``file:line: reason``, counted and skipped until the bad-row budget
-is spent (then UserError -> exit 2). Writing goes to a temporary file in the
-target folder that is renamed into place, so a crash never leaves half a file.
+is spent (then UserError -> exit 2). Files are read as bytes and decoded per
+line (per array element), so one invalid UTF-8 byte is one bad record, never a
+traceback. Writing goes to a temporary file in the target folder that is
+renamed into place, so a crash never leaves half a file; the temporary's name
+says which process wrote it (``.<name>.<host>-<pid>.<random>.tmp``), so the
+next run can remove what a killed run left (``remove_stale_temps``) without
+touching a live run's.
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
+import glob
 import gzip
-import io
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -24,26 +31,29 @@ from .errors import UserError
 _NEXT_OBJECT = re.compile(r"\}\s*,\s*\{")
 # What may still follow a number that ends at the end of the buffer read so far.
 _NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
+# An invalid byte decoded with errors="surrogateescape" (U+DC80..U+DCFF).
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
 
 
-def _open_text(path: Path, mode: str = "rt"):
-    # Reading: utf-8-sig drops a byte-order mark (files saved by Windows tools),
-    # which would otherwise make the first row or the whole array malformed.
-    encoding = "utf-8-sig" if "r" in mode else "utf-8"
-    if str(path).endswith(".gz"):
-        return gzip.open(path, mode, encoding=encoding)
-    return open(path, mode, encoding=encoding)
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+def _nbytes(text: str) -> int:
+    """The size in bytes of text decoded with surrogateescape (one byte per bad byte)."""
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 class BadRows:
     """Counts bad input rows against a budget and keeps the first messages.
 
     ``max_bad`` is an absolute count; ``max_bad_fraction`` (of rows seen) is
-    checked at the end via ``check_fraction``.
+    checked at the end via ``check_fraction``. ``key`` is the config key that
+    sets ``max_bad`` (named in the error when the budget is spent).
     """
 
     def __init__(self, max_bad: int | None = 1000, max_bad_fraction: float | None = None,
-                 keep: int = 20, quiet: bool = False):
+                 keep: int = 20, quiet: bool = False, key: str | None = None):
         self.max_bad = max_bad
         self.max_bad_fraction = max_bad_fraction
         self.count = 0
@@ -51,6 +61,7 @@ class BadRows:
         self.examples: list[str] = []
         self.keep = keep
         self.quiet = quiet
+        self.key = key
 
     def add(self, where: str, reason: str) -> None:
         self.count += 1
@@ -60,12 +71,21 @@ class BadRows:
             if not self.quiet:
                 print(f"warning: skipped {msg}", file=sys.stderr)
         if self.max_bad is not None and self.count > self.max_bad:
-            raise UserError(f"{msg} (more than {self.max_bad} bad rows; raise io.max_bad_rows to go on)")
+            hint = f"; raise {self.key} to go on" if self.key else ""
+            raise UserError(f"{msg} (more than {self.max_bad} bad rows{hint})")
 
     def check_fraction(self, what: str) -> None:
         if self.max_bad_fraction is not None and self.seen and self.count / self.seen > self.max_bad_fraction:
             raise UserError(f"{what}: {self.count} of {self.seen} rows are bad "
                             f"(over the allowed fraction {self.max_bad_fraction})")
+
+
+def _decode_line(raw: bytes, lineno: int) -> tuple[str | None, str | None]:
+    """(text, None) or (None, why the bytes are not UTF-8)."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        return None, f"invalid UTF-8 (byte {raw[e.start:e.start + 1]!r} at column {e.start + 1})"
 
 
 def read_jsonl(path: str | Path, bad: BadRows | None = None,
@@ -78,130 +98,327 @@ def read_jsonl(path: str | Path, bad: BadRows | None = None,
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     bad = bad if bad is not None else BadRows()
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with _open_binary(path) as f:
+        head = f.read(len(codecs.BOM_UTF8))
+        if head != codecs.BOM_UTF8:   # a byte-order mark (files saved by Windows tools) is dropped
+            f.seek(0)
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             bad.seen += 1
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                bad.add(f"{path}:{lineno}", f"malformed JSON ({e.msg} at column {e.colno})")
+                line, reason = raw.decode("utf-8"), None
+            except UnicodeDecodeError:
+                line, reason = _decode_line(raw, lineno)
+            if reason is None:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    reason = f"malformed JSON ({e.msg} at column {e.colno})"
+                else:
+                    if not isinstance(row, dict):
+                        reason = f"expected a JSON object, got {type(row).__name__}"
+                    elif validate is not None:
+                        reason = validate(row)
+            if reason:
+                bad.add(f"{path}:{lineno}", reason)
                 continue
-            if not isinstance(row, dict):
-                bad.add(f"{path}:{lineno}", f"expected a JSON object, got {type(row).__name__}")
-                continue
-            if validate is not None:
-                reason = validate(row)
-                if reason:
-                    bad.add(f"{path}:{lineno}", reason)
-                    continue
             yield row
 
 
-def load_json(path: str | Path) -> Any:
-    """Read a whole JSON document; a parse error names file, line and column."""
+def load_json(path: str | Path, bad: BadRows | None = None, records: str | None = None) -> Any:
+    """Read a whole JSON document; a parse error names file, line and column.
+
+    Invalid UTF-8 is an error naming line and byte offset, unless ``bad`` is
+    given: then each record holding an invalid byte is reported there and
+    dropped (the records are the elements of the top-level array or object,
+    or of its ``records`` member); an invalid byte elsewhere is still an error."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
-    with _open_text(path) as f:
+    with _open_binary(path) as f:
+        data = f.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if bad is None:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise UserError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start:e.start + 1]!r} at byte offset "
+                            f"{e.start})") from None
+        text = data.decode("utf-8", "surrogateescape")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if bad is not None and _BAD_BYTE.search(text):
+        _drop_bad_records(path, doc, data, text, bad, records)
+    return doc
+
+
+def _bad_bytes_in(node: Any) -> int:
+    """How many invalid bytes (surrogate-escaped) the strings and keys of ``node`` hold."""
+    if isinstance(node, str):
+        return len(_BAD_BYTE.findall(node))
+    if isinstance(node, dict):
+        return sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in node.items())
+    if isinstance(node, list):
+        return sum(_bad_bytes_in(v) for v in node)
+    return 0
+
+
+def _drop_bad_records(path: Path, doc: Any, data: bytes, text: str, bad: BadRows, records: str | None) -> None:
+    """Remove (in place) the records of ``doc`` that hold invalid bytes, reporting
+    each with the line and byte offset of its first one (records and bad bytes
+    are both in document order, so the k-th bad byte belongs to the record that
+    holds it). A bad byte outside the records is an error."""
+    offsets, last_char, last_byte = [], 0, 0
+    for m in _BAD_BYTE.finditer(text):
+        last_byte += _nbytes(text[last_char:m.start()])
+        last_char = m.start()
+        offsets.append(last_byte)
+
+    def line(off: int) -> int:
+        return data.count(b"\n", 0, off) + 1
+
+    container = doc.get(records) if records is not None and isinstance(doc, dict) else doc
+    outside = sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in doc.items() if k != records) \
+        if container is not doc and isinstance(doc, dict) else 0
+    if outside or not isinstance(container, (dict, list)):
+        raise UserError(f"{path}:{line(offsets[0])}: invalid UTF-8 outside the records (first invalid byte at "
+                        f"byte offset {offsets[0]}), so no record can be skipped in its place")
+    cursor, doomed = 0, []
+    for k in list(container) if isinstance(container, dict) else range(len(container)):
+        n = _bad_bytes_in(k) + _bad_bytes_in(container[k])
+        if n:
+            off = offsets[min(cursor, len(offsets) - 1)]
+            bad.seen += 1
+            bad.add(f"{path}:{line(off)}: record {k if isinstance(k, int) else repr(k)} (byte offset {off})",
+                    "invalid UTF-8")
+            doomed.append(k)
+            cursor += n
+    for k in reversed(doomed):
+        del container[k]
+
+
+# -- streaming a top-level JSON array ------------------------------------------------------------
+_BLANKS = re.compile(r"[ \t\r\n]*")
+_SEPARATORS = re.compile(r"[ \t\r\n,]*")
+
+
+def _has_bad_byte(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")   # a lone surrogate (an invalid byte) does not encode
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class _Window:
+    """The decoded text of a file, a chunk at a time: ``buf[pos:]`` is what is
+    not consumed yet. Bytes are decoded incrementally with surrogateescape, so
+    an invalid byte becomes one lone surrogate inside the element that holds it
+    and the JSON structure around it stays intact."""
+
+    def __init__(self, f, chunk_size: int):
+        self.f, self.chunk_size = f, chunk_size
+        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.buf, self.pos, self.eof = "", 0, False
+        self.dropped = 0          # bytes of the text before buf[0]
+        self.started = False      # the byte-order mark check is done
+        self.dirty = False        # buf holds an invalid byte
+
+    def fill(self) -> bool:
+        """Append the next chunk (dropping what is consumed); False at the end of the file."""
+        text = ""
+        while not text and not self.eof:
+            raw = self.f.read(self.chunk_size)
+            self.eof = not raw
+            text = self.decoder.decode(raw, final=self.eof)
+        if not text:
+            return False
+        if not self.started:
+            self.started = True
+            if text.startswith("\ufeff"):  # a byte-order mark (files saved by Windows tools)
+                text, self.dropped = text[1:], 3
+        self.dropped += _nbytes(self.buf[:self.pos])
+        self.buf, self.pos = self.buf[self.pos:] + text, 0
+        self.dirty = (self.dirty and _BAD_BYTE.search(self.buf) is not None) or _has_bad_byte(text)
+        return True
+
+    def skip_ws(self, blanks: re.Pattern | None = None) -> bool:
+        """Move past blanks (or what ``blanks`` matches); False at the end of the file."""
+        blanks = blanks or _BLANKS
+        while True:
+            self.pos = blanks.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return True
+            if not self.fill():
+                return False
+
+    def offset(self, pos: int | None = None) -> int:
+        """The byte offset in the file of ``buf[pos]``."""
+        return self.dropped + _nbytes(self.buf[:self.pos if pos is None else pos])
+
+
+_TOO_LARGE, _TRUNCATED = "too large", "truncated"
+
+
+_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+
+
+def _incomplete(e: json.JSONDecodeError, buf: str) -> bool:
+    """Whether a decode error may only mean "cut by the end of the text read so far"."""
+    rest = buf[e.pos:].strip()
+    return (e.msg.startswith("Unterminated string") or not rest or any(t.startswith(rest) for t in _LITERALS)
+            or (e.msg.startswith("Invalid \\uXXXX") and e.pos >= len(buf) - 6))
+
+
+def _decode_element(w: _Window, dec: json.JSONDecoder, max_element: int) -> tuple[Any, str | None, int]:
+    """Parse the element at ``w.pos``: (element, None, -1), or (None, reason,
+    byte offset of the element): _TOO_LARGE, _TRUNCATED or "malformed JSON
+    (...)" with ``w.pos`` still at the element, "invalid UTF-8 (...)" with
+    ``w.pos`` after it."""
+    while True:
         try:
-            return json.load(f)
+            obj, end = dec.raw_decode(w.buf, w.pos)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            if not _incomplete(e, w.buf):
+                return None, f"malformed JSON ({e.msg})", w.offset()
+            if w.eof:
+                return None, _TRUNCATED, w.offset()
+            if len(w.buf) - w.pos >= max_element:
+                return None, _TOO_LARGE, w.offset()
+            w.fill()
+            continue
+        if not w.eof and _NUMBER_TAIL.fullmatch(w.buf, end) and w.fill():
+            continue  # a number may go on in the next chunk ("0." + "5")
+        if end - w.pos > max_element:
+            return None, _TOO_LARGE, w.offset()    # the same verdict whatever the chunk size
+        m = _BAD_BYTE.search(w.buf, w.pos, end) if w.dirty else None
+        if m:
+            start = w.offset()
+            w.pos = end
+            return None, f"invalid UTF-8 (byte offset {w.offset(m.start())})", start
+        w.pos = end
+        return obj, None, -1
+
+
+_IN_STRING = re.compile(r'["\\]')
+_STRUCTURE = re.compile(r'["\[\]{}]')
+
+
+def _skip_element(w: _Window) -> bool:
+    """Move ``w.pos`` past the element at ``w.pos`` without building it (one over
+    the size limit), following strings and brackets only; False at the end of the file."""
+    depth, in_string, i = 0, False, w.pos
+    while True:
+        m = (_IN_STRING if in_string else _STRUCTURE).search(w.buf, i)
+        if m is None or (m.group() == "\\" and m.end() >= len(w.buf)):
+            w.pos = len(w.buf) if m is None else m.start()  # keep a trailing backslash with what follows
+            if not w.fill():
+                return False
+            i = w.pos
+            continue
+        ch, i = m.group(), m.end()
+        if in_string:
+            if ch == "\\":
+                i += 1               # the escaped character
+                continue
+            in_string = False
+            if depth == 0:           # the element was one string
+                w.pos = i
+                return True
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= 0:
+                w.pos = i
+                return True
+
+
+def _resync(w: _Window) -> bool:
+    """After a malformed element: move to the next '},{' boundary (at its '{');
+    False when there is none."""
+    m = _NEXT_OBJECT.search(w.buf, w.pos + 1)
+    while m is None and w.fill():
+        m = _NEXT_OBJECT.search(w.buf, w.pos + 1)
+    if m is None:
+        return False
+    w.pos = m.end() - 1
+    return True
 
 
 def iter_json_array(path: str | Path, bad: BadRows | None = None,
                     chunk_size: int = 1 << 20, max_element: int = 1 << 22) -> Iterator[tuple[int, Any]]:
     """Stream the elements of a top-level JSON array without parsing the whole file.
 
-    Yields (index, element). A malformed element is reported by its index and
-    skipped by resynchronising at the next top-level ``{``/``,`` boundary.
+    Yields (index, element). A bad element is reported with its index and byte
+    offset, counted and skipped: malformed JSON (the reader resynchronises at the
+    next ``},{``), invalid UTF-8 inside it, or more than ``max_element``
+    characters (skipped by its brackets, so the reader stays in step). A file
+    that ends inside the array is reported like a bad row; what was read is used.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     bad = bad if bad is not None else BadRows()
     dec = json.JSONDecoder()
-    with _open_text(path) as f:
-        buf = ""
-        pos = 0
-        eof = False
-
-        def fill() -> bool:
-            nonlocal buf, pos, eof
-            if eof:
-                return False
-            chunk = f.read(chunk_size)
-            if not chunk:
-                eof = True
-                return False
-            buf = buf[pos:] + chunk
-            pos = 0
-            return True
-
-        def skip_ws() -> None:
-            nonlocal pos
-            while True:
-                while pos < len(buf) and buf[pos] in " \t\r\n":
-                    pos += 1
-                if pos < len(buf) or not fill():
-                    return
-
-        fill()
-        skip_ws()
-        if pos >= len(buf) or buf[pos] != "[":
+    with _open_binary(path) as f:
+        w = _Window(f, chunk_size)
+        if not w.skip_ws() or w.buf[w.pos] != "[":
             raise UserError(f"{path}: expected a JSON array at the top level")
-        pos += 1
+        w.pos += 1
         index = 0
         while True:
-            skip_ws()
-            if pos >= len(buf):
-                # A truncated file (an interrupted download): what was read is used,
-                # the loss is reported like a bad row rather than failing the run.
+            if not w.skip_ws(_SEPARATORS):   # blanks and the commas between elements
                 bad.seen += 1
-                bad.add(f"{path}: array element {index}",
-                        "file ends inside the top-level array (truncated file?)")
+                bad.add(f"{path}: array element {index}", "file ends inside the top-level array (truncated file?)")
                 return
-            if buf[pos] == "]":
+            if w.buf[w.pos] == "]":
                 return
-            if buf[pos] == ",":
-                pos += 1
-                continue
-            while True:
-                try:
-                    obj, end = dec.raw_decode(buf, pos)
-                    if not eof and _NUMBER_TAIL.fullmatch(buf, end) and fill():
-                        continue  # a number may go on in the next chunk ("0." + "5")
-                    break
-                except json.JSONDecodeError as e:
-                    # The element may straddle the chunk boundary: read more and retry.
-                    if not eof and len(buf) - pos < max_element:
-                        fill()
-                        continue
-                    bad.seen += 1
-                    if eof and e.pos >= len(buf):
-                        reason = "file ends inside this element (truncated file?)"
-                    else:
-                        reason = f"malformed JSON ({e.msg})"
-                    bad.add(f"{path}: array element {index}", reason)
-                    index += 1
-                    m = _NEXT_OBJECT.search(buf, pos + 1)
-                    while m is None and fill():
-                        m = _NEXT_OBJECT.search(buf, 1)
-                    if m is None:
-                        rest = buf[pos:]
-                        if "," in rest.rstrip().rstrip("]"):
-                            # Not an array of objects: no '},{' to resynchronise at.
-                            bad.add(f"{path}: array element {index}",
-                                    "no later element boundary found after the malformed "
-                                    f"element; the rest of the file ({len(rest)} characters) was skipped")
-                        return
-                    pos = m.end() - 1
+            obj, reason, start = _decode_element(w, dec, max_element)
             bad.seen += 1
-            pos = end
-            yield index, obj
+            if reason is None:
+                yield index, obj
+                index += 1
+                continue
+            where = f"{path}: array element {index} (byte offset {start})"
             index += 1
+            cut = "file ends inside this element (truncated file?)"
+            bad.add(where, {_TRUNCATED: cut, _TOO_LARGE: f"element too large (over {max_element} characters; "
+                                                           "skipped)"}.get(reason, reason))
+            if reason == _TRUNCATED:
+                return
+            if reason == _TOO_LARGE and not _skip_element(w):
+                bad.add(where, cut)
+                return
+            if reason.startswith("malformed") and not _resync(w):
+                _report_unsynced(path, w, bad, index)
+                return
+
+
+def _report_unsynced(path: Path, w: _Window, bad: BadRows, index: int) -> None:
+    rest = w.buf[w.pos:]
+    if "," in rest.rstrip().rstrip("]"):
+        # Not an array of objects: no '},{' to resynchronise at.
+        bad.add(f"{path}: array element {index}",
+                "no later element boundary found after the malformed element; the rest of the file "
+                f"({len(rest)} characters) was skipped")
+
+
+# -- writing ------------------------------------------------------------------------------------
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "host")
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{_HOST}-{os.getpid()}."
 
 
 @contextlib.contextmanager
@@ -209,7 +426,7 @@ def atomic_open(path: str | Path, mode: str = "w"):
     """Open a temporary file beside ``path``; rename it into place on success only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         if str(path).endswith(".gz") and "b" not in mode:
@@ -229,6 +446,47 @@ def atomic_open(path: str | Path, mode: str = "w"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+_TEMP_OWNER = re.compile(r"\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def stale_temps(path: str | Path, inside: bool = False) -> list[Path]:
+    """Temporaries of ``path`` (and of files named after it: shards, rejects),
+    or with ``inside`` of any file in the folder ``path``, that an atomic write
+    left when its process was killed: written on this host by a process that no
+    longer runs, or named the old way (no owner). A temporary of a live process,
+    or of another host, is left alone."""
+    path = Path(path)
+    folder, pattern = (path, ".*.tmp") if inside else (path.parent, f".{glob.escape(path.name)}.*.tmp")
+    if not folder.is_dir():
+        return []
+    out = []
+    for tmp in folder.glob(pattern):
+        m = _TEMP_OWNER.search(tmp.name)
+        if m is None or (m["host"] == _HOST and not _alive(int(m["pid"]))):
+            out.append(tmp)
+    return sorted(out)
+
+
+def remove_stale_temps(path: str | Path, inside: bool = False) -> list[Path]:
+    """Remove what ``stale_temps`` lists; returns the removed paths."""
+    removed = []
+    for tmp in stale_temps(path, inside):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def dumps(row: Any) -> str:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import csv
-import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .config import REPO_ROOT
 from .errors import UserError
+from .sampling import rng
 
 # The table ships with the project (a copy of shared/data/languages.tsv).
 LANGUAGES_TSV = REPO_ROOT / "common" / "languages.tsv"
@@ -92,9 +92,16 @@ def language_counts(n: int, shares: dict[str, float]) -> dict[str, int]:
 
 
 def assign_languages(n: int, seed: int, codes: list[str] | None = None,
-                     exclude: list[str] | None = None) -> list[str]:
+                     exclude: list[str] | None = None, stage: str = "") -> list[str]:
     """One language per example: counts follow the mC4 shares exactly (largest
-    remainder), positions are a seeded shuffle. Same (n, seed, codes) -> same list.
+    remainder), positions are a seeded shuffle. Same (n, seed, codes, stage) ->
+    same list.
+
+    ``stage`` names the step that draws (e.g. "capfilt.translate"): the shuffle
+    is seeded by (seed, stage, n), so two steps that draw over the same number
+    of rows with the same configured seed (CapFilt captions and the matching
+    examples of the same images) draw independently, and the share of rows
+    that get the same language in both is what chance gives.
     """
     table = load_languages()
     chosen = language_list(codes, "language list")  # a repeated code counts once
@@ -104,5 +111,5 @@ def assign_languages(n: int, seed: int, codes: list[str] | None = None,
         raise UserError("no language left to assign (every listed language is excluded)")
     counts = language_counts(n, {c: table[c].mc4_percent for c in chosen})
     out = [c for c in chosen for _ in range(counts[c])]
-    random.Random(f"assign-languages:{seed}:{n}").shuffle(out)
+    rng(seed, "assign-languages", stage, n).shuffle(out)
     return out

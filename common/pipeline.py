@@ -25,6 +25,11 @@ of the config values that shaped it. A step is then
 
 Only recorded fingerprints are compared, never one file's mtime against
 another's.
+
+Every step script calls ``begin(step_id, cfg)`` before any work (every file it
+will write must be writable, one line and exit 2 otherwise; a killed run's
+temporaries are removed), saves its report with ``save_report`` (always
+``${paths.work_dir}/reports/<step id>.json``) and ends with ``finish``.
 """
 from __future__ import annotations
 
@@ -66,6 +71,7 @@ NOT_SHAPING = frozenset({
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
     "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index",
+    "max_reject_rate", "min_success_rate",   # checks of an outcome, not what is written
 })
 
 
@@ -105,6 +111,9 @@ def _s(*items: str) -> tuple[str, ...]:
 
 
 _TRANSLATE_SHAPE = _s("translation")
+# The raw evaluation files every step that writes a final training file reads
+# (common/decontam.py: no evaluation image in training).
+_DECONTAM = _s("common.decontam:inputs")
 
 
 def _translated_source(src: str, title: str, module: str, raw: tuple[str, ...], english_keys: tuple[str, ...],
@@ -122,15 +131,15 @@ def _translated_source(src: str, title: str, module: str, raw: tuple[str, ...], 
              shaped_by=_s(f"{src}.languages", f"{src}.seed", f"{src}.templates", *_TRANSLATE_SHAPE),
              shards=True),
         Step(f"{src}.final", gen, src, f"{title}: final training file",
-             reads=work["translated"], writes=outputs, after=_s(f"{src}.translate"),
-             shaped_by=_s(src), tasks=tasks),
+             reads=work["translated"] + _DECONTAM, writes=outputs, after=_s(f"{src}.translate"),
+             shaped_by=_s(src, "decontam"), tasks=tasks),
     )
 
 
-def _eval(bench: str, title: str) -> Step:
+def _eval(bench: str, title: str, shaped_by: tuple[str, ...] = ()) -> Step:
     return Step(f"eval.{bench}", f"eval_data.{bench}.convert", "eval_data", title,
                 reads=_s(f"{bench}.*"), writes=_s(f"${{{bench}.out_dir}}"),
-                shaped_by=_s(bench, "language_names"))
+                shaped_by=_s(bench, "language_names", *shaped_by))
 
 
 STAGES: tuple[Stage, ...] = (
@@ -150,8 +159,8 @@ STAGES: tuple[Stage, ...] = (
              after=_s("capfilt.english"),
              shaped_by=_s("translate", "generate.caption_templates", *_TRANSLATE_SHAPE), shards=True),
         Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
-             reads=_s("${generate.translated}", "${generate.templates}"), writes=_s("${generate.output}"),
-             after=_s("capfilt.translate"), shaped_by=_s("generate"), tasks=_s("capfilt")),
+             reads=_s("${generate.translated}", "${generate.templates}", *_DECONTAM), writes=_s("${generate.output}"),
+             after=_s("capfilt.translate"), shaped_by=_s("generate", "decontam"), tasks=_s("capfilt")),
     )),
     Stage(3, "Image-caption matching with hard negatives", (
         Step("match.mine", "match.hard_match", "match", "CLIP embeddings, FAISS search, hard negatives",
@@ -162,9 +171,9 @@ STAGES: tuple[Stage, ...] = (
              reads=_s("${translate.input}"), writes=_s("${translate.output}", "${translate.templates_output}"),
              after=_s("match.mine"), shaped_by=_s("translate", "generate.templates", *_TRANSLATE_SHAPE), shards=True),
         Step("match.final", "match.generate_match_train", "match", "final training file",
-             reads=_s("${generate.input}", "${generate.translated_templates}"), writes=_s("${generate.output}"),
-             after=_s("match.translate"),
-             shaped_by=_s("generate", *_TRANSLATE_SHAPE), tasks=_s("capfilt_match")),
+             reads=_s("${generate.input}", "${generate.translated_templates}", "${match.input}", *_DECONTAM),
+             writes=_s("${generate.output}"), after=_s("match.translate"),
+             shaped_by=_s("generate", "decontam", *_TRANSLATE_SHAPE), tasks=_s("capfilt_match")),
     )),
     Stage(4, "MSCOCO captions", _translated_source(
         "mscoco", "MSCOCO", "mscoco", _s("${mscoco.karpathy}"),
@@ -192,8 +201,8 @@ STAGES: tuple[Stage, ...] = (
     )),
     Stage(6, "A-OKVQA", (
         Step("aokvqa.generate", "tasks.aokvqa.generate_train", "aokvqa", "rationale and explanation examples",
-             reads=_s("aokvqa.files"), writes=_s("${aokvqa.cot_file}", "${aokvqa.explain_file}"),
-             shaped_by=_s("aokvqa"), tasks=_s("aokvqa_cot", "aokvqa_explain")),
+             reads=_s("aokvqa.files", *_DECONTAM), writes=_s("${aokvqa.cot_file}", "${aokvqa.explain_file}"),
+             shaped_by=_s("aokvqa", "decontam"), tasks=_s("aokvqa_cot", "aokvqa_explain")),
     )),
     Stage(7, "LLaVA-Instruct", _translated_source(
         "llava", "LLaVA", "llava", _s("${llava.detail_file}", "${llava.conversation_file}"),
@@ -213,7 +222,7 @@ STAGES: tuple[Stage, ...] = (
     )),
     Stage(9, "The task mix", (
         Step("merge", "pretrain.merge_train", "merge_train", "merge every final training file",
-             reads=_s("merge.inputs"), writes=_s("${merge.output}", "${merge.report}"),
+             reads=_s("merge.inputs"), writes=_s("${merge.output}", "${merge.report}", "${merge.card}"),
              after=_s("capfilt.final", "match.final", "mscoco.final", "vqav2.final", "aokvqa.generate",
                       "llava.final", "imagenet.generate"),
              shaped_by=_s("merge")),
@@ -222,8 +231,8 @@ STAGES: tuple[Stage, ...] = (
         _eval("xgqa", "xGQA (+ GQA train)"),
         _eval("xvnli", "XVNLI"),
         _eval("marvl", "MaRVL (+ NLVR2)"),
-        _eval("xflickrco", "xFlickrCO (+ Flickr30k)"),
-        _eval("xm3600", "XM3600"),
+        _eval("xflickrco", "xFlickrCO (+ Flickr30k)", _s("captions")),
+        _eval("xm3600", "XM3600", _s("captions")),
         _eval("maxm", "MaXM"),
         _eval("pope", "POPE"),
         _eval("chair", "CHAIR"),
@@ -309,7 +318,7 @@ def sets_for(step: Step, sets: list[str], same_config: bool) -> list[str]:
         top = key.split(".", 1)[0]
         if top not in sections or top == "run" or key in own:
             continue
-        if top in ("paths", "translation") or same_config:
+        if top in ("paths", "translation", "decontam") or same_config:
             out.append(item)
     return out
 
@@ -345,9 +354,14 @@ def expand(cfg: Config, item: str) -> list[Path]:
     ``${a.b}/x`` is resolved with the config; a bare ``a.b`` names a config
     value that is a list of paths or of {path: ...} entries; ``section.*``
     is every input file of a section (string values under ``paths.raw_root``),
-    ``{lang}``/``{split}`` filled from the section's language and split lists."""
+    ``{lang}``/``{split}`` filled from the section's language and split lists;
+    ``module:function`` is a function of the config that lists the files
+    (``common.decontam:inputs``: the raw evaluation files)."""
     if "${" in item:
         return [Path(os.path.expanduser(str(resolve_value(item, cfg))))]
+    if re.fullmatch(r"[\w.]+:\w+", item):
+        module, func = item.split(":")
+        return [Path(p) for p in getattr(importlib.import_module(module), func)(cfg)]
     if item.endswith(".*"):
         return _section_inputs(cfg, item[:-2])
     value = cfg.at(item)
@@ -540,6 +554,72 @@ def is_done(step_id: str, cfg: Config) -> bool:
 
 
 # -- what scripts call --------------------------------------------------------------------------
+def shard_of(step: Step, cfg: Config) -> tuple[int, int] | None:
+    """(index, num_shards) when this run of a shardable step is one shard of several."""
+    run = cfg.get("run") or {}
+    n, i = int(run.get("num_shards", 1) or 1), int(run.get("shard_index", 0) or 0)
+    return (i, n) if n > 1 and step.shards else None
+
+
+def report_path(step_id: str, cfg: Config, shard: tuple[int, int] | None = None) -> Path:
+    """Where every step saves its JSON report: ``${paths.work_dir}/reports/<step id>.json``
+    (a shard: ``<step id>.shard-0000i-of-0000N.json``; a tool such as
+    translate_file.py run without paths.work_dir: ``<output>.<step id>.report.json``)."""
+    name = step_id if shard is None else f"{step_id}.shard-{shard[0]:05d}-of-{shard[1]:05d}"
+    if not cfg.get("paths", {}).get("work_dir") and any(t.id == step_id for t in TOOLS):
+        out = outputs(get(step_id), cfg)[0]   # a tool run without paths.work_dir: beside its output
+        return out.with_name(f"{out.name}.{name}.report.json")
+    return cfg.path("paths.work_dir") / "reports" / f"{name}.json"
+
+
+def save_report(report, step_id: str, cfg: Config) -> Path:
+    """Save a step's report (a common.report.Report or a dict) where ``report_path``
+    says, and print the path."""
+    path = report_path(step_id, cfg, shard_of(get(step_id), cfg))
+    write_json(path, report.as_dict() if hasattr(report, "as_dict") else report, indent=2)
+    print(f"report: {path}", file=sys.stderr)
+    return path
+
+
+def _write_targets(step: Step, cfg: Config) -> list[tuple[str, Path, bool]]:
+    """(config key, path, is a folder) of everything this run of ``step`` writes:
+    its outputs, or one shard's files. A ``writes`` entry ending in ``_dir}`` is a folder."""
+    targets = []
+    for item in step.writes:
+        m = re.search(r"\$\{([^}]+)\}", item)
+        key = m.group(1) if m else item
+        targets += [(key, p, item.endswith("_dir}")) for p in expand(cfg, item)]
+    shard = shard_of(step, cfg)
+    if shard is None:
+        return targets
+    from .shards import shard_path
+    files = {str(p) for p in shard_files(step, cfg, *shard)}
+    return [(key, q, folder) for key, p, folder in targets
+            for q in (shard_path(p, *shard), p) if str(q) in files]
+
+
+def begin(step_id: str, cfg: Config, extra: Iterable[tuple[str, Path, bool]] = ()) -> None:
+    """What every step script calls before any work: every file it will write
+    (its outputs or its shard's files, its report, ``extra`` (config key, path,
+    is a folder) for other files: caches, indexes)
+    must be writable, a translate step's cache must be a SQLite database (one
+    line, exit 2, naming the key), and the temporaries a killed run of this step
+    left beside them are removed."""
+    from .jsonl import remove_stale_temps
+    from .preflight import check_sqlite, check_writable
+    step = get(step_id)
+    targets = _write_targets(step, cfg) + [(k, Path(p), folder) for k, p, folder in extra]
+    targets.append(("paths.work_dir", report_path(step_id, cfg, shard_of(step, cfg)), False))
+    check_writable(targets)
+    cache = (cfg.get("translation") or {}).get("cache")
+    if cache and (step.id.endswith(".translate") or step.id == "translate.file"):
+        check_sqlite("translation.cache", Path(os.path.expanduser(str(cache))))
+    removed = [t for _, p, folder in targets for t in remove_stale_temps(p, inside=folder)]
+    if removed:
+        shown = ", ".join(str(p) for p in removed[:3]) + (f" (+{len(removed) - 3} more)" if len(removed) > 3 else "")
+        print(f"removed {len(removed)} temporary file(s) a killed run left: {shown}", file=sys.stderr)
+
+
 def next_step(step: Step) -> Step | None:
     i = STEPS.index(step)
     return STEPS[i + 1] if i + 1 < len(STEPS) else None
@@ -553,9 +633,9 @@ def finish(step_id: str, cfg: Config, argv: list[str] | None = None,
     the launcher that merges the shards."""
     step = get(step_id)
     argv = list(sys.argv[1:] if argv is None else argv)
-    run = cfg.get("run") or {}
-    n, i = int(run.get("num_shards", 1) or 1), int(run.get("shard_index", 0) or 0)
-    if n > 1 and step.shards:
+    shard = shard_of(step, cfg)
+    if shard is not None:
+        i, n = shard
         record(step, cfg, shard=(i, n), written=written if written is not None else shard_files(step, cfg, i, n))
         print(f"shard {i} of {n} done; when all are, merge them with:\n  next: "
               f"{combine_command(step, argv, n)}", file=sys.stderr)
@@ -606,6 +686,26 @@ def choose_run(english_id: str, final_id: str, cfg: Config, wanted: str) -> str:
                             f" ({st.reason}); run: {command(bad, sys.argv[1:], english)}")
         return "final"
     return "final" if eng_state.status == "done" and tr_state.status == "done" else "english"
+
+
+def final_files(argv: list[str] | None = None) -> dict[Path, tuple[str, ...]]:
+    """The training tasks each final file holds, by resolved path, from the steps
+    that write them (their configs built from ``argv``'s --paths and --set; a
+    step whose config cannot be built here is left out). A step that writes one
+    file per task (in the order of its ``tasks``) gives each file its own task."""
+    _, paths, sets = split_args(list(argv or []))
+    args = (["--paths", paths] if paths else []) + [x for s in sets for x in ("--set", s)]
+    out: dict[Path, tuple[str, ...]] = {}
+    for step in STEPS:
+        if not step.tasks:
+            continue
+        try:
+            files = outputs(step, load_config(step, args))
+        except UserError:
+            continue
+        for k, p in enumerate(files):
+            out[p.resolve()] = (step.tasks[k],) if len(files) == len(step.tasks) else step.tasks
+    return out
 
 
 # -- status --------------------------------------------------------------------------------------

@@ -38,7 +38,8 @@ class Report:
             "seconds": round(time.time() - self.start, 2),
         }
 
-    def print(self, file=sys.stderr) -> None:
+    def print(self, file=None) -> None:
+        file = file or sys.stderr   # looked up now: a default bound at import outlives a redirected stderr
         d = self.as_dict()
         print(f"[{self.stage}] done in {d['seconds']}s", file=file)
         for k, v in d["counts"].items():

@@ -90,16 +90,15 @@ class Accounts:
         write_json(path, obj)
         self.report.count(f"{what} {Path(path).name}", len(obj.get("annotations", [])))
 
-    def close(self, report_dir: Path | None) -> dict:
-        """Check that every unit is accounted for, then print and save the report."""
+    def close(self) -> dict:
+        """Check that every unit is accounted for, print the report and return it
+        (``run_main`` saves it where every step's report goes)."""
         unbalanced = {s: dict(c) for s, c in self.units.items() if c["in"] != c["used"] + c["skipped"]}
         self.report.extra["inputs"] = {s: dict(c) for s, c in self.units.items()}
         self.report.extra["outputs"] = dict(self.outputs)
         for s, c in self.units.items():
             self.report.count(f"in {s}", c["in"])
         self.report.print()
-        if report_dir is not None:
-            self.report.save(Path(report_dir) / f"{self.report.stage}.json")
         if unbalanced:
             # A converter bug, not a user error: a row went neither out nor into a skip reason.
             raise AssertionError(f"rows not accounted for: {unbalanced}")
@@ -108,17 +107,25 @@ class Accounts:
 
 def jsonl_records(path: Path, acc: Accounts, source: str, max_bad: int) -> Iterator[dict]:
     """Stream a JSONL input; malformed lines are counted as read-and-skipped."""
-    bad = BadRows(max_bad=max_bad)
+    bad = BadRows(max_bad=max_bad, key="io.max_bad_rows")
     yield from read_jsonl(path, bad)
     if bad.count:
         acc.seen(source, bad.count)
         acc.skip(source, "malformed JSON line", "; ".join(bad.examples[:3]), n=bad.count)
 
 
-def json_document(path: Path, expect: type, what: str) -> Any:
-    data = load_json(path)
+def json_document(path: Path, expect: type, what: str, acc: Accounts | None = None, source: str = "",
+                  records: str | None = None, max_bad: int = 1000) -> Any:
+    """A whole JSON document. With ``acc``, a record holding invalid UTF-8 (an
+    element of the top level, or of its ``records`` member) is reported, counted
+    as read and skipped (up to ``io.max_bad_rows``) instead of stopping the run."""
+    bad = BadRows(max_bad=max_bad, key="io.max_bad_rows") if acc is not None else None
+    data = load_json(path, bad, records)
     if not isinstance(data, expect):
         raise UserError(f"{path}: expected {what} at the top level, got {type(data).__name__}")
+    if bad is not None and bad.count:
+        acc.seen(source, bad.count)
+        acc.skip(source, "invalid UTF-8", "; ".join(bad.examples[:3]), n=bad.count)
     return data
 
 
@@ -137,10 +144,6 @@ def need(row: Any, *keys: str, types: tuple = (str,)) -> str | None:
     return None
 
 
-def report_dir(cfg: Config) -> Path:
-    return cfg.path("report_dir")
-
-
 def source_name(path: Path, cfg: Config) -> str:
     """An input's name for reports: its path under paths.raw_root where it is there."""
     try:
@@ -151,9 +154,12 @@ def source_name(path: Path, cfg: Config) -> str:
 
 
 def run_main(step_id: str, convert, cfg: Config) -> dict:
-    """A converter's entry point: convert, then record the step and print what comes next."""
+    """A converter's entry point: check that its outputs can be written, convert,
+    save the report, then record the step and print what comes next."""
     from common import pipeline
 
+    pipeline.begin(step_id, cfg)
     result = convert(cfg)
+    pipeline.save_report(result, step_id, cfg)
     pipeline.finish(step_id, cfg)
     return result

@@ -8,6 +8,8 @@ language or split by the converter.
 from __future__ import annotations
 
 from common.config import REPO_ROOT, Config, free_mapping, parse_args
+from common.errors import UserError
+from eval_data.captions import DEFAULT_SEGMENTATION, SEGMENTATIONS
 
 DEFAULT_CONFIG = str(REPO_ROOT / "configs" / "eval_data.yaml")
 
@@ -20,8 +22,8 @@ XM3600_LANGS = ["ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil
 
 DEFAULTS: dict = {
     "io": {"max_bad_rows": 1000},
-    # Reports (counts in/out/skipped) go here as <benchmark>.json.
-    "report_dir": "${paths.work_dir}/reports/eval_data",
+    # How zh/ja/th caption references are split into tokens: mblip | words (eval_data/captions.py).
+    "captions": {"segmentation": DEFAULT_SEGMENTATION},
     # Names for codes missing from common/languages.tsv (XM3600 has he, hr, quz).
     "language_names": free_mapping(he="Hebrew", hr="Croatian", quz="Quechua"),
     "xgqa": {
@@ -67,14 +69,14 @@ DEFAULTS: dict = {
         "flickr_val": f"{_IGLUE}/flickr30k/annotations/valid_ann.jsonl",
         "flickr_test": f"{_IGLUE}/flickr30k/annotations/test_ann.jsonl",
         "train_templates": [
-            "A short image caption:",
-            "A short image description:",
-            "A photo of",
-            "An image that shows",
-            "Write a short description for the image.",
-            "Briefly describe the content of the image.",
-            "Please provide a short depiction of the picture.",
-            "Use a few words to illustrate what is happening in the picture.",
+            "What is in this picture? Say it in a few words.",
+            "Tell me what this picture is about, in a few words.",
+            "Give a one-sentence caption for this photo.",
+            "Describe the image in a few words.",
+            "What does the image show? Answer in one short sentence.",
+            "Put what this photo shows into a single short sentence.",
+            "Write a short caption for this image.",
+            "Describe the picture in one sentence.",
         ],
         "seed": 0,
     },
@@ -91,7 +93,7 @@ DEFAULTS: dict = {
         "image_root": "${paths.raw_root}/xm3600/images",
         "image_ext": ".jpg",
         "drop_missing_images": False,
-        "context_template": "Question: {question} Short answer in {language}:",
+        "context_template": "About the image: {question} Keep the answer short and in {language}.",
     },
     "pope": {
         "out_dir": "${paths.out_root}/eval/pope",
@@ -110,4 +112,8 @@ DEFAULTS: dict = {
 
 
 def load(description: str, argv: list[str] | None = None) -> Config:
-    return parse_args(description, DEFAULTS, default_config=DEFAULT_CONFIG, argv=argv)
+    cfg = parse_args(description, DEFAULTS, default_config=DEFAULT_CONFIG, argv=argv)
+    if cfg.at("captions.segmentation") not in SEGMENTATIONS:
+        raise UserError(f"captions.segmentation: {cfg.at('captions.segmentation')!r} is not one of "
+                        f"{', '.join(SEGMENTATIONS)}")
+    return cfg

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from common import pipeline
+from common import decontam, pipeline
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
 from common.languages import language_list, load_languages
@@ -115,14 +115,31 @@ def read_store(cfg, languages: collections.Counter, argv) -> dict:
                              wanted, "match.translate", argv)
 
 
-def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: Report) -> None:
+def web_images(cfg, dec: decontam.Decontaminator, report: Report) -> dict[str, list[str]]:
+    """image_id -> image keys of the rows whose image is an evaluation image,
+    by the URLs of the CapFilt English file the matching rows were mined from
+    (``match.input``): a matching row names only its image."""
+    path = cfg.path("match.input")
+    if not path.is_file():
+        report.extra["decontamination_note"] = f"{path} not found: web images could not be checked by URL"
+        print(f"WARNING: match.input {path} not found: the images' URLs are unknown, so web images of the "
+              "evaluation sets (NLVR2, Flickr30k) cannot be recognised", file=sys.stderr)
+        return {}
+    return decontam.web_images(path, dec)
+
+
+def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: Report,
+                   dec: decontam.Decontaminator | None = None, web: dict | None = None) -> None:
+    """The examples of ``src``; with ``dec``, none on an evaluation image (``web``: image_id -> keys)."""
     gc = cfg["generate"]
-    bad = BadRows(max_bad=gc["max_bad_rows"])
+    bad = BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
     per_lang: collections.Counter = collections.Counter()
     with atomic_open(cfg.path("generate.output")) as f:
         for row in read_jsonl(src, bad, validate=validate):
             report.count("rows_in")
             example, fallback = make_example(row, by_lang, gc["seed"])
+            if dec is not None and not dec.keep(TASK, (web or {}).get(row["image_id"], ()), example):
+                continue
             if fallback:
                 report.count("rows_fallback_to_english_template")
             f.write(dumps(example) + "\n")
@@ -145,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"generate.input: input file not found: {src}; run "
                         f"{source.rerun_hint('match.translate', argv)} (or point generate.input at the English "
                         "hard_match output)")
+    pipeline.begin("match.final", cfg, [("generate.templates_out", cfg.path("generate.templates_out"), False)])
     report = Report("generate_match_train")
     languages = collections.Counter(row.get("lang", "en") for row in
                                     read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
@@ -154,9 +172,12 @@ def main(argv: list[str] | None = None) -> None:
                 for k, v in by_lang.items()}, indent=1)
     report.extra["template_translation"] = dict(tcounts)
     report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
-    write_examples(cfg, src, by_lang, report)
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    write_examples(cfg, src, by_lang, report, dec, web_images(cfg, dec, report))
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     report.print()
-    report.save(cfg.path("generate.report"))
+    pipeline.save_report(report, "match.final", cfg)
     print(f"[generate_match_train] wrote {cfg.path('generate.output')}", file=sys.stderr)
     pipeline.finish("match.final", cfg, argv)
 

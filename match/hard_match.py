@@ -132,7 +132,7 @@ def run(cfg) -> Report:
     if num_shards > 1 and not cfg.at("embed.only"):
         raise UserError("run.num_shards > 1 shards the embedding pass only: run the shards with "
                         "--set embed.only=true, then once more with run.num_shards=1 to mine")
-    bad = BadRows(max_bad=cfg.at("match.max_bad_rows"))
+    bad = BadRows(max_bad=cfg.at("match.max_bad_rows"), key="match.max_bad_rows")
     pairs = read_pairs(src, bad, cfg.at("match.start"), cfg.at("match.max_rows"))
     report.count("rows_in", len(pairs))
     if bad.count:
@@ -180,7 +180,7 @@ def mine(cfg: Config, num_shards: int) -> str:
     cfg = Config({**cfg, "embed": {**cfg["embed"], "only": False}, "run": {"num_shards": 1, "shard_index": 0}})
     report = run(cfg)
     report.print()
-    report.save(cfg.path("match.report"))
+    pipeline.save_report(report, "match.mine", cfg)
     emb = report.extra.get("embedding", {})
     late = {k: emb.get(k, 0) for k in ("texts_embedded", "images_embedded") if emb.get(k, 0)}
     if late:
@@ -197,10 +197,10 @@ SHARDS = ShardRule(device="embed", threads=False, worker_sets=("embed.only=true"
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(__doc__, argv)
+    pipeline.begin("match.mine", cfg, [("match.skipped_images", cfg.path("match.skipped_images"), False)])
     report = run(cfg)
     report.print()
-    report.save(cfg.path("match.report"))
-    print(f"[hard_match] report: {cfg.path('match.report')}", file=sys.stderr)
+    pipeline.save_report(report, "match.mine", cfg)
     if cfg.at("embed.only") and cfg.at("run.num_shards") == 1:
         print("[hard_match] embed.only: the embedding cache is filled; run again without it to mine",
               file=sys.stderr)

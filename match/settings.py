@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.config import REPO_ROOT, Config, parse_args
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.shards import RUN_DEFAULTS
 from translate.engine import TRANSLATION_DEFAULTS
@@ -18,7 +19,6 @@ DEFAULTS: dict = {
         "max_rows": 0,                # ... then take at most this many (0: all)
         "output": "${paths.work_dir}/match/capfilt_match_en.jsonl",
         "skipped_images": "${paths.work_dir}/match/capfilt_match_en.skipped_images.jsonl",
-        "report": "${paths.work_dir}/match/hard_match_report.json",
         "seed": 0,
         "max_bad_rows": 1000,
     },
@@ -56,13 +56,13 @@ DEFAULTS: dict = {
         "output": "${paths.out_root}/train/capfilt_match.jsonl",
         "translated_templates": "${translate.templates_output}",
         "templates_out": "${paths.work_dir}/match/capfilt_match_templates.json",
-        "report": "${paths.work_dir}/match/generate_match_report.json",
         "seed": 0,
         "max_bad_rows": 1000,
         "templates": [],              # [{question: "... {caption} ...", answer_yes: str, answer_no: str}]
     },
     "translation": TRANSLATION_DEFAULTS,
     "run": RUN_DEFAULTS,
+    "decontam": DECONTAM_DEFAULTS,
 }
 
 

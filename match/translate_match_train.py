@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common import pipeline
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
 from common.languages import language_list
@@ -35,7 +36,7 @@ def with_english_copy(in_path: Path, out_path: Path, max_bad: int) -> tuple[int,
     """Copy the English rows adding ``caption_en`` (the field the engine leaves
     alone). Returns (rows copied, bad rows skipped)."""
     n = 0
-    bad = BadRows(max_bad=max_bad)
+    bad = BadRows(max_bad=max_bad, key="translate.max_bad_rows")
     with atomic_open(out_path) as f:
         for row in read_jsonl(in_path, bad):
             row["caption_en"] = row.get("caption")
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     if not src.is_file():
         raise UserError(f"translate.input: input file not found: {src}; run {source.rerun_hint('match.mine', argv)}")
     staged = out.with_name(out.name + ".english.jsonl")
+    pipeline.begin("match.translate", cfg, [("translate.output", staged, False)])
     # Every shard writes the same staged copy; the rename is atomic, so racing shards are harmless.
     _, bad_rows = with_english_copy(src, staged, tc["max_bad_rows"])
     report = Report("match.translate")

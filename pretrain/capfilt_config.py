@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.sampling import stable_hash
 from common.shards import RUN_DEFAULTS
@@ -21,7 +22,6 @@ DEFAULTS: dict = {
         "input": "${paths.raw_root}/blip/ccs_synthetic_filtered_large.json",
         "output": "${paths.work_dir}/capfilt/capfilt_filtered.jsonl",
         "index_dir": "${paths.work_dir}/capfilt/phrase_index",
-        "report": "${paths.work_dir}/capfilt/filter_report.json",
         "spacy_model": "${paths.spacy_model}",
         "n_process": 2,
         "batch_size": 1000,
@@ -34,10 +34,10 @@ DEFAULTS: dict = {
         "input": "${filter.output}",
         "output": "${paths.work_dir}/capfilt/capfilt_downloaded.jsonl",
         "status": "${paths.work_dir}/capfilt/download_status.jsonl",
-        "report": "${paths.work_dir}/capfilt/download_report.json",
         "image_root": "${paths.image_root}",
         "fanout": 0,
         "threads": 32,
+        "image_processes": 0,
         "connect_timeout": 5.0,
         "read_timeout": 10.0,
         "max_seconds": 30.0,
@@ -60,6 +60,7 @@ DEFAULTS: dict = {
         "jpeg_quality": 95,
         "background": [255, 255, 255],
         "max_bad_rows": 10000,
+        "min_success_rate": 0.05,
         "progress": True,
     },
     "generate": {
@@ -69,20 +70,18 @@ DEFAULTS: dict = {
         "translated": "${translate.output}",
         "templates": "${translate.templates_output}",
         "output": "${paths.out_root}/train/capfilt.jsonl",
-        "report": "${paths.work_dir}/capfilt/generate_report.json",  # saved as generate_report_<step>.json
         "image_root": "${paths.image_root}",
         "check_images": True,
         "seed": 0,
         "translated_template_ratio": 0.5,
-        "caption_templates": ["A short caption of the image:"],
-        "language_templates": ["A short caption of the image in {}:"],
+        "caption_templates": ["Describe the image in a few words."],
+        "language_templates": ["Describe the image in a few words. Answer in {}."],
         "max_bad_rows": 10000,
     },
     "translate": {
         "input": "${generate.english}",
         "output": "${paths.work_dir}/capfilt/capfilt_translated.jsonl",
         "templates_output": "${paths.work_dir}/capfilt/capfilt_templates.json",
-        "report": "${paths.work_dir}/capfilt/translate_report.json",
         "seed": 0,
         "languages": [],
         "chunk_rows": 20000,
@@ -90,6 +89,7 @@ DEFAULTS: dict = {
     },
     "translation": TRANSLATION_DEFAULTS,
     "run": RUN_DEFAULTS,
+    "decontam": DECONTAM_DEFAULTS,
 }
 
 _SPACES = re.compile(r"\s+")

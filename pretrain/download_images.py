@@ -16,9 +16,16 @@ known, so a run that is killed keeps its failures too; the next run reads the
 journal and the last status file, and once the complete status file has been
 written atomically the journal is deleted.
 
-Memory grows with the number of distinct URLs (not rows): about 120 bytes per
-URL for the duplicate check (a 64-bit hash and the image id, measured), 70 per
-permanent failure of an earlier run: some 1.2-1.5 GB for 10M distinct URLs.
+Slow hosts cannot stall the run: outcomes are taken as the fetches finish, in
+any order (at most ``threads * 4`` queued or running), and go to the journal;
+a second, quick pass over the input then writes the status and output files
+in input order, copying each URL's status line from the journal by its
+offset. So the files are the same, byte for byte, whatever order the fetches
+finished in, and a URL that takes a minute holds one thread, not the queue.
+
+Memory grows with the number of distinct URLs (not rows): about 110 bytes per
+URL (a 64-bit hash and the offset of its outcome in the journal; measured), 70 per
+permanent failure of an earlier run: some 1-1.5 GB for 10M distinct URLs.
 Shard the run (below) to divide it.
 
 Sharding: ``--set run.num_shards=N --set run.shard_index=i`` fetches the URLs
@@ -36,6 +43,7 @@ import collections
 import concurrent.futures as cf
 import json
 import os
+import queue
 import re
 import sys
 import threading
@@ -62,7 +70,6 @@ from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
-_PENDING = object()
 
 
 def image_rel(image_id_base: str, fanout: int) -> str:
@@ -75,21 +82,28 @@ def check_config(dc: dict) -> None:
         raise UserError(f"download.resize_mode: {dc['resize_mode']!r} is not one of {', '.join(RESIZE_MODES)}")
     if dc["resample"] not in RESAMPLE:
         raise UserError(f"download.resample: {dc['resample']!r} is not one of {', '.join(RESAMPLE)}")
-    if dc["threads"] < 1 or dc["image_size"] < 1 or dc["retries"] < 0:
-        raise UserError("download.threads and download.image_size must be >= 1, download.retries >= 0")
+    if dc["threads"] < 1 or dc["image_size"] < 1 or dc["retries"] < 0 or dc["image_processes"] < 0:
+        raise UserError("download.threads and download.image_size must be >= 1, download.retries and "
+                        "download.image_processes >= 0")
     if not 1 <= dc["jpeg_quality"] <= 100:
         raise UserError("download.jpeg_quality must be within 1..100")
     if len(dc["background"]) != 3:
         raise UserError("download.background must be three 0..255 values")
+    if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
+        raise UserError("download.min_success_rate must be within 0..1")
 
 
 class Worker:
-    """Fetch + normalise + atomic write; one requests.Session per thread."""
+    """Fetch + normalise + atomic write; one requests.Session per thread. With
+    ``images`` (a process pool) the decoding, resizing and encoding run there,
+    so the threads' Python work (HTTP, bookkeeping) has this process's GIL to
+    itself and the image work uses every core."""
 
-    def __init__(self, dc: dict, image_root: Path, journal=None):
+    def __init__(self, dc: dict, image_root: Path, journal=None, images: cf.Executor | None = None):
         self.dc = dc
         self.image_root = image_root
         self.journal = journal
+        self.images = images
         self.local = threading.local()
         self.sessions: list = []
         self.lock = threading.Lock()
@@ -102,37 +116,74 @@ class Worker:
                 self.sessions.append(s)
         return s
 
-    def __call__(self, url: str, rid: str, rel: str) -> dict:
-        st = {"url": url, "id": rid, **self.fetch(url, rel)}
-        if self.journal is not None:
-            line = dumps(st) + "\n"
-            with self.lock:   # flushed per row: a killed run loses only what was in flight
-                self.journal.write(line)
+    def __call__(self, url: str, rid: str, rel: str) -> int:
+        """Fetch one URL; the offset of its outcome's line in the journal."""
+        return self.record({"url": url, "id": rid, **self.fetch(url, rel)})
+
+    def record(self, st: dict, flush: bool = True) -> int:
+        """Append one outcome to the journal (binary, so its offset is known);
+        flushed per row: a killed run loses only what was in flight."""
+        line = (dumps(st) + "\n").encode("utf-8")
+        with self.lock:
+            at = self.journal.tell()
+            self.journal.write(line)
+            if flush:
                 self.journal.flush()
-        return st
+        return at
 
     def fetch(self, url: str, rel: str) -> dict:
         got = fetchmod.fetch(self.session(), url, self.dc)
         status = {"kind": got.kind, "http_status": got.status, "attempts": got.attempts}
         if got.kind != "ok":
             return {**status, "detail": got.detail}
-        try:
-            jpeg, original, size = normalise(got.data, self.dc)
-        except ImageError as e:
-            detail = f"{e.detail} (Content-Type: {got.detail or 'none'})" if e.kind == "not_image" else e.detail
-            return {**status, "kind": e.kind, "detail": detail, "bytes": len(got.data)}
-        path = self.image_root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(jpeg)
-        os.replace(tmp, path)
-        return {**status, "image_id": rel, "bytes": len(got.data),
-                "original_size": list(original), "size": list(size)}
+        path = str(self.image_root / rel)
+        if self.images is not None:
+            saved = self.images.submit(_save_in_process, got.data, self.dc, path).result()
+        else:
+            saved = save_image(got.data, self.dc, path)
+        if saved[0] != "ok":
+            kind, detail = saved
+            detail = f"{detail} (Content-Type: {got.detail or 'none'})" if kind == "not_image" else detail
+            return {**status, "kind": kind, "detail": detail, "bytes": len(got.data)}
+        return {**status, "image_id": rel, "bytes": len(got.data), "original_size": list(saved[1]),
+                "size": list(saved[2])}
 
     def close(self) -> None:
         for s in self.sessions:
             s.close()
+
+
+def save_image(data: bytes, dc: dict, path: str) -> tuple:
+    """Normalise ``data`` and write it atomically to ``path``: ("ok", original
+    size, size), or (kind, detail) when it is no usable image. Plain tuples, as
+    it may run in an image process (no exception crosses)."""
+    try:
+        jpeg, original, size = normalise(data, dc)
+    except ImageError as e:
+        return e.kind, e.detail
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(jpeg)
+    os.replace(tmp, target)
+    return "ok", original, size
+
+
+def _save_in_process(data: bytes, dc: dict, path: str) -> tuple:
+    Image.MAX_IMAGE_PIXELS = dc["max_pixels"]    # as run() sets it in the main process
+    return save_image(data, dc, path)
+
+
+def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
+    """The image processes (``download.image_processes``: 0 one per CPU core, 1
+    none). Started by forkserver/spawn, never fork: the download threads run."""
+    n = dc["image_processes"] or os.cpu_count() or 1
+    if n <= 1:
+        return None
+    import multiprocessing
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method))
 
 
 def is_json_array(path: Path) -> bool:
@@ -199,102 +250,167 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
 
 def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], in_path: Path,
               image_root: Path, out_path: Path, status_path: Path, failed_before: dict, journal) -> dict:
-    num_shards, shard_index = shard
+    """Fetch every distinct URL (outcomes collected as they finish, into the
+    journal), then write the status and output files in input order from it."""
     worker = Worker(dc, image_root, journal)
-    bad = BadRows(max_bad=dc["max_bad_rows"])
-    kinds: collections.Counter = collections.Counter()
-    outcome: dict[int, object] = {}     # url hash -> image_id, None (failed) or _PENDING
-    window: collections.deque = collections.deque()
-    max_window = dc["threads"] * 8
-    fetched_ok = 0
+    bad = BadRows(max_bad=dc["max_bad_rows"], key="download.max_bad_rows")
     t0 = time.monotonic()
+    try:
+        where = _fetch_all(dc, report, progress, shard, _input_rows(in_path, bad, report), image_root,
+                           failed_before, worker)
+    finally:
+        worker.close()
+    journal.flush()
+    rows = _input_rows(in_path, BadRows(max_bad=None, quiet=True), None)   # the same rows again, silently
+    kinds = _write_in_order(rows, shard, where, journal_path(status_path), out_path, status_path, report)
+    summary = _summary(kinds, time.monotonic() - t0)
+    report.count("rows_in", bad.seen)
+    report.count("rows_bad", bad.count)
+    if bad.examples:
+        report.extra["bad_row_examples"] = bad.examples[:10]
+    report.extra["summary"] = summary
+    return summary
+
+
+def _input_rows(in_path: Path, bad: BadRows, report: Report | None) -> Iterator[dict]:
+    """The usable input rows, with url and caption cleaned and the id each image
+    file is named by; skips and replaced ids are counted when ``report`` is given."""
+    count = report.count if report is not None else (lambda *a: None)
 
     def validate(row: dict) -> str | None:
         reason = check_web_row(row)
-        if reason:
+        if reason and report is not None:
             report.skip(skip_key(reason))
         return reason
 
     foreign_ids: dict[int, int] = {}    # hash of a given id -> hash of the URL that first had it
-
-    def rows():
-        for row in read_rows(in_path, bad, validate):
-            url, caption = row["url"].strip(), clean_text(row["caption"])
-            rid, own = row.get("id"), row_id(url, caption)
-            if not (isinstance(rid, str) and _SAFE_ID.match(rid)):
-                if rid is not None:
-                    report.count("ids_replaced_unsafe_for_file_names")
+    for row in read_rows(in_path, bad, validate):
+        url, caption = row["url"].strip(), clean_text(row["caption"])
+        rid, own = row.get("id"), row_id(url, caption)
+        if not (isinstance(rid, str) and _SAFE_ID.match(rid)):
+            if rid is not None:
+                count("ids_replaced_unsafe_for_file_names")
+            rid = own
+        elif rid != own:
+            # An id from elsewhere names the image file: two URLs sharing it
+            # would share one file. Ours (url + caption) cannot collide.
+            first = foreign_ids.setdefault(stable_hash(rid), stable_hash(url))
+            if first != stable_hash(url):
+                count("ids_replaced_shared_with_another_url")
                 rid = own
-            elif rid != own:
-                # An id from elsewhere names the image file: two URLs sharing it
-                # would share one file. Ours (url + caption) cannot collide.
-                first = foreign_ids.setdefault(stable_hash(rid), stable_hash(url))
-                if first != stable_hash(url):
-                    report.count("ids_replaced_shared_with_another_url")
-                    rid = own
-            yield {**row, "id": rid, "url": url, "caption": caption}
+        yield {**row, "id": rid, "url": url, "caption": caption}
+
+
+def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int], rows: Iterator[dict],
+               image_root: Path, failed_before: dict, worker: Worker) -> dict[int, int]:
+    """url hash -> offset of the URL's outcome in the journal, for every distinct URL of the shard.
+
+    Outcomes are taken as they finish, in any order, so a slow host holds one
+    thread and nothing else: there is no window in input order for it to block.
+    At most ``threads * 4`` fetches are queued or running; the journal, not
+    memory, holds the outcomes until the ordered pass."""
+    num_shards, shard_index = shard
+    where: dict[int, int] = {}
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    limit, in_flight = dc["threads"] * 4, 0
+
+    def task(key: int, url: str, rid: str, rel: str) -> None:
+        try:
+            done.put((key, worker(url, rid, rel)))
+        except BaseException as e:     # re-raised in the main thread
+            done.put((key, e))
+
+    def collect(block: bool) -> None:
+        nonlocal in_flight
+        while in_flight and (block or not done.empty()):
+            key, got = done.get()
+            block, in_flight = False, in_flight - 1
+            if isinstance(got, BaseException):
+                raise got
+            where[key] = got
+            bar.update(1)
 
     with cf.ThreadPoolExecutor(dc["threads"], thread_name_prefix="download") as pool, \
-            atomic_open(status_path) as status_f, atomic_open(out_path) as out_f, \
             tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
-
-        def drain_one() -> None:
-            nonlocal fetched_ok
-            row, key, handle = window.popleft()
-            if handle is None:            # a duplicate URL: the first row's outcome decides
-                image_id = outcome[key]
-            else:
-                st = handle.result() if isinstance(handle, cf.Future) else \
-                    {"url": row["url"], "id": row["id"], **handle}
-                status_f.write(dumps(st) + "\n")
-                kinds[st["kind"]] += 1
-                fetched_ok += st["kind"] == "ok"
-                image_id = st.get("image_id") if st["kind"] in SUCCESS else None
-                outcome[key] = image_id
-                if image_id is None:
-                    report.skip(f"no image: {st['kind']}", f"id {row['id']}: {row['url'][:100]}")
-                bar.update(1)
-            if image_id is not None:
-                out_f.write(dumps({**row, "image_id": image_id}) + "\n")
-                report.count("rows_out")
-            elif handle is None:
-                report.skip("no image: duplicate url of a failed row", f"id {row['id']}")
-
         try:
-            for row in rows():
+            for row in rows:
                 if key_shard(row["url"], num_shards) != shard_index:
                     continue
                 key = stable_hash(row["url"])
                 report.count("rows_valid")
-                if key in outcome:
+                if key in where:
                     report.count("rows_duplicate_url")
-                    window.append((row, key, None))
-                else:
-                    outcome[key] = _PENDING
-                    rel = image_rel(row["id"], dc["fanout"])
-                    if (image_root / rel).is_file():
-                        handle = {"kind": "exists", "image_id": rel, "detail": "already on disk"}
-                    elif key in failed_before:
-                        kind, http_status = failed_before[key]
-                        handle = {"kind": kind, "http_status": http_status,
-                                  "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}
-                    else:
-                        handle = pool.submit(worker, row["url"], row["id"], rel)
-                    window.append((row, key, handle))
-                while len(window) >= max_window:
-                    drain_one()
-            while window:
-                drain_one()
+                    continue
+                known = _known_outcome(row, key, image_root, dc["fanout"], failed_before)
+                if known is not None:
+                    where[key] = worker.record(known, flush=False)
+                    bar.update(1)
+                    continue
+                where[key] = -1      # in flight (every fetch is collected before the ordered pass)
+                pool.submit(task, key, row["url"], row["id"], image_rel(row["id"], dc["fanout"]))
+                in_flight += 1
+                collect(block=in_flight >= limit)
+            while in_flight:
+                collect(block=True)
         except BaseException:
-            # Ctrl-C or too many bad rows: do not start the queued fetches (up to
-            # threads * 8); those in flight finish into the journal.
+            # Ctrl-C, too many bad rows or a failed write: do not start the queued
+            # fetches (up to threads * 4); those in flight finish into the journal.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    worker.close()
-    seconds = time.monotonic() - t0
+    return where
+
+
+def _known_outcome(row: dict, key: int, image_root: Path, fanout: int, failed_before: dict) -> dict | None:
+    """The status of a URL that needs no fetch (image on disk, failed for good before), else None."""
+    rel = image_rel(row["id"], fanout)
+    if (image_root / rel).is_file():
+        return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk"}
+    if key in failed_before:
+        kind, http_status = failed_before[key]
+        return {"url": row["url"], "id": row["id"], "kind": kind, "http_status": http_status,
+                "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}
+    return None
+
+
+def _write_in_order(rows: Iterator[dict], shard: tuple[int, int], where: dict[int, int], journal: Path,
+                    out_path: Path, status_path: Path, report: Report) -> collections.Counter:
+    """Walk the input again and write, in input order, each distinct URL's status
+    line (copied from the journal) and every row whose URL got an image; returns
+    the outcome kinds. ``where`` is reused: a written URL's offset is flipped (~)."""
+    num_shards, shard_index = shard
+    kinds: collections.Counter = collections.Counter()
+    with open(journal, "rb") as jf, atomic_open(status_path) as status_f, atomic_open(out_path) as out_f:
+        for row in rows:
+            if key_shard(row["url"], num_shards) != shard_index:
+                continue
+            at = where.get(stable_hash(row["url"]))
+            if at is None:
+                raise UserError(f"{row['url'][:100]}: not seen by the download pass "
+                                "(was the input file changed during the run?)")
+            first = at >= 0
+            jf.seek(at if first else ~at)
+            line = jf.readline().decode("utf-8")
+            st = json.loads(line)
+            image_id = st.get("image_id") if st["kind"] in SUCCESS else None
+            if first:
+                where[stable_hash(row["url"])] = ~at
+                status_f.write(line)
+                kinds[st["kind"]] += 1
+                if image_id is None:
+                    report.skip(f"no image: {st['kind']}", f"id {row['id']}: {row['url'][:100]}")
+            if image_id is not None:
+                out_f.write(dumps({**row, "image_id": image_id}) + "\n")
+                report.count("rows_out")
+            elif not first:
+                report.skip("no image: duplicate url of a failed row", f"id {row['id']}")
+    return kinds
+
+
+def _summary(kinds: collections.Counter, seconds: float) -> dict:
     urls = sum(kinds.values())
     success = sum(kinds[k] for k in SUCCESS)
-    summary = {
+    fetched_ok = kinds["ok"]
+    return {
         "urls": urls,
         "success": success,
         "success_rate": round(success / urls, 4) if urls else 0.0,
@@ -304,12 +420,6 @@ def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], 
         "images_per_second": round(fetched_ok / seconds, 2) if seconds > 0 else 0.0,
         "seconds": round(seconds, 2),
     }
-    report.count("rows_in", bad.seen)
-    report.count("rows_bad", bad.count)
-    if bad.examples:
-        report.extra["bad_row_examples"] = bad.examples[:10]
-    report.extra["summary"] = summary
-    return summary
 
 
 def combine_download_shards(dc: dict, num_shards: int) -> int:
@@ -350,7 +460,17 @@ def combine_download_shards(dc: dict, num_shards: int) -> int:
 def combine_shards(cfg: Config, num_shards: int) -> str:
     dc = cfg["download"]
     rows = combine_download_shards(dc, num_shards)
+    check_success_rate(status_summary(Path(dc["status"])), dc["min_success_rate"])
     return f"merged {num_shards} download shards: {rows} rows -> {dc['output']}; status per URL in {dc['status']}"
+
+
+def status_summary(status_path: Path) -> dict:
+    """URLs, successes and failures by kind of a (merged) status file."""
+    kinds = collections.Counter(str(row.get("kind")) for row in read_jsonl(status_path, BadRows(max_bad=None,
+                                                                                                  quiet=True)))
+    urls, success = sum(kinds.values()), sum(kinds[k] for k in SUCCESS)
+    return {"urls": urls, "success": success, "success_rate": round(success / urls, 4) if urls else 0.0,
+            "failures_by_kind": {k: v for k, v in sorted(kinds.items()) if k not in SUCCESS}}
 
 
 # URLs split by stable_hash(url) % N into shard files of the output and the status; the
@@ -358,7 +478,8 @@ def combine_shards(cfg: Config, num_shards: int) -> str:
 SHARDS = ShardRule(device=None, sharded=("${download.output}", "${download.status}"), combine=combine_shards)
 
 
-def print_summary(summary: dict, file=sys.stderr) -> None:
+def print_summary(summary: dict, file=None) -> None:
+    file = file or sys.stderr
     print(f"[download] {summary['success']}/{summary['urls']} URLs have an image "
           f"(success rate {summary['success_rate']:.1%}); fetched now: {summary['downloaded_now']} "
           f"at {summary['images_per_second']} images/s", file=file)
@@ -373,15 +494,26 @@ def main(argv: list[str] | None = None) -> None:
     dc = cfg["download"]
     check_config(dc)
     num_shards, shard_index = check_shard_args(cfg["run"])
+    pipeline.begin("capfilt.download", cfg, [("download.image_root", cfg.path("download.image_root"), True)])
     report = Report("capfilt.download")
     summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
     report.print()
     print_summary(summary)
-    rp = Path(dc["report"])
-    report.save(rp if num_shards == 1 else rp.with_name(f"{rp.stem}_shard{shard_index}.json"))
+    pipeline.save_report(report, "capfilt.download", cfg)
     out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
     print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}", file=sys.stderr)
+    if num_shards == 1:   # a shard holds too few URLs to judge: the launcher's merge checks the whole
+        check_success_rate(summary, dc["min_success_rate"])
     pipeline.finish("capfilt.download", cfg, argv)
+
+
+def check_success_rate(summary: dict, minimum: float) -> None:
+    """Stop (exit 2, no run record) when too few URLs gave an image to go on with."""
+    if summary["urls"] and summary["success_rate"] < minimum:
+        fails = ", ".join(f"{k}={v}" for k, v in list(summary["failures_by_kind"].items())[:6])
+        raise UserError(f"only {summary['success']} of {summary['urls']} URLs gave an image "
+                        f"({summary['success_rate']:.1%} < download.min_success_rate={minimum:g}; {fails}): "
+                        "is the image server or the network reachable? Rerun when it is (images on disk are kept)")
 
 
 if __name__ == "__main__":

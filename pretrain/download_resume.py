@@ -59,9 +59,9 @@ def open_journal(path: Path):
         with open(path, "rb") as f:
             f.seek(-1, os.SEEK_END)
             torn = f.read(1) != b"\n"
-    f = open(path, "a", encoding="utf-8")
+    f = open(path, "ab")   # binary: the run reads its outcomes back by offset
     if torn:
-        f.write("\n")
+        f.write(b"\n")
     return f
 
 

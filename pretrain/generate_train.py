@@ -21,8 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from common import decontam
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
+from common.eval_sets import web_keys
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list, load_languages
 from common.report import Report
@@ -58,8 +60,9 @@ def english_examples(rows: Iterable[dict], gc: dict, report: Report,
 
 
 def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: dict,
-                   report: Report) -> Iterator[dict]:
-    """Translated rows (with ``lang``) -> final training rows."""
+                   report: Report, dec: decontam.Decontaminator | None = None) -> Iterator[dict]:
+    """Translated rows (with ``lang``) -> final training rows; with ``dec``,
+    none whose image (by its URL) is an evaluation image."""
     table = load_languages()
     picker = source.InstructionPicker(gc["seed"], PICKER_STAGE, gc["caption_templates"], gc["language_templates"],
                                       templates, gc["translated_template_ratio"])
@@ -77,8 +80,11 @@ def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: di
             continue
         # The language templates' {} is the language's English name.
         context = picker.pick(rid, lang, text=table[lang].name)
+        out = {"context": context, "label": label, "image_id": image_id, "task": TASK, "lang": lang}
+        if dec is not None and not dec.keep(TASK, web_keys(row.get("url")), out):
+            continue
         report.count(f"lang:{lang}")
-        yield {"context": context, "label": label, "image_id": image_id, "task": TASK, "lang": lang}
+        yield out
     for k, v in picker.counts.items():
         report.count(f"context_{k}", v)
 
@@ -101,21 +107,16 @@ def template_sets(cfg) -> dict[str, list[str]]:
     return {"caption": list(cfg.at("generate.caption_templates"))}
 
 
-def _report_path(gc: dict, run: str) -> Path:
-    path = Path(gc["report"])
-    return path.with_name(f"{path.stem}_{run}{path.suffix}")
-
-
 def english_run(cfg) -> source.Written:
     gc = cfg["generate"]
     src = cfg.require_file("generate.input")
-    report, bad = Report("capfilt.generate.english"), BadRows(max_bad=gc["max_bad_rows"])
+    report, bad = Report("capfilt.generate.english"), BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
     image_root = cfg.path("generate.image_root") if gc["check_images"] else None
     n = write_jsonl(gc["english"], english_examples(read_jsonl(src, bad), gc, report, image_root))
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
-    return source.Written(report, _report_path(gc, "english"), {gc["english"]: n})
+    return source.Written(report, {gc["english"]: n}, "no usable downloaded row to write")
 
 
 def final_run(cfg, argv) -> source.Written:
@@ -124,12 +125,15 @@ def final_run(cfg, argv) -> source.Written:
     languages = language_list(cfg.at("translate.languages"), "translate.languages")
     store = source.load_store(cfg.path("generate.templates"), template_sets(cfg), cfg["translation"], languages,
                               "capfilt.translate", argv)
-    report, bad = Report("capfilt.generate.final"), BadRows(max_bad=gc["max_bad_rows"])
-    n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report))
+    report, bad = Report("capfilt.generate.final"), BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report, dec))
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
-    return source.Written(report, _report_path(gc, "final"), {gc["output"]: n})
+    report.extra["decontamination"] = dec.report()
+    dec.print()
+    return source.Written(report, {gc["output"]: n})
 
 
 @entry_point

@@ -6,8 +6,11 @@ known task and language code): one bad row stops the merge naming file and line
 (exit 2), since a mix with broken rows must not reach training. Per task,
 optional weights then caps set the row count (seeded). The mix is shuffled
 deterministically. Writes task_mix_report.json, a .md table (rows, distinct
-images and languages per task and for the mix, each source's licence) and a
-.png plot of rows per language.
+images and languages per task and for the mix, each source's licence; per
+language the target and actual shares and the rows that fell back to English
+and why; the rows dropped for an evaluation image, from the steps' reports:
+pretrain/mix_card.py), a .png plot of rows per language, and the dataset card
+merge.card (train/README.md, YAML front matter for dataset hubs).
 
 Memory: the first pass keeps one 8-byte reference (file, byte offset) per row;
 the second pass reads the chosen rows back by offset in shuffled order.
@@ -30,6 +33,8 @@ from common.errors import UserError, entry_point
 from common.jsonl import atomic_open, write_json
 from common.languages import load_languages
 from common.sampling import rng
+from common.scripts import is_simplified
+from pretrain import mix_card
 
 CONFIG = str(REPO_ROOT / "configs" / "merge_train.yaml")
 # Every training task, in pipeline order (declared with the steps that write them).
@@ -44,6 +49,11 @@ DEFAULTS = {
         "report": "${paths.out_root}/train/task_mix_report.json",
         "licences": free_mapping(),
         "tasks": TASKS,
+        # The dataset card beside the mix (pretrain/mix_card.py): its title, and the
+        # hub licence id of each source (a list in the card's front matter).
+        "card": "${paths.out_root}/train/README.md",
+        "pretty_name": "Multilingual image-text instruction mix",
+        "licence_ids": free_mapping(),
     },
 }
 KEYS = ("context", "label", "image_id", "task", "lang")
@@ -112,15 +122,21 @@ def check_row(row, tasks: set, languages) -> str | None:
     return None
 
 
-def scan(inputs: list[dict], tasks: list[str]) -> tuple[dict[str, array], dict]:
-    """First pass: validate every row; -> ({task: refs}, {path: {task: rows}})."""
+def scan(inputs: list[dict], tasks: list[str],
+         hashes: dict[str, array] | None = None) -> tuple[dict[str, array], dict]:
+    """First pass: validate every row (a task that does not belong in its file,
+    ``item["tasks"]``, is an error too); -> ({task: refs}, {path: {task: rows}}).
+    ``hashes`` gets each row's hash, parallel to the refs (for ``drop_duplicates``)."""
     languages = load_languages()
     task_set = set(tasks)
     refs: dict[str, array] = {t: array("q") for t in tasks}
+    hashes = hashes if hashes is not None else {}
+    hashes.update({t: array("q") for t in tasks})
     per_file: dict[str, dict] = {}
     for fi, item in enumerate(inputs):
         path = item["path"]
         counts: collections.Counter = collections.Counter()
+        traditional = 0
         with open(path, "rb") as f:
             offset = 0
             for lineno, line in enumerate(f, 1):
@@ -132,13 +148,66 @@ def scan(inputs: list[dict], tasks: list[str]) -> tuple[dict[str, array], dict]:
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     raise UserError(f"{path}:{lineno}: malformed JSON ({e})") from None
                 reason = check_row(row, task_set, languages)
+                if not reason and item.get("tasks") and row["task"] not in item["tasks"]:
+                    reason = (f"task {row['task']!r} does not belong in this file (it holds "
+                              f"{', '.join(item['tasks'])}): a file of another step?")
                 if reason:
                     raise UserError(f"{path}:{lineno}: {reason}")
                 refs[row["task"]].append((fi << OFFSET_BITS) | start)
+                hashes[row["task"]].append(hash(tuple(row[k] for k in KEYS)))
                 counts[row["task"]] += 1
+                if row["lang"] == "zh" and not is_simplified(row["context"] + row["label"]):
+                    traditional += 1
         per_file[str(path)] = dict(counts)
+        if traditional:  # every zh text should be Simplified (common/scripts.py)
+            print(f"[merge] warning: {path}: {traditional} zh rows hold Traditional characters", file=sys.stderr)
         print(f"[merge] {path}: {sum(counts.values())} rows", file=sys.stderr)
     return refs, per_file
+
+
+def line_of(path: Path, offset: int) -> int:
+    """The line number of the row at byte ``offset`` (for a message)."""
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
+
+
+def drop_duplicates(refs: dict[str, array], hashes: dict[str, array], inputs: list[dict]) -> dict[str, int]:
+    """Rows equal in all five keys are one training example: keep the first
+    (in input order), drop the others, and say so. Returns {task: rows dropped}."""
+    dropped, examples = {}, []
+    for task, h in hashes.items():
+        hv = np.frombuffer(h, dtype=np.int64) if len(h) else np.zeros(0, dtype=np.int64)
+        keep = np.zeros(len(hv), dtype=bool)
+        keep[np.unique(hv, return_index=True)[1]] = True
+        if keep.all():
+            continue
+        r = np.frombuffer(refs[task], dtype=np.int64)
+        for ref in r[~keep][:max(0, 3 - len(examples))].tolist():
+            path = inputs[ref >> OFFSET_BITS]["path"]
+            examples.append(f"{path}:{line_of(path, ref & ((1 << OFFSET_BITS) - 1))}")
+        refs[task] = array("q", r[keep].tobytes())
+        dropped[task] = int((~keep).sum())
+    if dropped:
+        print(f"[merge] warning: dropped {sum(dropped.values())} duplicated rows (equal in "
+              f"{', '.join(KEYS)}; the first is kept): {dropped}, e.g. {'; '.join(examples)}", file=sys.stderr)
+    return dropped
+
+
+def check_paths(inputs: list[dict], cfg, argv) -> None:
+    """Before any work: no input may be overwritten by the merge's own outputs,
+    and each input learns the tasks it may hold (``item["tasks"]``: from the
+    pipeline step that writes it, else from a file named ``<task>.jsonl``)."""
+    report = cfg.path("merge.report")
+    ours = {item.strip("${}"): p for item in pipeline.get("merge").writes for p in pipeline.expand(cfg, item)}
+    ours.update({"merge.report (.md)": report.with_suffix(".md"), "merge.report (.png)": report.with_suffix(".png")})
+    known = pipeline.final_files(argv)
+    for i, item in enumerate(inputs):
+        resolved = item["path"].resolve()
+        for key, path in ours.items():
+            if path.resolve() == resolved:
+                raise UserError(f"{key}: {path} is also merge.inputs[{i}]; the merge would overwrite its own input")
+        stem = item["path"].name.split(".")[0]
+        item["tasks"] = known.get(resolved) or ((stem,) if stem in TASKS else None)
 
 
 def select(refs: array, weight: float, cap: int | None, r: np.random.Generator) -> np.ndarray:
@@ -214,8 +283,10 @@ def markdown(report: dict) -> str:
     lines.append(f"| **mix** | | | **{m['rows']}** | **{m['distinct_images']}** | **{m['languages']}** | |")
     if report["missing_optional_inputs"]:
         lines += ["", "Optional inputs not found: " + ", ".join(f"`{p}`" for p in report["missing_optional_inputs"])]
-    lines += ["", "Use of the mix must follow the licence of every source above.", "",
-              "## Rows per language (mix)", "", "| lang | rows |", "|---|---:|"]
+    lines += ["", "Use of the mix must follow the licence of every source above.", ""]
+    if "languages" in report:   # target and actual shares, fallbacks, decontamination (pretrain/mix_card.py)
+        return "\n".join(lines + mix_card.markdown_sections(report)) + "\n"
+    lines += ["## Rows per language (mix)", "", "| lang | rows |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in m["rows_per_language"].items()]
     return "\n".join(lines) + "\n"
 
@@ -248,6 +319,9 @@ def main(argv=None) -> None:
         print(f"warning: merge.tasks names tasks no pipeline step writes: {sorted(unknown_tasks)}", file=sys.stderr)
     weights = check_numbers("weights", m["weights"], tasks, float)
     caps = check_numbers("caps", m["caps"], tasks, int)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    check_paths(inputs, cfg, argv)
+    pipeline.begin("merge", cfg)
     for item in inputs:  # every input checked before any work
         if not item["path"].is_file():
             if not item["optional"]:
@@ -256,7 +330,10 @@ def main(argv=None) -> None:
             item["missing"] = True
             print(f"warning: optional input not found, skipped: {item['path']}", file=sys.stderr)
     present = [i for i in inputs if not i.get("missing")]
-    refs, per_file = scan(present, tasks)
+    hashes: dict[str, array] = {}
+    refs, per_file = scan(present, tasks, hashes)
+    dropped = drop_duplicates(refs, hashes, present)
+    del hashes
     source_of: dict[str, str] = {}
     for item in present:
         for task in per_file[str(item["path"])]:
@@ -268,14 +345,21 @@ def main(argv=None) -> None:
     out_path = cfg.path("merge.output")
     stats = write_mix(present, order, out_path)
     report = build_report(inputs, per_file, refs, stats, source_of, m["licences"], weights, caps, out_path)
+    mix_card.explain(report, cfg, tasks)
     report_path = cfg.path("merge.report")
     write_json(report_path, report, indent=2)
     with atomic_open(report_path.with_suffix(".md")) as f:
         f.write(markdown(report))
     plot(report, report_path.with_suffix(".png"))
+    with atomic_open(cfg.path("merge.card")) as f:
+        f.write(mix_card.card(report, cfg))
+    print(f"dataset card: {cfg.path('merge.card')}", file=sys.stderr)
     print(markdown(report).split("\n## ")[0], file=sys.stderr)
     print(f"wrote {len(order)} rows -> {out_path}; report {report_path} (.md, .png)", file=sys.stderr)
-    pipeline.finish("merge", cfg)
+    pipeline.save_report({"stage": "merge", "rows_out": len(order), "inputs": per_file,
+                          "missing_optional_inputs": report["missing_optional_inputs"],
+                          "duplicates_dropped": dropped, "mix_report": str(report_path)}, "merge", cfg)
+    pipeline.finish("merge", cfg, argv)
 
 
 if __name__ == "__main__":

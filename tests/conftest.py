@@ -31,11 +31,46 @@ def real_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_nllb(tmp_path_factory) -> Path:
-    """A tiny NLLB-architecture model (random weights, vocabulary trained on the
-    fly), saved locally and converted for CTranslate2 into <dir>/ct2."""
+    """The tiny NLLB-architecture model of tests/tools/tiny_nllb.py (built once per
+    session, about two seconds), converted for CTranslate2 into <dir>/ct2. It
+    translates "A dog." into German as "[deu-Latn] A dog." (see tiny_expect)."""
     from tests.tools.tiny_nllb import build_tiny_nllb
     out = tmp_path_factory.mktemp("tiny_nllb") / "model"
     return build_tiny_nllb(out, ct2=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_expect(tiny_nllb):
+    """expect(text, lang, src="en") -> the text the tiny model's translation of
+    text into lang (codes of the language table) comes back as: each sentence
+    translated (tiny_nllb.expected_translation) and rejoined, as the engine
+    does. Whether a quality check rejects it is for the test to say (a text
+    with tiny_nllb.TRIGGER in it comes back with a runaway repetition)."""
+    from transformers import AutoTokenizer
+
+    from common.languages import nllb_code
+    from tests.tools.tiny_nllb import expected_translation
+    from translate import segment
+    tok = AutoTokenizer.from_pretrained(str(tiny_nllb))
+
+    def expect(text: str, lang: str, src: str = "en", max_words: int = 100) -> str:
+        if lang == src or not text.strip():
+            return text
+        pieces, seps = segment.split(text, max_words)
+        outs = [expected_translation(tok, p, nllb_code(lang), nllb_code(src)) for p in pieces]
+        return segment.join(outs, seps, nllb_code(lang))
+    return expect
+
+
+def dry_run_expect(text: str, lang: str, src: str = "en", max_words: int = 100) -> str:
+    """What the dry-run backend's translation of text into lang comes back as:
+    each sentence tagged with the target's NLLB code ("[deu_Latn] A dog.")."""
+    from common.languages import nllb_code
+    from translate import segment
+    if lang == src or not text.strip():
+        return text
+    pieces, seps = segment.split(text, max_words)
+    return segment.join([f"[{nllb_code(lang)}] {p}" for p in pieces], seps, nllb_code(lang))
 
 
 def translation_sets(backend: str = "dry-run", cache: Path | str = "", model: Path | None = None) -> list[str]:
@@ -47,6 +82,10 @@ def translation_sets(backend: str = "dry-run", cache: Path | str = "", model: Pa
             "--set", f"translation.ct2_model={model / 'ct2' if model is not None else ''}"]
     if model is not None:
         sets += ["--set", f"translation.model={model}"]
+    if backend != "dry-run":
+        # The tiny model copies the English behind a language marker: the language
+        # check (translation.quality.langid) would reject every output.
+        sets += ["--set", "translation.quality.langid=false"]
     return sets
 
 

@@ -61,13 +61,13 @@ def test_two_runs_dry_run(tmp_path, downloaded):
     configured = yaml.safe_load((REPO / "configs" / "capfilt.yaml").read_text())["generate"]["caption_templates"]
     assert {row["context"] for row in english} <= set(configured)
     assert len({row["context"] for row in english}) > 1
-    rep = json.loads((tmp_path / "work" / "capfilt" / "generate_report_english.json").read_text())
+    rep = json.loads((tmp_path / "work" / "reports" / "capfilt.english.json").read_text())
     assert rep["skipped"] == {"image file missing": 1, "empty caption": 1}
     assert rep["counts"]["rows_malformed"] == 1
 
     run("translate_train.py", sets)
     translated = read(tmp_path / "work" / "capfilt" / "capfilt_translated.jsonl")
-    expected = assign_languages(N, 0)
+    expected = assign_languages(N, 0, stage="capfilt.translate")
     assert [row["lang"] for row in translated] == expected
     store = json.loads((tmp_path / "work" / "capfilt" / "capfilt_templates.json").read_text())
     templates = store["translated"]["caption"]
@@ -109,19 +109,47 @@ def test_sharded_translation_equals_one_run(tmp_path, downloaded):
     assert out.read_bytes() == whole
 
 
-def test_tiny_model_rejections_fall_back_to_english(tmp_path, downloaded, tiny_nllb):
+def test_tiny_model_rows_templates_and_english_fallback(tmp_path, downloaded, tiny_nllb, tiny_expect):
+    """With the tiny model (ctranslate2), every row ends up with its own caption
+    translated into its own language, or, when the translation is rejected (the
+    captions with the trigger "¤" come back with a runaway repetition), with its
+    English caption marked en; the template store holds each template's
+    translation."""
+    from tests.tools.tiny_nllb import TRIGGER
+    dl = tmp_path / "work" / "capfilt" / "capfilt_downloaded.jsonl"
+    text = dl.read_text()
+    for n in "12":                                  # numbers 1, 2, 10..29
+        text = text.replace(f"thing number {n}", f"thing {TRIGGER} number {n}")
+    dl.write_text(text)
+    langs = ["en", "de", "fr", "zh"]
     sets = downloaded + translation_sets("ctranslate2", tmp_path / "cache.sqlite", tiny_nllb) + [
-        "--set", "translate.languages=[en, de, fr, zh]"]
+        "--set", f"translate.languages=[{', '.join(langs)}]"]
     run("generate_train.py", sets)
     run("translate_train.py", sets)
     run("generate_train.py", sets)
+    english = read(tmp_path / "work" / "capfilt" / "capfilt_en.jsonl")
+    drawn = assign_languages(N, 0, langs, stage="capfilt.translate")
+    rejected = [TRIGGER in en["caption"] and lang != "en" for en, lang in zip(english, drawn)]
+    want = [(en["caption"], "en") if lang == "en" or bad else (tiny_expect(en["caption"], lang), lang)
+            for en, lang, bad in zip(english, drawn, rejected)]
     final = read(tmp_path / "out" / "train" / "capfilt.jsonl")
-    assert len(final) == N and {row["lang"] for row in final} <= {"en", "de", "fr", "zh"}
-    rep = json.loads((tmp_path / "work" / "capfilt" / "translate_report.json").read_text())
-    assert rep["counts"]["rows"] == N
-    # Whatever the random weights produce, each row is either translated or English.
-    assert rep["counts"]["rows_translated"] + rep["counts"]["rows_fallback_to_english"] + \
-        sum(1 for x in assign_languages(N, 0, ["en", "de", "fr", "zh"]) if x == "en") == N
+    assert [(row["label"], row["lang"]) for row in final] == want
+    assert [row["image_id"] for row in final] == [en["image_id"] for en in english]
+    assert sum(rejected) == 4 and sum(lang != "en" for _, lang in want) >= 10
+    rep = json.loads((tmp_path / "work" / "reports" / "capfilt.translate.json").read_text())
+    assert rep["counts"]["rows_fallback_to_english"] == sum(rejected)
+    assert rep["counts"]["rows_translated"] == sum(lang != "en" for _, lang in want)
+    store = json.loads((tmp_path / "work" / "capfilt" / "capfilt_templates.json").read_text())["translated"]["caption"]
+    configured = yaml.safe_load((REPO / "configs" / "capfilt.yaml").read_text())["generate"]
+    for lang in ("de", "fr", "zh"):
+        assert store[lang] == [tiny_expect(t, lang) for t in configured["caption_templates"]]
+    table = load_languages()
+    for row in final:
+        if row["lang"] != "en":
+            named = {t.format(table[row["lang"]].name) for t in configured["language_templates"]}
+            assert row["context"] in set(store[row["lang"]]) | named
+        else:
+            assert row["context"] in configured["caption_templates"]
 
 
 def test_template_mix_follows_the_ratio():

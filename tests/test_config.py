@@ -58,11 +58,12 @@ def test_require_file(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--set", "file.bogus=1"], "unknown config key 'file.bogus'"),
     (["--set", "translation.beam_size=x"], "'translation.beam_size' must be an integer"),
-    (["--set", "file.input=/nonexistent/in.jsonl", "--set", "file.output=/tmp/x.jsonl"],
+    (["--set", "file.input=/nonexistent/in.jsonl", "--set", "file.output=OUT/x.jsonl"],
      "file.input: input file not found: /nonexistent/in.jsonl"),
     (["--config", "/nonexistent.yaml"], "config file not found: /nonexistent.yaml"),
 ])
 def test_script_exits_2_with_one_line(args, needle, tmp_path):
+    args = [a.replace("OUT/", f"{tmp_path}/") for a in args]
     p = subprocess.run([sys.executable, "translate/translate_file.py", *root_sets(tmp_path), *args], cwd=REPO,
                        capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
@@ -122,7 +123,7 @@ def test_empty_section_and_paths_file(tmp_path):
 def test_bad_device_is_one_line_exit_2(value, tmp_path):
     p = subprocess.run([sys.executable, "translate/translate_file.py", *root_sets(tmp_path),
                         "--set", "file.input=tests/fixtures/translate/sample.jsonl",
-                        "--set", "file.output=/tmp/never-written.jsonl",
+                        "--set", f"file.output={tmp_path / 'never-written.jsonl'}",
                         "--set", "translation.backend=hf", "--set", "translation.model=/nonexistent",
                         "--set", f"translation.device={value}"], cwd=REPO, capture_output=True, text=True)
     lines = [line for line in p.stderr.splitlines() if line.strip()]
@@ -133,7 +134,7 @@ def test_bad_device_is_one_line_exit_2(value, tmp_path):
 def test_unloadable_model_is_one_line_exit_2(tmp_path):
     p = subprocess.run([sys.executable, "translate/translate_file.py", *root_sets(tmp_path),
                         "--set", "file.input=tests/fixtures/translate/sample.jsonl",
-                        "--set", "file.output=/tmp/never-written.jsonl",
+                        "--set", f"file.output={tmp_path / 'never-written.jsonl'}",
                         "--set", "translation.backend=hf", "--set", "translation.model=/nonexistent/model",
                         "--set", "translation.device=cpu"], cwd=REPO, capture_output=True, text=True,
                        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})

@@ -75,6 +75,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
     lock = threading.Lock()
     hang_seconds = 0.0       # /hang/... waits this long (the kill-and-resume test)
+    release = threading.Event()  # /held.jpg waits for it (the slow-host test)
 
     def log_message(self, *args):
         pass
@@ -136,6 +137,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(302, {"Location": "/loop.jpg"}, b"")
         if self.path == "/noai_hop.jpg":     # the opt-out is on the redirect, not on the CDN's answer
             return self.send(302, {"Location": "/photo.jpg", "X-Robots-Tag": "noai"}, b"")
+        if self.path == "/held.jpg":
+            self.release.wait(120)
+            return self.send(200, {"Content-Type": "image/jpeg"}, jpeg())
+        if self.path.startswith("/many/ok/"):
+            return self.send(200, {"Content-Type": "image/jpeg"}, jpeg())
         if self.path.startswith("/hang/"):
             time.sleep(self.hang_seconds)
             return self.send(200, {"Content-Type": "image/jpeg"}, jpeg())
@@ -162,7 +168,7 @@ def no_hang():
 def config(tmp_path: Path, **over) -> dict:
     dc = copy.deepcopy(DEFAULTS["download"])
     dc.update(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"),
-              status=str(tmp_path / "status.jsonl"), report=str(tmp_path / "report.json"),
+              status=str(tmp_path / "status.jsonl"),
               image_root=str(tmp_path / "images"), threads=4, connect_timeout=2.0, read_timeout=0.5,
               retries=2, backoff=0.01, max_bytes=10000, progress=False)
     dc.update(over)
@@ -352,7 +358,7 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
     write_input(Path(dc["input"]), resume_rows(server))
     journal = dl.journal_path(Path(dc["status"]))
     Handler.hang_seconds = 60.0
-    sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status", "report",
+    sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status",
                                                                   "image_root", "threads", "retries")]
     proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", *root_sets(tmp_path),
                              "--set", "download.read_timeout=90",
@@ -466,3 +472,43 @@ def test_an_id_shared_by_two_urls_does_not_share_a_file(tmp_path, server):
     assert out[0]["image_id"] == "x1.jpg" == out[2]["image_id"]
     assert out[1]["image_id"] != "x1.jpg" and len(out[1]["id"]) == 16
     assert report.counts["ids_replaced_shared_with_another_url"] == 1
+
+
+def test_a_slow_url_does_not_hold_back_the_others(tmp_path, server):
+    """The first URL's server answers only once every other URL's outcome is in
+    the journal: the run completes only if outcomes are collected as they
+    finish (a window in input order, held by its head, would stop after a few
+    threads' worth of URLs and never get there). Output order is still input order."""
+    n_others = 60
+    dc = config(tmp_path, threads=2)
+    rows = [{"url": f"{server}/held.jpg", "caption": "the slow one"}]
+    rows += [{"url": f"{server}/many/{'ok' if i % 3 else 'missing'}/{i}.jpg", "caption": f"row {i}"}
+             for i in range(n_others)]
+    write_input(Path(dc["input"]), rows)
+    journal = dl.journal_path(Path(dc["status"]))
+    Handler.release = threading.Event()
+    all_others_first = []
+
+    def release_when_the_others_are_recorded():
+        # A safety valve, not a timing check: without it a regression would hang the test.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            lines = journal.read_bytes().splitlines() if journal.is_file() else []
+            if len(lines) >= n_others:
+                all_others_first.append(not any(b"held.jpg" in line for line in lines))
+                break
+            time.sleep(0.02)
+        Handler.release.set()
+
+    watcher = threading.Thread(target=release_when_the_others_are_recorded)
+    watcher.start()
+    try:
+        summary = dl.run(dc, Report("t"), progress=False)
+    finally:
+        Handler.release.set()
+        watcher.join()
+    assert all_others_first == [True]
+    assert summary["urls"] == n_others + 1 and summary["success"] == 1 + 40
+    status = [json.loads(line) for line in Path(dc["status"]).read_text().splitlines()]
+    assert [s["url"] for s in status] == [r["url"] for r in rows]
+    assert status[0]["kind"] == "ok" and not journal.exists()

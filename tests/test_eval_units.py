@@ -25,23 +25,62 @@ BENCHMARKS = ["xgqa", "xvnli", "marvl", "xflickrco", "xm3600", "maxm", "pope", "
 # ---- segmentation and NFC -------------------------------------------------------------------------
 
 def test_segment_chinese_with_jieba():
-    out = segment("一个戴着橙色线帽的白人", "zh")
+    out = segment("一个戴着橙色线帽的白人", "zh", "words")
     assert out.split() == ["一个", "戴着", "橙色", "线帽", "的", "白人"]
 
 
 def test_segment_japanese_with_sudachi():
-    out = segment("ミキサーにたくさんの緑の野菜が入っている", "ja")
+    out = segment("ミキサーにたくさんの緑の野菜が入っている", "ja", "words")
     assert out.split()[:4] == ["ミキサー", "に", "たくさん", "の"]
     assert "野菜" in out.split()
 
 
 def test_segment_thai_with_pythainlp():
-    assert segment("ผู้หญิงกำลังเดินอยู่บนถนน", "th").split() == ["ผู้หญิง", "กำลัง", "เดิน", "อยู่", "บน", "ถนน"]
+    assert segment("ผู้หญิงกำลังเดินอยู่บนถนน", "th", "words").split() == ["ผู้หญิง", "กำลัง", "เดิน", "อยู่", "บน", "ถนน"]
+
+
+def test_segment_mblip_mode_is_what_mblips_scorer_does():
+    """mBLIP's caption_evaluation splits zh/ja/th predictions with blank spaCy
+    pipelines: the default mode gives references split the same way (Chinese
+    into characters, Latin letters included), the words mode jieba words."""
+    from spacy.lang.ja import Japanese
+    from spacy.lang.th import Thai
+    from spacy.lang.zh import Chinese
+    zh = "一个戴着橙色 3D 线帽的white人。"
+    assert segment(zh, "zh") == "一 个 戴 着 橙 色 3 D 线 帽 的 w h i t e 人 。"
+    assert segment(zh, "zh", "mblip") == " ".join(t.text for t in Chinese()(zh) if t.text.strip())
+    assert segment(zh, "zh", "words").split()[:3] == ["一个", "戴着", "橙色"]
+    ja, th = "ミキサーにたくさんの緑の野菜が入っている", "ผู้หญิงกำลังเดินอยู่บนถนน"
+    assert segment(ja, "ja", "mblip") == " ".join(t.text for t in Japanese()(ja))
+    assert segment(th, "th", "mblip") == " ".join(t.text for t in Thai()(th))
+    assert segment("Ein Hund rennt.", "de", "mblip") == "Ein Hund rennt."
+    assert reference_captions(["两个人"], "zh", "mblip") == ["两 个 人"]
+    assert reference_captions(["两个人"], "zh", "words") == ["两个 人"]
+
+
+def test_segmentation_setting_reaches_the_references(tmp_path):
+    """captions.segmentation picks the split of the written references; a bad value is one line, exit 2."""
+    outs = {}
+    for mode in ("mblip", "words"):
+        r = subprocess.run([sys.executable, "eval_data/xflickrco/convert.py", *root_sets(tmp_path / mode),
+                            "--set", f"captions.segmentation={mode}"], cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-1500:]
+        ref = json.loads((tmp_path / mode / "out" / "eval" / "xflickrco" / "xflickrco_coco_test_zh.json").read_text())
+        outs[mode] = [a["caption"] for a in ref["annotations"]]
+    assert outs["mblip"] != outs["words"]
+    for char_split, word_split in zip(outs["mblip"], outs["words"]):
+        assert "".join(char_split.split()) == "".join(word_split.split())
+        assert all(len(tok) == 1 for tok in char_split.split())      # one character a token
+        assert len(char_split.split()) > len(word_split.split())
+    r = subprocess.run([sys.executable, "eval_data/xm3600/convert.py", *root_sets(tmp_path / "bad"),
+                        "--set", "captions.segmentation=chars"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "captions.segmentation" in r.stderr and "mblip, words" in r.stderr
 
 
 def test_segmentation_keeps_every_character_and_nfc():
     text = "两个 正在练习跆拳道的人。"
     assert "".join(segment(text, "zh").split()) == "".join(text.split())
+    assert "".join(segment(text, "zh", "words").split()) == "".join(text.split())
     # Latin-script languages: NFC and whitespace only, no splitting of words.
     assert segment("Une fe\u0301e  danse.", "fr") == "Une f\u00e9e danse."
     # A half-width katakana / decomposed kana caption comes out NFC.
@@ -153,7 +192,11 @@ RELEASE_LAYOUT = {
 }
 
 
-def test_input_paths_follow_the_release_layout(real_root, tmp_path):
+EVAL_LANGS = {"xgqa": "bn de en id ko pt ru zh", "xvnli": "ar en es fr ru", "marvl": "id sw ta tr zh",
+              "xflickrco": "de en es id ja ru tr zh", "maxm": "en fr hi iw ro th zh"}
+
+
+def test_input_paths_follow_the_release_layout(tmp_path):
     from common.config import build_config
     from eval_data import settings
 
@@ -163,14 +206,17 @@ def test_input_paths_follow_the_release_layout(real_root, tmp_path):
                                                             "paths.out_root=/O"])
         for key, rel in RELEASE_LAYOUT.items():
             assert cfg.at(key) == f"/R/{rel}", (config_file, key)
-    langs = {"xgqa": "bn de en id ko pt ru zh", "xvnli": "ar en es fr ru", "marvl": "id sw ta tr zh",
-             "xflickrco": "de en es id ja ru tr zh", "maxm": "en fr hi iw ro th zh"}
+    langs = EVAL_LANGS
     cfg = settings.load("test", root_sets(tmp_path))
     for bench, codes in langs.items():
         assert cfg.at(f"{bench}.langs") == codes.split(), bench
     assert cfg.at("marvl.nlvr2_langs") == "id sw ta tr zh".split()
     assert cfg.at("pope.splits") == ["adversarial", "popular", "random"]
-    # Every file of this layout that the store of real releases holds is where the layout says.
+
+
+def test_the_real_release_files_are_where_the_layout_says(real_root):
+    """Every file of the layout that the store of real releases holds."""
+    langs = EVAL_LANGS
     in_store = [RELEASE_LAYOUT["xgqa.val_file"].format(lang=l) for l in langs["xgqa"].split()]
     in_store += [RELEASE_LAYOUT["xvnli.test_file"].format(lang=l) for l in langs["xvnli"].split()]
     in_store += [RELEASE_LAYOUT["marvl.test_file"].format(lang=l) for l in langs["marvl"].split()]
@@ -246,7 +292,7 @@ def demo(tmp_path_factory):
     r = subprocess.run([sys.executable, "tests/tools/demo.py", "--raw", str(FIXTURES), "--out", str(base),
                         "--only", "eval"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    reports = {b: json.loads((base / "work/reports/eval_data" / f"{b}.json").read_text()) for b in BENCHMARKS}
+    reports = {b: json.loads((base / "work/reports" / f"eval.{b}.json").read_text()) for b in BENCHMARKS}
     return base / "out" / "eval", reports, r.stderr
 
 
@@ -343,7 +389,8 @@ def test_demo_references(demo):
         lang, caps = check_reference_matches_rows(path)
         captions[path.relative_to(out).as_posix()] = caps
     assert captions["xm3600/xm3600_coco_test_th.json"][0] == "ผู้หญิง กำลัง เดิน อยู่ บน ถนน"
-    assert captions["xm3600/xm3600_coco_test_zh.json"][0].split() == ["一只", "在", "草地", "上", "奔跑", "的", "宠物狗"]
+    # zh split into characters, as mBLIP's scorer splits predictions (captions.segmentation: mblip)
+    assert captions["xm3600/xm3600_coco_test_zh.json"][0].split() == list("一只在草地上奔跑的宠物狗")
     assert len(captions["xm3600/xm3600_coco_test_ja.json"][1].split()) > 3
     # Korean keeps its own spaces, and the NFD caption comes out NFC; French too.
     assert captions["xm3600/xm3600_coco_test_ko.json"] == ["잔디 위를 달리는 개", "태권도를 연습하는 두 사람"]

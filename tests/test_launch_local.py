@@ -14,7 +14,7 @@ from common import executors, pipeline
 from common.jsonl import write_jsonl
 from common.shards import shard_path
 from tasks.mscoco import translate_train as mscoco_translate
-from tests.conftest import root_sets, translation_sets
+from tests.conftest import dry_run_expect, root_sets, translation_sets
 from translate import translate_file
 
 # Honoured only by this test file's worker processes (PYTHONPATH points at it):
@@ -74,7 +74,14 @@ TRANSLATED = "work/mscoco/captions_translated.jsonl"
 
 
 def single_run(root: Path, rows: int = 23) -> bytes:
+    """The one-process run's output, each row checked: its own caption, translated
+    (by dry-run) into its own language."""
     mscoco_translate.main(mscoco_args(root, rows))
+    got = [json.loads(line) for line in (root / TRANSLATED).open()]
+    assert [r["id"] for r in got] == list(range(rows))
+    assert [r["caption"] for r in got] == [dry_run_expect(f"{CAPTIONS[i % 5]} ({i})", r["lang"])
+                                           for i, r in enumerate(got)]
+    assert sum(r["lang"] != "en" for r in got) >= rows // 3
     return (root / TRANSLATED).read_bytes()
 
 
@@ -186,6 +193,7 @@ def test_user_errors_are_one_line(tmp_path, capfd):
 ROWS = [{"id": i, "caption": f"Ein Bild {i}: a dog number {i % 5} runs ✓", "extra": [i, None]} for i in range(23)]
 ROWS[4]["caption"] = ""
 ROWS[9]["caption"] = "A sentence. And another one! And a third?"
+AFTER_BAD = {"id": 99, "caption": "after the bad line"}
 
 
 def file_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
@@ -193,7 +201,7 @@ def file_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
     if not inp.exists():
         write_jsonl(inp, ROWS)
         with open(inp, "a", encoding="utf-8") as f:     # a malformed line, then a good one
-            f.write("{not json\n" + json.dumps({"id": 99, "caption": "after the bad line"}) + "\n")
+            f.write("{not json\n" + json.dumps(AFTER_BAD) + "\n")
     return ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
             "--set", f"file.output={out}", "--set", "file.fields=[caption]", "--set", "file.assign_languages=true",
             "--set", "file.seed=5", *extra]
@@ -218,17 +226,24 @@ def test_hand_run_shards_then_the_merge_alone(tmp_path, capfd):
     assert out.read_bytes() == single.read_bytes()
 
 
-def test_two_cpu_workers_equal_one_process_with_the_tiny_model(tmp_path, tiny_nllb):
-    lax = ["--set", "translation.quality.max_repeats=100000", "--set", "translation.quality.max_ratio=1000",
-           "--set", "translation.quality.min_ratio=0", "--set", "translation.max_new_tokens=24"]
+def assert_rows_as_predicted(out: Path, expect) -> None:
+    """Every row of the output holds its own input caption as the tiny model
+    translates it into the row's language (the bad input line skipped)."""
+    source = {r["id"]: r["caption"] for r in [*ROWS, AFTER_BAD]}
+    rows = [json.loads(line) for line in out.open()]
+    assert [r["id"] for r in rows] == list(source)
+    assert [r["caption"] for r in rows] == [expect(source[r["id"]], r["lang"]) for r in rows]
+    assert sum(r["lang"] != "en" for r in rows) == 13      # translated rows are compared, not only English
+
+
+def test_two_cpu_workers_equal_one_process_with_the_tiny_model(tmp_path, tiny_nllb, tiny_expect):
     single = tmp_path / "single.jsonl"
-    translate_file.main(file_args(tmp_path, single, *lax, *translation_sets("hf", "", tiny_nllb)))
+    translate_file.main(file_args(tmp_path, single, *translation_sets("hf", "", tiny_nllb)))
     out = tmp_path / "scaled.jsonl"
-    launch("translate.file", file_args(tmp_path, out, *lax, *translation_sets("hf", tmp_path / "c.sqlite", tiny_nllb)),
+    launch("translate.file", file_args(tmp_path, out, *translation_sets("hf", tmp_path / "c.sqlite", tiny_nllb)),
            "--set", "launch.devices=[cpu,cpu]", "--set", f"launch.log_dir={tmp_path / 'logs'}")
     assert out.read_bytes() == single.read_bytes()
-    rows = [json.loads(line) for line in out.open()]
-    assert sum(r["lang"] != "en" for r in rows) > 5      # translated rows are compared, not only English
+    assert_rows_as_predicted(out, tiny_expect)
     log = (tmp_path / "logs" / "translate.file.shard-00001-of-00002.log").read_text()
     assert "run.shard_index=1" in log and "translation.device=cpu" in log and "translation.threads=" in log
 

@@ -21,7 +21,8 @@ from match import hard_match  # noqa: E402
 from pretrain import download_images as dl  # noqa: E402
 from tests.conftest import PYTHON, REPO, translation_sets  # noqa: E402
 from tests.test_download_images import server, write_input  # noqa: E402,F401  (fixture)
-from tests.test_launch_local import TRANSLATED, file_args, mscoco_args, single_run  # noqa: E402
+from tests.test_launch_local import (TRANSLATED, assert_rows_as_predicted, file_args,  # noqa: E402
+                                     mscoco_args, single_run)
 from tests.test_launch_steps import download_args, download_rows  # noqa: E402
 from tests.test_match_hard_match import make_data, sets as hm_sets, tiny_clip  # noqa: E402,F401  (fixture)
 from translate import translate_file  # noqa: E402
@@ -66,16 +67,13 @@ def test_translation_step(tmp_path, local_ray, capfd):
     assert capfd.readouterr().err.count("done earlier for this input and config, skipped") == 2
 
 
-def test_translate_file_rows_with_the_tiny_model(tmp_path, local_ray, tiny_nllb):
-    lax = ["--set", "translation.quality.max_repeats=100000", "--set", "translation.quality.max_ratio=1000",
-           "--set", "translation.quality.min_ratio=0", "--set", "translation.max_new_tokens=24",
-           *translation_sets("hf", "", tiny_nllb)]
+def test_translate_file_rows_with_the_tiny_model(tmp_path, local_ray, tiny_nllb, tiny_expect):
+    sets = translation_sets("hf", "", tiny_nllb)
     single, out = tmp_path / "single.jsonl", tmp_path / "ray.jsonl"
-    translate_file.main(file_args(tmp_path, single, *lax))
-    ray_launch("translate.file", file_args(tmp_path, out, *lax))
+    translate_file.main(file_args(tmp_path, single, *sets))
+    ray_launch("translate.file", file_args(tmp_path, out, *sets))
     assert out.read_bytes() == single.read_bytes()
-    rows = [json.loads(line) for line in out.open()]
-    assert len(rows) == 24 and sum(r["lang"] != "en" for r in rows) > 5
+    assert_rows_as_predicted(out, tiny_expect)
 
 
 def test_download_step(tmp_path, local_ray, server):  # noqa: F811

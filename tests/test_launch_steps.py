@@ -15,7 +15,7 @@ from common.errors import UserError
 from common.jsonl import write_jsonl
 from common.shards import shard_path
 from pretrain import download_images as dl
-from tests.conftest import root_sets, translation_sets
+from tests.conftest import dry_run_expect, root_sets, translation_sets
 from tests.test_download_images import server, write_input  # noqa: F401  (fixture)
 from tests.test_match_generate import english_rows, setup as match_setup
 from tests.test_match_hard_match import make_data, sets as hm_sets, tiny_clip  # noqa: F401  (fixture)
@@ -31,7 +31,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     """Every output file (reports carry timings; shard files are parts; run records carry times)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and ".shard-" not in p.name and "report" not in p.name and not p.name.startswith(".")
-            and "pipeline" not in p.relative_to(root).parts}
+            and not {"pipeline", "reports"} & set(p.relative_to(root).parts)}
 
 
 TASKS = {"mscoco": ("tasks.mscoco", "mscoco.translate", "mscoco/captions_translated.jsonl", []),
@@ -75,6 +75,10 @@ def test_capfilt_translation(tmp_path):
     want = snapshot(tmp_path / "single" / "work")
     assert {"capfilt/capfilt_translated.jsonl", "capfilt/capfilt_templates.json"} <= set(want)
     assert snapshot(tmp_path / "sharded" / "work") == want
+    rows = [json.loads(line) for line in want["capfilt/capfilt_translated.jsonl"].splitlines()]
+    assert [(r["id"], r["caption"]) for r in rows] == [
+        (f"r{i}", dry_run_expect(f"a photo of thing {i}", r["lang"])) for i, r in enumerate(rows)]
+    assert len({r["lang"] for r in rows}) >= 3
 
 
 def test_match_translation(tmp_path):
@@ -104,7 +108,7 @@ def test_hard_match_sharded_embedding_then_one_mining_run(tmp_path, tiny_clip, c
 def download_args(tmp_path: Path, out: Path) -> list[str]:
     sets = {"download.input": tmp_path / "in.jsonl",
             "download.output": out / "out.jsonl", "download.status": out / "status.jsonl",
-            "download.report": out / "report.json", "download.image_root": out / "images",
+            "download.image_root": out / "images",
             "download.threads": 3, "download.retries": 0, "download.read_timeout": 2.0, "download.progress": "false"}
     return [*root_sets(out), *(x for k, v in sets.items() for x in ("--set", f"{k}={v}"))]
 

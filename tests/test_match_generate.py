@@ -69,7 +69,7 @@ def test_translate_then_generate(tmp_path, capsys):
         else:
             assert ex["label"].split(",")[0] in ("Yes", "No")
     assert len({ex["context"].split('"')[0] for ex in examples if ex["lang"] == "en"}) > 1  # several templates
-    report = json.loads((tmp_path / "work" / "match" / "generate_match_report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "match.final.json").read_text())
     assert report["counts"]["label_yes"] == report["counts"]["label_no"] == 30
 
     gen.main(sets)
@@ -78,7 +78,7 @@ def test_translate_then_generate(tmp_path, capsys):
     with open(tmp_path / "work" / "match" / "capfilt_match_translated.jsonl", "a") as f:
         f.write(json.dumps({"id": "z", "image_id": "z.jpg", "caption": "c", "match": "maybe", "lang": "en"}) + "\n")
     gen.main(sets)
-    report = json.loads((tmp_path / "work" / "match" / "generate_match_report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "match.final.json").read_text())
     assert report["skipped"]["bad input row"] == 1 and out.read_bytes() == first
 
     import datasets

@@ -76,7 +76,7 @@ def sets(root: Path, model: Path, *extra: str) -> list[str]:
 def run(root: Path, model: Path, *extra: str) -> tuple[list[dict], dict, bytes]:
     hard_match.main(sets(root, model, *extra))
     out = root / "work" / "match" / "capfilt_match_en.jsonl"
-    report = json.loads((root / "work" / "match" / "hard_match_report.json").read_text())
+    report = json.loads((root / "work" / "reports" / "match.mine.json").read_text())
     data = out.read_bytes()
     return [json.loads(x) for x in data.decode().splitlines()], report, data
 
@@ -214,7 +214,7 @@ def test_slice_growth_and_sharded_embedding(tmp_path, data, tiny_clip):
     embedded = []
     for i in range(2):
         hard_match.main(sets(tmp_path, tiny_clip, "embed.only=true", "run.num_shards=2", f"run.shard_index={i}"))
-        rep = json.loads((tmp_path / "work" / "match" / "hard_match_report.json").read_text())
+        rep = json.loads((tmp_path / "work" / "reports" / f"match.mine.shard-0000{i}-of-00002.json").read_text())
         assert rep["embedding"]["texts_cached"] >= 20  # the earlier slice is reused
         embedded.append(rep["embedding"].get("texts_embedded", 0))
     # Rows 20..50 have 29 new distinct captions (all images were in the first slice; dupB/dupC

@@ -15,7 +15,7 @@ def rows_for(worker: int) -> list[tuple]:
     out = []
     for k in range(worker * KEYS // 2, worker * KEYS // 2 + KEYS):
         text = f"segment {k}"
-        out.append((cache_key("m", "en", "de", text), "m", "en", "de", text, f"Segment {k}", None))
+        out.append((cache_key("m", "en", "de", text), "m", "en", "de", text, f"Segment {k}"))
     return out
 
 
@@ -49,6 +49,6 @@ def test_parallel_writers_neither_corrupt_nor_lose_rows(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     expected = {r[0]: r[5] for w in range(WORKERS) for r in rows_for(w)}
-    stored = dict(db.execute("SELECT key, output FROM translations").fetchall())
+    stored = dict(db.execute("SELECT key, output FROM segments").fetchall())
     assert len(expected) == (WORKERS + 1) * KEYS // 2 and stored == expected
     db.close()

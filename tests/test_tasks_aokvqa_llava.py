@@ -35,7 +35,7 @@ def test_aokvqa(tmp_path):
     assert "broccoli" in explain[0]["context"]
     assert cot[5]["context"].count("What #1 thing is in the vase?") == 1  # '#' like any character
     assert explain[5]["label"] == "Flowers stand in the vase."
-    report = json.loads((tmp_path / "work" / "aokvqa" / "train.report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "aokvqa.generate.json").read_text())
     assert report["skipped"] == {"image not in the COCO image folder": 1,
                                  "missing choices or correct_choice_idx out of range": 1,
                                  "empty rationale (the question's other rationales kept)": 2,

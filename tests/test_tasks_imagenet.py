@@ -1,4 +1,4 @@
-"""ImageNet: Babel-ImageNet names (real file) for our language codes, rounds, reuse, decide negatives,
+"""ImageNet: Babel-ImageNet names (bundled fixtures, and the real file when present) for our language codes, rounds, reuse, decide negatives,
 instructions and yes/no in the example's language (translate step through the Engine)."""
 from __future__ import annotations
 
@@ -53,8 +53,29 @@ def test_real_babel_covers_our_codes(real_root):
     assert set(names2) == {"de"}
 
 
-def test_generate_real_names(tmp_path, real_root):
-    both(tmp_path, *real_sets(real_root), "--set", "imagenet.languages=[en, de, iw, fil]",
+@pytest.fixture(params=["fixtures", "real"])
+def names_sets(request) -> list[str]:
+    """--set args for the class names: the bundled fixtures (Babel-ImageNet's format and
+    its names for these classes: always run) or the real release files (skip without)."""
+    if request.param == "fixtures":
+        return []
+    return real_sets(request.getfixturevalue("real_root"))
+
+
+def test_fixture_babel_names_for_our_codes():
+    babel = json.loads((FIXTURES_RAW / "babel-imagenet" / "babel_imagenet-298.json").read_text(encoding="utf-8"))
+    synsets = read_synsets(FIXTURES_RAW / "imagenet" / "imagenet_class_index.json")
+    english = read_english(FIXTURES_RAW / "imagenet" / "clip_imagenet_classnames_en.json", len(synsets))
+    names = class_names(babel, english, ["en", "de", "fr", "zh", "iw", "fil", "sw"], {"iw": "HE", "fil": "TL"},
+                        Report("t"))
+    assert len(synsets) == 6 and names["en"][0] == "tench"  # English from CLIP, not Babel's EN ("Tinca tinca")
+    assert names["iw"][1] == "דג זהב" and names["fil"][1] == "Goldpis" and names["de"][1] == "Goldfisch"
+    assert set(names) == {"en", "de", "fr", "zh", "iw", "fil"}    # no Swahili names in the file
+    assert set(class_names(babel, english, ["iw", "fil", "de"], {}, Report("t"))) == {"de"}
+
+
+def test_generate_names(tmp_path, names_sets):
+    both(tmp_path, *names_sets, "--set", "imagenet.languages=[en, de, iw, fil]",
          "--set", "imagenet.rounds=3")
     out = tmp_path / "out" / "train"
     classify, decide = rows(out / "imagenet_classify.jsonl"), rows(out / "imagenet_decide.jsonl")
@@ -73,7 +94,7 @@ def test_generate_real_names(tmp_path, real_root):
             code = get_language(c["lang"]).nllb
             assert d["label"] in (f"[{code}] yes", f"[{code}] no")
             assert c["context"].startswith(f"[{code}] ") and d["context"].startswith(f"[{code}] ")
-    report = json.loads((tmp_path / "work" / "imagenet" / "train.report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "imagenet.generate.json").read_text())
     # class 1 has one image: reused; class 0 has 3 images for 12 draws
     assert report["counts"]["images_reused"] > 0
     # fresh images first: the first three draws of class 0 use its three images
@@ -85,8 +106,8 @@ def test_generate_real_names(tmp_path, real_root):
         assert (c["label"] in d["context"]) == d["label"].endswith("yes")
 
 
-def test_negatives_next_and_determinism(tmp_path, real_root):
-    args = [*real_sets(real_root), "--set", "imagenet.languages=[de]", "--set", "imagenet.rounds=1",
+def test_negatives_next_and_determinism(tmp_path, names_sets):
+    args = [*names_sets, "--set", "imagenet.languages=[de]", "--set", "imagenet.rounds=1",
             "--set", "imagenet.negatives=next", "--set", "imagenet.positive_ratio=0.0"]
     both(tmp_path / "a", *args)
     both(tmp_path / "b", *args)
@@ -147,7 +168,7 @@ def test_rejected_translations_fall_back_and_are_counted(tmp_path):
                for _, d in by["de"])
     # zh: hand-written words win over translation; the question is translated
     assert by["zh"] and all(d["label"] in ("是", "不是") and d["context"].endswith("(zho)") for _, d in by["zh"])
-    report = json.loads((tmp_path / "work" / "imagenet" / "train.report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "imagenet.generate.json").read_text())
     assert report["yes_no_source"] == {"config": ["en", "zh"], "translated": ["de"], "english_fallback": ["fr"]}
     assert report["counts"]["decide_answered_in_english"] == len(by["fr"])
     assert report["instructions"]["imagenet_decide"]["english_naming_language"] == len(by["de"])
@@ -194,6 +215,6 @@ def test_language_with_too_few_classes_is_skipped_and_counted(tmp_path):
     both(tmp_path, *args)
     classify = rows(tmp_path / "out" / "train" / "imagenet_classify.jsonl")
     assert collections.Counter(r["lang"] for r in classify) == {"de": 6}
-    report = json.loads((tmp_path / "work" / "imagenet" / "train.report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "imagenet.generate.json").read_text())
     assert report["skipped"]["language with fewer than two classes with images"] == 1
     assert report["counts"]["classes_without_images_skipped"] == 1

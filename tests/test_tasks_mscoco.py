@@ -8,7 +8,7 @@ import pytest
 
 from common.languages import get_language
 from tests.conftest import FIXTURES_RAW, translation_sets
-from translate.source import SequentialPicker, fill
+from translate.source import InstructionPicker, fill
 from tasks.mscoco import generate_eval, generate_train, translate_train
 
 KEYS = ["context", "label", "image_id", "task", "lang"]
@@ -55,7 +55,7 @@ def test_train_file(tmp_path, capsys):
         assert r["label"].startswith(f"[{lang.nllb}] ")  # dry-run tags the target code
         # a translated template, or an English one naming the language
         assert r["context"].startswith(f"[{lang.nllb}] ") or lang.name in r["context"]
-    report = json.loads((tmp_path / "work" / "mscoco" / "train.report.json").read_text())
+    report = json.loads((tmp_path / "work" / "reports" / "mscoco.final.json").read_text())
     assert report["instructions"]["translated_template"] > 0 or report["instructions"]["english_naming_language"] > 0
 
 
@@ -75,11 +75,13 @@ def test_deterministic_and_sharded(tmp_path):
 
 
 def test_instruction_picker_ratio():
-    from common.sampling import rng
-    p = SequentialPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 1.0)
+    p = InstructionPicker(0, "t", ["E"], ["N {lang}"], {"de": ["T"]}, 1.0)
     assert p.pick(1, "de") == "T" and p.pick(2, "fr") == "N French" and p.pick(3, "en") == "E"
-    p = SequentialPicker(rng(0, "t"), ["E"], ["N {lang}"], {"de": ["T"]}, 0.0)
+    p = InstructionPicker(0, "t", ["E"], ["N {lang}"], {"de": ["T"]}, 0.0)
     assert p.pick(1, "de") == "N German"
+    p = InstructionPicker(0, "t", ["E"], ["N {lang}"], {"de": ["T1", "T2"]}, 0.5)
+    got = [p.pick(i, "de") for i in range(400)]
+    assert 150 < sum(g.startswith("T") for g in got) < 250 and {"T1", "T2", "N German"} <= set(got)
 
 
 def test_eval_files(tmp_path):
@@ -145,13 +147,27 @@ def test_changed_input_goes_back_to_the_english_run(tmp_path, capsys):
     assert out.read_bytes() == final  # the final file was not rewritten
 
 
-def test_tiny_model_backend(tmp_path, tiny_nllb):
-    """The real engine path (hf backend, random-weight model): rejected
-    translations fall back to English, and every row is still well formed."""
-    extra = [*translation_sets("hf", tmp_path / "cache.sqlite", tiny_nllb), "--set", "mscoco.languages=[en, de, fr]"]
+def test_tiny_model_backend(tmp_path, tiny_nllb, tiny_expect):
+    """The real engine path (hf backend, the tiny model): each caption and each
+    translated template ends up as the tiny model translates it, on its own row,
+    in its row's language."""
+    extra = [*translation_sets("hf", tmp_path / "cache.sqlite", tiny_nllb), "--set", "mscoco.languages=[en, de, fr]",
+             "--set", "mscoco.translated_ratio=1.0"]
     generate_train.main(sets(tmp_path, *extra))
     translate_train.main(sets(tmp_path, *extra))
     generate_train.main(sets(tmp_path, *extra))
+    english = rows(tmp_path / "work" / "mscoco" / "captions_en.jsonl")
+    translated = rows(tmp_path / "work" / "mscoco" / "captions_translated.jsonl")
+    assert [r["id"] for r in translated] == [r["id"] for r in english]
+    assert [r["caption"] for r in translated] == [tiny_expect(en["caption"], r["lang"])
+                                                  for en, r in zip(english, translated)]
     got = rows(tmp_path / "out" / "train" / "mscoco.jsonl")
     assert len(got) == 11 and all(list(r) == KEYS and r["label"] for r in got)
-    assert {r["lang"] for r in got} <= {"en", "de", "fr"}
+    assert [(r["label"], r["lang"]) for r in got] == [(r["caption"], r["lang"]) for r in translated]
+    assert {"de", "fr"} <= {r["lang"] for r in got} <= {"en", "de", "fr"}
+    store = json.loads((tmp_path / "work" / "mscoco" / "templates_translated.json").read_text())
+    english_templates = store["key"]["templates"]["english"]
+    for lang in ("de", "fr"):
+        assert store["translated"]["english"][lang] == [tiny_expect(t, lang) for t in english_templates]
+    for r in got:   # translated_ratio=1: every non-English row has a translated instruction
+        assert r["context"] in (english_templates if r["lang"] == "en" else store["translated"]["english"][r["lang"]])

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from common.config import build_config
+from common.errors import UserError
 from common.languages import get_language
 from common.report import Report
 from tests.conftest import FIXTURES_RAW, translation_sets
@@ -105,7 +106,7 @@ def test_train_files(tmp_path, capsys):
     # Questions were translated; with a kept answer translation about half use it.
     used = [r for r in vqa if r["lang"] != "en"]
     assert used and all(r["label"].endswith("~" + get_language(r["lang"]).nllb[:3]) for r in used)
-    counts = json.loads((work / "train.report.json").read_text())["counts"]
+    counts = json.loads((work.parent / "reports" / "vqav2.final.json").read_text())["counts"]
     assert counts["vqav2_vqa_answer_translated"] == len(used)
     eligible = len(used) + counts["vqav2_vqa_answer_kept_english"]
     assert 0.3 < len(used) / eligible < 0.7, (len(used), eligible)
@@ -126,7 +127,7 @@ def test_eval_file(tmp_path):
     assert got[0]["image_id"] == "COCO_val2014_000000391895.jpg"
     # no multiple_choice_answer is no reason to drop an eval question; a malformed answer is counted
     assert got[2]["text_label"] == ["noon"] * 9
-    counts = json.loads((tmp_path / "work" / "vqav2" / "eval.report.json").read_text())["counts"]
+    counts = json.loads((tmp_path / "work" / "reports" / "vqav2.eval.json").read_text())["counts"]
     assert counts["val_malformed_answers_dropped"] == 1 and counts["questions_without_ten_answers"] == 1
 
 
@@ -150,7 +151,7 @@ def test_lean_loading_shrinks_records(tmp_path):
     assert got == {"filepath": "val2014", "filename": "f.jpg", "imgid": 0, "split": "val", "cocoid": 3,
                    "sentences": [{"raw": "A dog.", "sentid": 1}]}
     p.write_text('{"images": [\n{"a": }]}')
-    with pytest.raises(Exception) as e:
+    with pytest.raises(UserError) as e:
         load_json_lean(p, karpathy_hook)
     assert f"{p}:2:" in str(e.value)
 

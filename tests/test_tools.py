@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PYTHON, REPO, SHARED_REAL
 
 TOOLS = ["tiny_nllb", "tiny_clip", "make_task_fixtures", "make_eval_fixtures", "serve_web",
-         "bench_download", "bench_search", "bench_translate"]
+         "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters"]
 BENCH = REPO / "tests" / "fixtures" / "bench"
 
 
@@ -51,3 +51,29 @@ def test_bench_runs_on_the_shipped_corpus(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["texts"] == 8 and res["engine_ct2_texts_per_s"] > 0
+
+
+def test_bench_nllb_shapes_are_the_real_ones():
+    from tests.tools import bench_translate as bt
+    args = bt.argparse.Namespace(shape="nllb-200-3.3B", layers=None, d_model=None, ffn=None, heads=None,
+                                 vocab_size=None)
+    assert bt.model_dims(args) == {"layers": 24, "d_model": 2048, "ffn": 8192, "heads": 16, "vocab": 256206}
+    args.shape, args.layers = "nllb-200-distilled-600M", 1
+    assert bt.model_dims(args) == {"layers": 1, "d_model": 1024, "ffn": 4096, "heads": 16, "vocab": 256206}
+
+
+def test_bench_runs_an_nllb_shape_on_cpu(tmp_path):
+    """The real-architecture benchmark, CI-sized: the distilled-600M shape with its
+    real 256,206-entry vocabulary, one layer each side and narrow widths, on 4 texts;
+    every side (plain loop, engine hf, engine ctranslate2) reports texts/s and
+    generated tokens/s. On a GPU the same command without the overrides gives R."""
+    out = tmp_path / "bench.json"
+    p = subprocess.run([PYTHON, str(REPO / "tests/tools/bench_translate.py"), "--shape", "nllb-200-distilled-600M",
+                        "--layers", "1", "--d-model", "64", "--ffn", "128", "--heads", "2", "--per-source", "1",
+                        "--device", "cpu", "--json", str(out)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["texts"] == 4 and res["device"] == "cpu" and "vocab=256206" in res["model"]
+    for side in ("plain", "engine_hf", "engine_ct2"):
+        assert res[f"{side}_texts_per_s"] > 0 and res[f"{side}_tokens_per_s"] > 0, side

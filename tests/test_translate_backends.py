@@ -1,23 +1,25 @@
-"""The real backends (transformers and CTranslate2) on a tiny NLLB model, and
-the kill-and-resume guarantee of the cache."""
+"""The real backends (transformers and CTranslate2) on the tiny NLLB model, whose
+output can be predicted (tests/tools/tiny_nllb.py: "[deu-Latn]" then the source
+tokens, "¤" swapped for a runaway repetition), and the kill-and-resume guarantee
+of the cache."""
 import copy
-import os
+import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
 from common.jsonl import read_jsonl, write_jsonl
 from tests.conftest import REPO, root_sets
+from tests.tools.tiny_nllb import ECHO, TRIGGER, marker
+from translate.cache import TranslationCache
 from translate.engine import TRANSLATION_DEFAULTS, Engine
 
-# A random-weight model babbles; these bounds keep its outputs so they can be compared.
-PERMISSIVE = {"min_ratio": 0.0, "max_ratio": 1e9, "min_chars_for_ratio": 10**6,
-              "min_words_for_copy": 10**6, "max_repeats": 10**6}
+BACKENDS = ["hf", "ctranslate2"]
+WORDS = ("a dog runs on the green grass near lake two children playing with red ball in park is there "
+         "cat sitting table {} {answer} ? . , ! 2015 New York Straße").split()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,95 +33,103 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def engine_for(backend, model, **kw):
+def engine_for(backend, model, quality=None, **kw):
     cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
+    # The tiny model copies English behind a marker: no language check.
+    q = {**cfg["quality"], "langid": False, **(quality or {})}
     cfg.update(backend=backend, model=str(model), ct2_model=str(model / "ct2"), device="cpu",
-               cache="", progress=False, quality=PERMISSIVE)
+               cache="", progress=False, quality=q, threads=1)
     cfg.update(kw)
     return Engine(cfg)
 
 
-@pytest.mark.parametrize("backend", ["hf", "ctranslate2"])
-def test_backend_translates_mixed_targets_in_one_batch(tiny_nllb, backend):
+def random_texts(n, seed, max_words=60):
+    r = random.Random(seed)
+    return [" ".join(r.choice(WORDS) for _ in range(r.randint(1, max_words))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_output_is_the_predicted_one(tiny_nllb, tiny_expect, backend):
+    """Mixed targets in one batch, duplicates, empty and same-language texts, and
+    texts of up to about 200 tokens: each comes back exactly as predicted."""
+    texts = random_texts(30, 1) + ["A dog runs on the grass.", "Is there a cat?", "A dog runs on the grass.", "",
+                                   f"A dog {TRIGGER} runs.", "Stays English."]
+    r = random.Random(2)
+    tgts = [r.choice(["de", "zh", "fr", "sw", "ko", "ar"]) for _ in texts[:-1]] + ["en"]
+    tgts[-4], tgts[-6] = "fr", "de"    # the same text into two languages
     eng = engine_for(backend, tiny_nllb)
-    texts = ["A dog runs on the grass.", "Is there a cat?", "A dog runs on the grass.", ""]
-    res = eng.translate(texts, ["de", "zh", "fr", "de"])
-    assert all(isinstance(r.text, str) for r in res)
-    assert res[3].text == ""
-    assert eng.summary()["model_calls"] == 1  # three segments, two targets, one batch
-    # Deterministic: a second engine gives the same strings.
-    assert [r.text for r in engine_for(backend, tiny_nllb).translate(texts, ["de", "zh", "fr", "de"])] == \
-        [r.text for r in res]
+    res = eng.translate(texts, tgts)
+    assert res[-2] == (None, "repetition")                       # rejected on purpose: ¤ comes back as ECHO
+    assert [r.text for r in res[:-2]] == [tiny_expect(t, g) for t, g in zip(texts[:-2], tgts[:-2])]
+    assert res[-1].text == "Stays English." and res[-3].text == ""
+    assert res[-6].text == "[deu-Latn] A dog runs on the grass." and res[-4].text == "[fra-Latn] A dog runs on the grass."
+    assert eng.summary()["rejected"] == 1
+    assert eng.rejects == [{"source": f"A dog {TRIGGER} runs.", "lang": tgts[-2], "reason": "repetition",
+                            "output": tiny_expect(f"A dog {TRIGGER} runs.", tgts[-2])}]
+    assert ECHO in eng.rejects[0]["output"]
 
 
-@pytest.fixture(scope="module")
-def sensitive_nllb(tiny_nllb, tmp_path_factory):
-    """The tiny model with large random weights: its (still meaningless) output
-    depends on the input and on the target code, unlike the default tiny model's,
-    so mixed-up rows or a target not forced per row would show."""
-    import shutil
-
-    import torch
-    from transformers import M2M100ForConditionalGeneration
-
-    from translate.convert_ct2 import convert_ct2
-    out = tmp_path_factory.mktemp("sensitive") / "model"
-    shutil.copytree(tiny_nllb, out, ignore=shutil.ignore_patterns("ct2"))
-    model = M2M100ForConditionalGeneration.from_pretrained(tiny_nllb)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 1.0)
-    model.save_pretrained(out)
-    convert_ct2(out, out / "ct2", quantization="int8")
-    return out
-
-
-@pytest.mark.parametrize("backend", ["hf", "ctranslate2"])
-def test_batch_output_equals_one_by_one_and_targets_are_forced_per_row(sensitive_nllb, backend):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_output_equals_one_by_one_and_targets_are_forced_per_row(tiny_nllb, tiny_expect, backend):
     """Batch invariance: NLLB pads on the right and M2M100 derives positions from
     the padding mask, so a row's output does not depend on its batch mates."""
     texts = ["A dog.", "A man in a blue shirt is riding a bicycle down the street near a lake.",
              "Is there a cat?", "Two children are playing with a red ball in the park today.", "A dog."]
     tgts = ["deu_Latn", "fra_Latn", "zho_Hans", "swh_Latn", "jpn_Jpan"]
-    be = engine_for(backend, sensitive_nllb).backend
-    # A fixed cap: the engine's cap follows the longest input of a batch, which
-    # would make the lengths differ for outputs that never stop (random weights).
-    together = be.translate_batch(texts, "eng_Latn", tgts, 24)
-    one_by_one = [be.translate_batch([t], "eng_Latn", [g], 24)[0] for t, g in zip(texts, tgts)]
-    assert together == one_by_one
-    assert len(set(together)) == len(texts)  # input- and target-dependent outputs
-    assert together[0] != together[4]  # same text, other target
+    be = engine_for(backend, tiny_nllb).backend
+    together = be.translate_batch(texts, "eng_Latn", tgts, 64)
+    one_by_one = [be.translate_batch([t], "eng_Latn", [g], 64)[0] for t, g in zip(texts, tgts)]
+    assert together == one_by_one == [f"{marker(g)} {t}" for t, g in zip(texts, tgts)]
 
 
-def test_generation_is_capped_relative_to_input(tiny_nllb):
-    eng = engine_for("hf", tiny_nllb, length_factor=1.0, length_extra=2, max_new_tokens=50)
-    text = "A dog."
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generation_is_capped_relative_to_input(tiny_nllb, backend):
+    """length_factor 0.5: the cap (half the input tokens, 8 of 17) cuts the
+    output, which keeps the marker and the first cap - 1 source tokens."""
+    eng = engine_for(backend, tiny_nllb, quality={"min_ratio": 0.0}, length_factor=0.5, length_extra=0)
+    text = "Two children are playing with a red ball in the park near a lake."
+    tok = eng.backend._tokenizer("eng_Latn")
+    ids = tok(text)["input_ids"]
+    cap = int(0.5 * len(ids))
+    assert cap < len(ids) - 2      # shorter than a whole output
     out = eng.translate([text], ["de"])[0].text
-    n_in = eng.backend.count_tokens([text], "eng_Latn")[0]
-    n_out = len(eng.backend._tokenizer("eng_Latn")(out, add_special_tokens=False)["input_ids"])
-    assert n_out <= n_in + 2 + 1
+    assert out == tok.decode([tok.convert_tokens_to_ids("[deu-Latn]")] + ids[1:cap], skip_special_tokens=True)
 
 
 def test_quality_checks_decide_what_comes_back(tiny_nllb):
-    from translate import quality
-    src = "A man in a blue shirt is riding a bicycle down the street."
-    raw = engine_for("hf", tiny_nllb).translate([src], ["de"])[0].text  # checks off: the model's output
-    cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
-    cfg.update(backend="hf", model=str(tiny_nllb), device="cpu", cache="", progress=False)
-    eng = Engine(cfg)
-    res = eng.translate([src], ["de"])[0]
-    expected = quality.check(src, raw, "deu_Latn", **TRANSLATION_DEFAULTS["quality"])
-    assert res.reason == expected
-    assert res.text == (None if expected else raw)
-    assert eng.summary().get("rejected", 0) == (1 if expected else 0)
-    assert [r["reason"] for r in eng.rejects] == ([expected] if expected else [])
+    src = f"A man in a blue shirt {TRIGGER} is riding a bicycle down the street."
+    raw = engine_for("hf", tiny_nllb, quality={"max_repeats": 10**6}).translate([src], ["de"])[0]
+    assert raw == (f"[deu-Latn] A man in a blue shirt {ECHO} is riding a bicycle down the street.", None)
+    eng = engine_for("hf", tiny_nllb)
+    res = eng.translate([src, "A man in a blue shirt."], ["de", "de"])
+    assert res == [(None, "repetition"), ("[deu-Latn] A man in a blue shirt.", None)]
+    assert eng.summary()["rejected"] == 1
+    assert eng.rejects == [{"source": src, "lang": "de", "output": raw.text, "reason": "repetition"}]
+    # A length bound that the marker breaks: rejected by length_ratio instead.
+    eng = engine_for("hf", tiny_nllb, quality={"max_ratio": 1.1})
+    assert eng.translate(["A man in a blue shirt."], ["de"])[0] == (None, "length_ratio")
 
 
-def _run_translate(args, **kw):
-    return subprocess.Popen([sys.executable, "translate/translate_file.py", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+# The killed run: translate_file.main with TranslationCache.put_many wrapped so that
+# the process SIGKILLs itself right after its N-th commit (argv[1]): no timing involved.
+KILL_AFTER_COMMITS = r'''
+import os, signal, sys
+from translate import cache, translate_file
+put, commits = cache.TranslationCache.put_many, [0]
+def put_many(self, rows):
+    put(self, rows)
+    commits[0] += 1
+    if commits[0] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+cache.TranslationCache.put_many = put_many
+translate_file.main(sys.argv[2:])
+'''
+
+
+def _run(args, kill_after=None):
+    cmd = ([sys.executable, "-c", KILL_AFTER_COMMITS, str(kill_after)] if kill_after
+           else [sys.executable, "translate/translate_file.py"])
+    return subprocess.run([*cmd, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def _summary(stderr):
@@ -127,9 +137,9 @@ def _summary(stderr):
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
 
 
-def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
+def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tiny_expect, tmp_path):
     rows = [{"id": i, "text": f"Picture {i}: a dog with {i % 13} balls runs near the {i % 7} trees.",
-             "lang": ["de", "fr", "zh", "sw"][i % 4]} for i in range(600)]
+             "lang": ["de", "fr", "zh", "sw"][i % 4]} for i in range(240)]
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, rows)
 
@@ -140,44 +150,27 @@ def test_kill_and_resume_finishes_without_retranslating(tiny_nllb, tmp_path):
                 "translation.progress=false", "translation.device=cpu",
                 # One torch thread: on a busy 2-core machine OpenMP threads spin
                 # against each other and make this tiny model 5x slower.
-                "translation.threads=1",
-                "translation.quality.min_ratio=0", "translation.quality.max_ratio=1000000000",
-                "translation.quality.min_words_for_copy=1000000", "translation.quality.max_repeats=1000000"]
+                "translation.threads=1", "translation.quality.langid=false"]
         return root_sets(tmp_path) + [a for s in sets for a in ("--set", s)]
 
-    # Reference: one uninterrupted run.
     ref_out = tmp_path / "ref.jsonl"
-    p = _run_translate(args(ref_out, tmp_path / "ref.sqlite"))
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err
-    total = _summary(err)["translated"]
-    assert total == 600
+    p = _run(args(ref_out, tmp_path / "ref.sqlite"))
+    assert p.returncode == 0, p.stderr
+    assert _summary(p.stderr)["translated"] == 240
+    got = list(read_jsonl(ref_out))
+    assert [r["text"] for r in got] == [tiny_expect(r["text"], r["lang"]) for r in rows]   # every row's own text
 
-    # Killed run: SIGKILL once some batches are committed.
+    # Killed right after its 5th committed batch.
     out, cache = tmp_path / "out.jsonl", tmp_path / "c.sqlite"
-    p = _run_translate(args(out, cache))
-    done = 0
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        time.sleep(0.05)
-        if cache.exists():
-            try:
-                with sqlite3.connect(cache, timeout=1) as db:
-                    done = db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
-            except sqlite3.Error:
-                continue
-            if done >= 60:
-                break
-    p.send_signal(signal.SIGKILL)
-    p.communicate()
-    assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    p = _run(args(out, cache), kill_after=5)
+    assert p.returncode == -signal.SIGKILL, p.stderr
     assert not out.exists()  # no half-written output
+    committed = len(TranslationCache(cache))
+    assert 5 <= committed < 240
 
-    # Resume: only what was not committed is translated; output identical.
-    p = _run_translate(args(out, cache))
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err
-    s = _summary(err)
-    assert s["cached"] >= 60
-    assert s["translated"] == total - s["cached"] and s["translated"] < total
+    # Resume: exactly what was not committed is translated; output identical.
+    p = _run(args(out, cache))
+    assert p.returncode == 0, p.stderr
+    s = _summary(p.stderr)
+    assert s["cached"] == committed and s["translated"] == 240 - committed
     assert out.read_bytes() == ref_out.read_bytes()

@@ -257,7 +257,7 @@ def test_backend_error_keeps_finished_batches_and_rerun_resumes(tmp_path):
         eng.translate(texts, ["de"] * 20)
     assert any("15 segments translated before it are kept" in n for n in e.value.__notes__)
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT COUNT(*) FROM translations").fetchone()[0] == 15
+        assert con.execute("SELECT COUNT(*) FROM segments").fetchone()[0] == 15
     be = FakeBackend()
     res = Engine(make_cfg(cache=str(db), max_batch_tokens=25), backend=be).translate(texts, ["de"] * 20)
     assert sum(len(b[0]) for b in be.batches) == 5

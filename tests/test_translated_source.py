@@ -245,3 +245,56 @@ def test_no_other_language_list_check():
                 defs.append(p.relative_to(REPO).as_posix())
     assert defs == ["common/languages.py"]
     assert not (REPO / "tasks" / "workflow.py").exists() and not (REPO / "tasks" / "translate_source.py").exists()
+
+
+def _contexts(pairs) -> dict:
+    return {row["image_id"] + "|" + row["task"] + "|" + row["label"]: row["context"] for row in pairs}
+
+
+def _orders(items: list) -> list[list[list]]:
+    """The rows as one run, reversed, and as 2 and 3 round-robin shards."""
+    return [[items], [items[::-1]], [items[k::2] for k in range(2)], [items[k::3] for k in range(3)]]
+
+
+def test_tasks_instructions_do_not_depend_on_row_order_or_shards():
+    """MSCOCO, VQAv2 and LLaVA choose each row's instruction (and VQAv2 its
+    answer's language) from the row id: reordering or sharding the rows
+    changes no row's output."""
+    from common.config import build_config
+    from tasks.llava import generate_train as llava
+    from tasks.llava.settings import CONFIG as LLAVA, DEFAULTS as LLAVA_DEFAULTS
+    from tasks.mscoco import generate_train as mscoco
+    from tasks.mscoco.settings import CONFIG as MSCOCO, DEFAULTS as MSCOCO_DEFAULTS
+    from tasks.vqa import generate_train as vqa
+    from tasks.vqa.settings import CONFIG as VQA, DEFAULTS as VQA_DEFAULTS
+    langs = ["en", "de", "fr", "zh"]
+    caps = [{"id": i, "image_id": f"{i}.jpg", "caption": f"c{i}", "lang": langs[i % 4]} for i in range(120)]
+    qs = [{"id": f"{i}-{t}", "task": t, "image_id": f"{i}.jpg", "question": f"q{i}?", "answer": "yes",
+           "lang": langs[i % 4]} for i in range(60) for t in ("vqav2_vqa", "vqav2_vqg")]
+    turns = [{"id": f"{i}-llava_detail-0", "task": "llava_detail", "image_id": f"{i}.jpg", "question": f"q{i}",
+              "question_en": f"q{i}", "answer": f"a{i}", "lang": langs[i % 4]} for i in range(80)]
+    store = {"english": {"de": ["DE"], "fr": ["FR"]}}
+    roots = [f"paths.raw_root={FIXTURES_RAW}", "paths.work_dir=unused", "paths.out_root=unused"]
+    mc = build_config(MSCOCO_DEFAULTS, MSCOCO, roots)
+    vc = build_config(VQA_DEFAULTS, VQA, roots)
+    kept = {"de": {"yes": "ja"}, "fr": {"yes": "oui"}}
+    templates = {"vqa_english": {"de": ["DE {}"]}, "vqg_english": {"fr": ["FR {}"]}}
+    lc = build_config(LLAVA_DEFAULTS, LLAVA, roots)
+
+    def mscoco_rows(part):
+        picker = source.InstructionPicker(0, "mscoco", mc.at("mscoco.templates.english"),
+                                          mc.at("mscoco.templates.naming"), store["english"], 0.5)
+        return list(mscoco.final_rows(part, picker, Report("t")))
+
+    def vqa_rows(part):
+        return [row for _, row in vqa.final_rows(part, vc, templates, kept, Report("t"))]
+
+    def llava_rows(part):
+        picker = source.InstructionPicker(0, "llava", lc.at("llava.templates.naming"),
+                                          lc.at("llava.templates.naming"), None, 0.0)
+        return [row for _, row in llava.final_rows(part, picker, 0.5, Report("t"))]
+
+    for make, items in ((mscoco_rows, caps), (vqa_rows, qs), (llava_rows, turns)):
+        results = [_contexts(row for part in parts for row in make(part)) for parts in _orders(items)]
+        assert len(results[0]) == len(items) and all(r == results[0] for r in results[1:])
+        assert len(set(results[0].values())) > 4

@@ -4,7 +4,10 @@
     backend.translate_batch(texts, src_nllb, tgt_nllbs, max_new_tokens) -> [str]
 
 Every call of translate_batch is one model call (counted in ``calls``). A batch
-may mix target languages: the target code is forced per row.
+may mix target languages: the target code is forced per row. ``model_key``
+names what decides the output (model, dtype or compute type, beam size; the
+engine adds the length rule for the cache key); ``writes_language`` says the
+output is real language, so the engine's language check applies to it.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ class DryRunBackend:
     cheaply (file plumbing, sharding, resumes); the output is not a translation."""
 
     name = "dry-run"
+    writes_language = False
 
     def __init__(self, cfg: dict):
         self.model_key = "dry-run"
@@ -85,6 +89,7 @@ class HFBackend(_NllbTokenizer):
     code as the first decoder token; fp16/bf16 on GPU."""
 
     name = "hf"
+    writes_language = True
 
     def __init__(self, cfg: dict):
         import torch
@@ -105,7 +110,7 @@ class HFBackend(_NllbTokenizer):
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
         self.num_beams = int(cfg["beam_size"])
-        self.model_key = f"hf:{self.path}:beam{self.num_beams}"
+        self.model_key = f"hf:{self.path}:{dtype}:beam{self.num_beams}"
         self.calls = 0
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):
@@ -125,6 +130,7 @@ class CTranslate2Backend(_NllbTokenizer):
     """A CTranslate2-converted model: int8 on CPU, float16 on GPU by default."""
 
     name = "ctranslate2"
+    writes_language = True
 
     def __init__(self, cfg: dict):
         try:

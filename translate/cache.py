@@ -1,4 +1,12 @@
-"""Persistent translation cache (SQLite), keyed by model, languages and text.
+"""Persistent translation cache (SQLite) of raw model outputs.
+
+The key is everything that changes what the model writes: the backend's model
+identity (path, dtype or compute type, beam size), the generation length rule
+(max_new_tokens, length_factor, length_extra), both languages and the text.
+Only the raw output is stored, never a quality verdict: the engine checks every
+output again when it reads it, so changed ``translation.quality.*`` settings
+apply to cached segments too. (Databases written before this layout have a
+``translations`` table with verdicts; it is left alone and never read.)
 
 The engine commits finished batches at least every ``flush_segments``
 segments (one transaction each), so a run killed at any point loses at most
@@ -15,6 +23,7 @@ from pathlib import Path
 
 
 def cache_key(model_key: str, src: str, tgt: str, text: str) -> str:
+    """model_key: the engine's generation key (model identity and length rule)."""
     return hashlib.sha256("\x1f".join((model_key, src, tgt, text)).encode("utf-8")).hexdigest()
 
 
@@ -30,9 +39,8 @@ class TranslationCache:
             self._retry(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._retry(lambda: self.db.execute(
-            "CREATE TABLE IF NOT EXISTS translations ("
-            " key TEXT PRIMARY KEY, model TEXT, src TEXT, tgt TEXT,"
-            " source TEXT, output TEXT, flag TEXT)"))
+            "CREATE TABLE IF NOT EXISTS segments ("
+            " key TEXT PRIMARY KEY, model TEXT, src TEXT, tgt TEXT, source TEXT, output TEXT)"))
 
     @staticmethod
     def _retry(fn, tries: int = 50):
@@ -44,22 +52,22 @@ class TranslationCache:
                     raise
                 time.sleep(0.05 * (i + 1))
 
-    def get_many(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
-        """key -> (output, flag) for the keys that are cached."""
-        found: dict[str, tuple[str, str | None]] = {}
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """key -> raw output for the keys that are cached."""
+        found: dict[str, str] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            q = f"SELECT key, output, flag FROM translations WHERE key IN ({','.join('?' * len(chunk))})"
-            for key, output, flag in self._retry(lambda: self.db.execute(q, chunk).fetchall()):
-                found[key] = (output, flag)
+            q = f"SELECT key, output FROM segments WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, output in self._retry(lambda: self.db.execute(q, chunk).fetchall()):
+                found[key] = output
         return found
 
-    def put_many(self, rows: list[tuple[str, str, str, str, str, str, str | None]]) -> None:
-        """rows: (key, model, src, tgt, source, output, flag); committed as one transaction."""
+    def put_many(self, rows: list[tuple[str, str, str, str, str, str]]) -> None:
+        """rows: (key, model, src, tgt, source, output); committed as one transaction."""
         def write():
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany("INSERT OR IGNORE INTO translations VALUES (?,?,?,?,?,?,?)", rows)
+                self.db.executemany("INSERT OR IGNORE INTO segments VALUES (?,?,?,?,?,?)", rows)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -67,7 +75,7 @@ class TranslationCache:
         self._retry(write)
 
     def __len__(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM translations").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
 
     def close(self) -> None:
         self.db.close()

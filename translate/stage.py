@@ -33,9 +33,11 @@ def _chunks(it: Iterable, size: int) -> Iterator[list]:
 
 
 def translate_rows(engine: Engine, rows: list[dict], fields: list[str], lang_field: str = "lang",
-                   src: str = "en", counts: collections.Counter | None = None) -> list[dict]:
+                   src: str = "en", counts: collections.Counter | None = None,
+                   fallbacks: collections.Counter | None = None) -> list[dict]:
     """Translate ``fields`` of each row into ``row[lang_field]``. A field may hold a
-    string or a list of strings. Rows whose translation was rejected fall back to English."""
+    string or a list of strings. Rows whose translation was rejected fall back to
+    English; ``fallbacks`` counts them by (language asked for, first reason)."""
     counts = counts if counts is not None else collections.Counter()
     texts, tgts, where = [], [], []
     for r, row in enumerate(rows):
@@ -50,18 +52,20 @@ def translate_rows(engine: Engine, rows: list[dict], fields: list[str], lang_fie
                     where.append((r, f, k if isinstance(value, list) else None))
     results = engine.translate(texts, tgts, src=src)
     out = [dict(row) for row in rows]
-    failed = set()
+    failed: dict[int, str] = {}
     for (r, f, k), res in zip(where, results):
         if res.text is None:
-            failed.add(r)
+            failed.setdefault(r, res.reason or "rejected")
         elif k is None:
             out[r][f] = res.text
         else:
             out[r][f] = list(out[r][f])
             out[r][f][k] = res.text
-    for r in failed:
+    for r, reason in failed.items():
         out[r] = dict(rows[r])
         out[r][lang_field] = src
+        if fallbacks is not None:
+            fallbacks[(rows[r].get(lang_field) or src, reason)] += 1
     counts["rows"] += len(rows)
     counts["rows_fallback_to_english"] += len(failed)
     counts["rows_translated"] += sum(1 for r, row in enumerate(rows)
@@ -76,20 +80,26 @@ def count_rows(path: Path) -> int:
 def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, fields: list[str],
                     lang_field: str = "lang", assign_seed: int | None = None,
                     languages: list[str] | None = None, run: dict | None = None,
-                    chunk_rows: int = 20000, max_bad_rows: int = 1000) -> dict:
-    """Stream ``in_path`` -> ``out_path`` (or this run's shard of it). Returns counts.
+                    chunk_rows: int = 20000, max_bad_rows: int = 1000,
+                    max_bad_rows_key: str = "max_bad_rows", assign_stage: str = "") -> dict:
+    """Stream ``in_path`` -> ``out_path`` (or this run's shard of it). Returns
+    counts, and under ``fallback_to_english`` the rows that fell back to English
+    as {language asked for: {reason: rows}} (reasons: translate/quality.py).
 
     With ``assign_seed`` set, every row first gets ``row[lang_field]`` drawn by mC4
     share over the whole file (so shards agree), else the field must be present.
+    ``assign_stage`` (the drawing step's name) makes the draw the step's own
+    (common.languages.assign_languages).
     """
     in_path, out_path = Path(in_path), Path(out_path)
     num_shards, shard_index = check_shard_args(run or RUN_DEFAULTS)
     table = load_languages()
     counts: collections.Counter = collections.Counter()
+    fallbacks: collections.Counter = collections.Counter()
     assigned = None
     if assign_seed is not None:
-        assigned = assign_languages(count_rows(in_path), assign_seed, languages)
-    bad = BadRows(max_bad=max_bad_rows)
+        assigned = assign_languages(count_rows(in_path), assign_seed, languages, stage=assign_stage)
+    bad = BadRows(max_bad=max_bad_rows, key=max_bad_rows_key)
 
     def usable_rows():
         # Every shard skips and reports the same unusable rows; the usable ones are dealt round-robin.
@@ -106,11 +116,14 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     first_reject = len(engine.rejects)  # an engine reused for several files lists each file's own
     with atomic_open(target) as f:
         for chunk in _chunks(round_robin(usable_rows(), num_shards, shard_index), chunk_rows):
-            for row in translate_rows(engine, chunk, fields, lang_field, counts=counts):
+            for row in translate_rows(engine, chunk, fields, lang_field, counts=counts, fallbacks=fallbacks):
                 f.write(dumps(row) + "\n")
     write_jsonl(Path(str(target) + ".rejects.jsonl"), engine.rejects[first_reject:])
     counts["bad_rows"] = bad.count
-    return dict(counts)
+    by_lang: dict[str, dict[str, int]] = {}
+    for (lang, reason), n in sorted(fallbacks.items()):
+        by_lang.setdefault(lang, {})[reason] = n
+    return {**counts, "fallback_to_english": by_lang}
 
 
 def translate_templates(engine: Engine, templates: list[str], languages: list[str] | None = None,

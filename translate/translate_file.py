@@ -13,12 +13,15 @@ A shard (``run.num_shards``/``run.shard_index``) records its completion under
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from common import pipeline
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
+from common.jsonl import BadRows, read_jsonl
+from common.languages import load_languages
 from common.shards import RUN_DEFAULTS, ShardRule, check_shard_args
-from translate.engine import TRANSLATION_DEFAULTS, Engine
+from translate.engine import TRANSLATION_DEFAULTS, Engine, check_settings
 from translate.stage import translate_jsonl
 
 DEFAULTS = {
@@ -42,6 +45,32 @@ DEFAULTS = {
 SHARDS = ShardRule(device="translation", sharded=("${file.output}",))
 
 
+def scan_input(src: Path, fc: dict) -> None:
+    """Refuse, before the model loads, fields and a language field that no row
+    has (the run would translate nothing, or drop every row). Reads until every
+    field and a usable language code were seen: usually the first row."""
+    fields, lang_field = set(fc["fields"]), fc["lang_field"]
+    if not fields:
+        raise UserError("file.fields: name at least one field to translate")
+    table = load_languages()
+    seen: set = set()
+    lang_ok = bool(fc["assign_languages"])
+    rows = 0
+    for row in read_jsonl(src, BadRows(max_bad=None, quiet=True)):
+        rows += 1
+        seen |= fields & {k for k, v in row.items() if isinstance(v, (str, list))}
+        lang_ok = lang_ok or row.get(lang_field) in table
+        if seen == fields and lang_ok:
+            return
+    if not rows:
+        raise UserError(f"file.input: {src} has no usable JSON rows")
+    missing = sorted(fields - seen)
+    if missing:
+        raise UserError(f"file.fields: no row of {src} has the field(s) {missing} (text or a list of texts)")
+    raise UserError(f"file.lang_field: no row of {src} has {lang_field!r} set to a code of the language table "
+                    "(or set file.assign_languages=true to draw languages)")
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / "translate_file.yaml"), argv)
@@ -50,18 +79,29 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.at("file.output"):
         raise UserError("file.output: set where to write the translated JSONL")
     src = cfg.require_file("file.input")
+    if cfg.path("file.output").resolve() == src.resolve():
+        raise UserError(f"file.output: {cfg.path('file.output')} is the input file; write somewhere else")
     num_shards, _ = check_shard_args(cfg["run"])
     if num_shards > 1:
         cfg.path("paths.work_dir")   # where the shard's completion record goes: set, or one clear line
     fc = cfg["file"]
+    check_settings(cfg["translation"])
+    pipeline.begin("translate.file", cfg)
+    scan_input(src, fc)
     engine = Engine(cfg["translation"])
-    counts = translate_jsonl(engine, src, fc["output"], fc["fields"], fc["lang_field"],
-                             assign_seed=fc["seed"] if fc["assign_languages"] else None,
-                             languages=fc["languages"] or None,
-                             run=cfg["run"], chunk_rows=fc["chunk_rows"], max_bad_rows=fc["max_bad_rows"])
-    engine.print_summary()
-    print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
-    engine.close()
+    try:
+        counts = translate_jsonl(engine, src, fc["output"], fc["fields"], fc["lang_field"],
+                                 assign_seed=fc["seed"] if fc["assign_languages"] else None,
+                                 languages=fc["languages"] or None, run=cfg["run"], chunk_rows=fc["chunk_rows"],
+                                 max_bad_rows=fc["max_bad_rows"], max_bad_rows_key="file.max_bad_rows",
+                                 assign_stage="translate.file")
+        engine.print_summary()
+        print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
+        pipeline.save_report({"stage": "translate.file", "counts": counts, "translation": engine.summary()},
+                             "translate.file", cfg)
+        engine.check_rejections("translate.file")
+    finally:
+        engine.close()
     if num_shards > 1:
         pipeline.finish("translate.file", cfg, argv)
 

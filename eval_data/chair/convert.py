@@ -16,7 +16,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row
-from eval_data.run import (Accounts, json_document, jsonl_records, need, path_for, report_dir, run_main,
+from eval_data.run import (Accounts, json_document, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
 
 
@@ -64,7 +64,8 @@ def convert(cfg) -> dict:
     acc = Accounts("chair")
     gt_source = source_name(gt[1], cfg)
     objects = ground_truth(jsonl_records(gt[1], acc, gt_source, cfg.at("io.max_bad_rows")), acc, gt_source)
-    data = json_document(karpathy[1], dict, "a JSON object with 'images'")
+    data = json_document(karpathy[1], dict, "a JSON object with 'images'", acc, source_name(karpathy[1], cfg),
+                         "images", cfg.at("io.max_bad_rows"))
     images = data.get("images") if isinstance(data.get("images"), list) else []
     if not images:
         acc.note("karpathy file has no 'images' list", str(karpathy[1]))
@@ -75,7 +76,7 @@ def convert(cfg) -> dict:
         used.update(r["image_id"] for r in rows)
         acc.wrote(Path(c["out_dir"]) / f"chair_{split}.jsonl", rows)
     acc.report.count("ground-truth images outside the chosen splits", len(set(objects) - used))
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

@@ -23,7 +23,7 @@ from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
-                           report_dir, require_inputs, source_name)
+                           require_inputs, source_name)
 
 MISSING = "marvl images not on disk"
 
@@ -130,7 +130,7 @@ def convert(cfg) -> dict:
         source = source_name(path, cfg)
         records = jsonl_records(path, acc, source, max_bad)
         acc.wrote(out / name, nlvr2_rows(records, c, acc, source, lang, train))
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

@@ -17,7 +17,7 @@ from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, language_name, nfc
 from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, run_main,
-                           report_dir, require_inputs, source_name)
+                           require_inputs, source_name)
 
 MISSING = "maxm questions whose image is not on disk"
 
@@ -79,10 +79,11 @@ def convert(cfg) -> dict:
         acc.note("maxm image folder not found (every question reported missing)", str(finder.root))
     for lang, (_, path) in inputs.items():
         source = source_name(path, cfg)
-        data = json_document(path, dict, "a JSON object with 'annotations'")
+        data = json_document(path, dict, "a JSON object with 'annotations'", acc, source, "annotations",
+                             cfg.at("io.max_bad_rows"))
         rows = rows_for(data, lang, c, names[lang], finder, acc, source)
         acc.wrote(Path(c["out_dir"]) / f"maxm_test_{lang}.jsonl", rows)
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

@@ -14,13 +14,17 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
-                           report_dir, require_inputs, source_name)
+                           require_inputs, source_name)
 
 ANSWERS = ("yes", "no")
 
 
 def rows_from(records, c: dict, acc: Accounts, source: str) -> list[dict]:
+    """A question_id names one question: a repeated record (same id, image, text
+    and label) is skipped as a duplicate; the same id with other content is kept
+    and reported (two questions that share an id)."""
     rows = []
+    seen: dict = {}
     for r in records:
         acc.seen(source)
         where = f"question {r.get('question_id')}"
@@ -28,6 +32,13 @@ def rows_from(records, c: dict, acc: Accounts, source: str) -> list[dict]:
         label = r.get("label", "").strip().lower() if not reason else ""
         if not reason and label not in ANSWERS:
             reason = f"label {r.get('label')!r} is not yes/no"
+        qid, content = r.get("question_id"), (r.get("image"), r.get("text"), label)
+        if not reason and qid is not None:
+            if seen.get(qid) == content:
+                reason = "duplicate of an earlier record (same question_id, image, text, label)"
+            elif qid in seen:
+                acc.note("question_id used by two different questions (both kept)", f"{source}: {where}")
+            seen.setdefault(qid, content)
         if reason:
             acc.skip(source, reason, where)
             continue
@@ -47,7 +58,7 @@ def convert(cfg) -> dict:
         source = source_name(path, cfg)
         records = jsonl_records(path, acc, source, cfg.at("io.max_bad_rows"))
         acc.wrote(Path(c["out_dir"]) / f"pope_{split}.jsonl", rows_from(records, c, acc, source))
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

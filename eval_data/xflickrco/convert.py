@@ -18,7 +18,7 @@ from common.sampling import rng
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs, run_main,
+from eval_data.run import (Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
 
 
@@ -70,10 +70,10 @@ def convert(cfg) -> dict:
     for stem, ref_stem, split, lang, (_, path) in splits:
         source = source_name(path, cfg)
         items = caption_items(jsonl_records(path, acc, source, max_bad), acc, source)
-        rows, ref = captioning_split(items, lang, names[lang], acc, source)
+        rows, ref = captioning_split(items, lang, names[lang], acc, source, cfg.at("captions.segmentation"))
         acc.wrote(out / f"{stem}.jsonl", rows)
         acc.wrote_json(out / f"{ref_stem}_coco_{split}_{lang}.json", ref, "references in")
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

@@ -14,7 +14,7 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, report_dir, run_main,
+from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, run_main,
                            require_inputs, source_name)
 
 
@@ -29,7 +29,7 @@ def best_answer(label: dict) -> str | None:
 
 def array_records(path: Path, acc: Accounts, source: str, cfg):
     """(index, element) of a top-level JSON array; malformed elements counted as skipped."""
-    bad = BadRows(max_bad=cfg.at("io.max_bad_rows"))
+    bad = BadRows(max_bad=cfg.at("io.max_bad_rows"), key="io.max_bad_rows")
     yield from iter_json_array(path, bad)
     if bad.count:
         acc.seen(source, bad.count)
@@ -86,9 +86,10 @@ def convert(cfg) -> dict:
     for lang, ((_, val), (_, test)) in per_lang.items():
         for split, path in (("val", val), ("test", test)):
             source = source_name(path, cfg)
-            records = json_document(path, dict, "a JSON object keyed by question id")
+            records = json_document(path, dict, "a JSON object keyed by question id", acc, source,
+                                    max_bad=cfg.at("io.max_bad_rows"))
             acc.wrote(out / f"xgqa_{split}_{lang}.jsonl", fewshot_rows(records, c, acc, source))
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

@@ -16,7 +16,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import language_name
-from eval_data.run import (Accounts, jsonl_records, need, path_for, report_dir, require_inputs, run_main,
+from eval_data.run import (Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
 
 
@@ -48,10 +48,10 @@ def convert(cfg) -> dict:
     for lang in c["langs"]:
         source = f"{src} [{lang}]"
         rows, ref = captioning_split(per_language(lines, lang, c["image_ext"], acc, source),
-                                     lang, names[lang], acc, source)
+                                     lang, names[lang], acc, source, cfg.at("captions.segmentation"))
         acc.wrote(out / f"xm3600_test_{lang}.jsonl", rows)
         acc.wrote_json(out / f"xm3600_coco_test_{lang}.json", ref, "references in")
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

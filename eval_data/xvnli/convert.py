@@ -15,7 +15,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
-                           report_dir, require_inputs, source_name)
+                           require_inputs, source_name)
 
 
 def map_label(row: dict, label_map: dict) -> tuple[str | None, str]:
@@ -69,7 +69,7 @@ def convert(cfg) -> dict:
         source = source_name(path, cfg)
         records = jsonl_records(path, acc, source, max_bad)
         acc.wrote(Path(c["out_dir"]) / name, rows_from(records, c, acc, source, train))
-    return acc.close(report_dir(cfg))
+    return acc.close()
 
 
 @entry_point

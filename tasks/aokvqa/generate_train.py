@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import pipeline
+from common import decontam, pipeline
 from common.config import REPO_ROOT, parse_args
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
@@ -34,6 +35,7 @@ DEFAULTS = {
         "max_bad_rows": 1000,
         "templates": {"cot": [""], "cot_label": [""], "explain": [""]},
     },
+    "decontam": DECONTAM_DEFAULTS,
 }
 TEMPLATE_NEEDS = {"cot": {"question"}, "cot_label": {"rationale", "answer"}, "explain": {"question", "answer"}}
 
@@ -110,21 +112,26 @@ def main(argv=None) -> None:
     for p in paths:
         if not p.is_file():
             raise UserError(f"aokvqa.files: input file not found: {p}")
+    pipeline.begin("aokvqa.generate", cfg)
     resolve = CocoResolver(cfg.path("aokvqa.image_dir"), c["image_patterns"])
     report = Report("aokvqa generate_train")
-    bad = BadRows(max_bad=c["max_bad_rows"])
+    bad = BadRows(max_bad=c["max_bad_rows"], key="aokvqa.max_bad_rows")
     outs = {"aokvqa_cot": cfg.path("aokvqa.cot_file"), "aokvqa_explain": cfg.path("aokvqa.explain_file")}
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    pairs = examples(read_records(paths, bad, report), resolve, c["templates"], c["seed"], report)
     with atomic_open(outs["aokvqa_cot"]) as fc, atomic_open(outs["aokvqa_explain"]) as fe:
         files = {"aokvqa_cot": fc, "aokvqa_explain": fe}
-        for task, row in examples(read_records(paths, bad, report), resolve, c["templates"], c["seed"], report):
+        for task, row in dec.filter(pairs, decontam.coco_keys):
             files[task].write(dumps(row) + "\n")
             report.count(f"{task}_out")
     report.count("malformed_records", bad.count)
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     report.print()
-    report.save(cfg.path("aokvqa.work_dir") / "train.report.json")
+    pipeline.save_report(report, "aokvqa.generate", cfg)
     for task, path in outs.items():
         print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
-    pipeline.finish("aokvqa.generate", cfg)
+    pipeline.finish("aokvqa.generate", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.jsonl import load_json
-from common.languages import check_language_codes
+from common.languages import check_language_codes, nllb_code
 from common.report import Report
+from common.scripts import in_script, is_simplified, to_simplified
 from common.sampling import rng
 
 
@@ -47,6 +48,10 @@ def class_names(babel: dict, english: list[str], languages: list[str], overrides
 
     English comes from the CLIP names; the others from Babel-ImageNet by key
     (upper-case code, or babel_keys overrides such as iw -> HE, fil -> TL).
+    One language, one script: a name not (mostly) in the script of the
+    language's NLLB code is skipped (Serbian names in Latin, Mongolian names
+    in the traditional script), and Chinese names are made Simplified
+    (Babel-ImageNet's ZH has 鴕鳥 beside 鲫鱼).
     """
     out: dict[str, dict[int, str]] = {}
     n = len(english)
@@ -62,11 +67,18 @@ def class_names(babel: dict, english: list[str], languages: list[str], overrides
             report.skip("malformed Babel-ImageNet entry", code)
             continue
         names: dict[int, str] = {}
+        nllb = nllb_code(code)
         for idx, name in zip(*entry):
             name = " ".join(name.split()) if isinstance(name, str) else ""
             if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < n or not name:
                 report.skip("bad Babel-ImageNet class entry", f"{code} class {idx!r}")
                 continue
+            if not in_script(name, nllb):
+                report.skip("class name not in the language's script", f"{code} class {idx}: {name[:40]}")
+                continue
+            if nllb == "zho_Hans" and not is_simplified(name):
+                name = to_simplified(name)
+                report.count("zh_names_made_simplified")
             names.setdefault(idx, name)
         if names:
             out[code] = names

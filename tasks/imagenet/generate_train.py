@@ -66,10 +66,10 @@ def examples(names: dict[str, dict[int, str]], pool: ImagePool, c: dict, transla
     t = c["templates"]
     seed = c["seed"]
     r = rng(seed, "imagenet", "examples")
-    classify = source.SequentialPicker(rng(seed, "imagenet", "classify"), t["classify_en"], t["classify"],
-                                       translated.get("classify_en"), c["translated_ratio"])
-    decide = source.SequentialPicker(rng(seed, "imagenet", "decide"), t["decide"], t["decide_naming"],
-                                     translated.get("decide"), c["translated_ratio"])
+    classify = source.InstructionPicker(seed, "imagenet_classify", t["classify_en"], t["classify"],
+                                        translated.get("classify_en"), c["translated_ratio"])
+    decide = source.InstructionPicker(seed, "imagenet_decide", t["decide"], t["decide_naming"],
+                                      translated.get("decide"), c["translated_ratio"])
     for rnd in range(c["rounds"]):
         for lang, by_class in names.items():
             classes = [i for i in sorted(by_class) if pool.has(i)]
@@ -121,6 +121,7 @@ def main(argv=None) -> None:
         cfg.require_file(f"imagenet.{key}")
     cfg.require_dir("imagenet.train_dir")
     translated = read_translations(cfg, languages, argv)
+    pipeline.begin("imagenet.generate", cfg)
     report = Report("imagenet generate_train")
     synsets = read_synsets(cfg.path("imagenet.class_index"))
     english = read_english(cfg.path("imagenet.classnames_en"), len(synsets))
@@ -145,7 +146,7 @@ def main(argv=None) -> None:
     report.extra["languages"] = sorted(names)
     report.extra["classes_per_language"] = {k: len(v) for k, v in names.items()}
     report.print()
-    report.save(cfg.path("imagenet.work_dir") / "train.report.json")
+    pipeline.save_report(report, "imagenet.generate", cfg)
     pipeline.finish("imagenet.generate", cfg, argv)
 
 

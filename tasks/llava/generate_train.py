@@ -13,11 +13,11 @@ from the pipeline's run records (common/pipeline.py choose_run).
 """
 from __future__ import annotations
 
+from common import decontam
 from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
-from common.sampling import rng
 from tasks.coco_images import CocoResolver, coco_id
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
@@ -27,7 +27,7 @@ from translate import source
 def english_rows(cfg, report: Report):
     c = cfg.at("llava")
     resolve = CocoResolver(cfg.path("llava.image_dir"), c["image_patterns"])
-    bad = BadRows(max_bad=c["max_bad_rows"])
+    bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
     for task, key in (("llava_detail", "detail_file"), ("llava_conversation", "conversation_file")):
         path = cfg.path(f"llava.{key}")
         for i, rec in iter_json_array(path, bad):
@@ -54,7 +54,7 @@ def english_rows(cfg, report: Report):
 
 def final_rows(rows, picker: source.InstructionPicker, ratio: float, report: Report):
     for row in rows:
-        lang, rid = row["lang"], row.get("id")
+        lang, rid = row["lang"], row["id"]
         # The translated question is the instruction for a share of the
         # examples; the rest keep the English question and name the language.
         if lang != "en" and picker.coin(rid) >= ratio:
@@ -68,7 +68,7 @@ def final_rows(rows, picker: source.InstructionPicker, ratio: float, report: Rep
 def validate_intermediate(row: dict) -> str | None:
     if row.get("task") not in TASKS:
         return f"unknown task {row.get('task')!r}"
-    for key in ("question", "question_en", "answer", "image_id", "lang"):
+    for key in ("id", "question", "question_en", "answer", "image_id", "lang"):
         if not isinstance(row.get(key), str) or not row[key]:
             return f"missing or empty {key!r}"
     return None
@@ -78,24 +78,27 @@ def english_run(cfg) -> source.Written:
     p = work_paths(cfg)
     report = Report("llava generate_train (English intermediate)")
     n = write_jsonl(p["en"], english_rows(cfg, report))
-    return source.Written(report, p["en"].with_suffix(".report.json"), {str(p["en"]): n}, "no usable LLaVA examples")
+    return source.Written(report, {str(p["en"]): n}, "no usable LLaVA examples")
 
 
 def final_run(cfg) -> source.Written:
     c, p = cfg.at("llava"), work_paths(cfg)
     report = Report("llava generate_train (final)")
     # No translated template set: the instruction is the translated question itself.
-    picker = source.SequentialPicker(rng(c["seed"], "llava", "instructions"), c["templates"]["naming"],
-                                     c["templates"]["naming"], None, 0.0)
-    bad = BadRows(max_bad=c["max_bad_rows"])
+    picker = source.InstructionPicker(c["seed"], "llava", c["templates"]["naming"], c["templates"]["naming"],
+                                      None, 0.0)
+    bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
-    langs = source.write_by_key(outs, final_rows(rows, picker, c["translated_ratio"], report))
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    langs = source.write_by_key(outs, dec.filter(final_rows(rows, picker, c["translated_ratio"], report),
+                                                 decontam.coco_keys))
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     report.count("bad_intermediate_rows", bad.count)
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
-    return source.Written(report, cfg.path("llava.work_dir") / "train.report.json",
-                          {str(outs[t]): sum(langs[t].values()) for t in TASKS})
+    return source.Written(report, {str(outs[t]): sum(langs[t].values()) for t in TASKS})
 
 
 @entry_point

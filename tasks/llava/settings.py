@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from common.config import REPO_ROOT
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from translate import segment
@@ -29,6 +30,7 @@ DEFAULTS = {
     },
     "translation": TRANSLATION_DEFAULTS,
     "run": RUN_DEFAULTS,
+    "decontam": DECONTAM_DEFAULTS,
 }
 TEMPLATE_NEEDS = {"naming": {"", "lang"}}
 TASKS = ("llava_detail", "llava_conversation")

@@ -11,12 +11,12 @@ pipeline's run records (common/pipeline.py choose_run).
 """
 from __future__ import annotations
 
+from common import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list
 from common.report import Report
-from common.sampling import rng
 from tasks.instructions import check_templates, final_row
 from tasks.mscoco.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, intermediate_paths, read_images
 from translate import source
@@ -37,10 +37,12 @@ def final_rows(rows, picker: source.InstructionPicker, report: Report):
     for row in rows:
         lang = row.get("lang") or "en"
         report.count(f"rows_{'en' if lang == 'en' else 'translated'}")
-        yield final_row(picker.pick(row.get("id"), lang), row["caption"], row["image_id"], TASK, lang)
+        yield final_row(picker.pick(row["id"], lang), row["caption"], row["image_id"], TASK, lang)
 
 
 def validate_intermediate(row: dict) -> str | None:
+    if not isinstance(row.get("id"), (int, str)) or isinstance(row.get("id"), bool) or row["id"] == "":
+        return "missing or empty 'id'"  # the instruction is chosen by it
     for key in ("caption", "image_id", "lang"):
         if not isinstance(row.get(key), str) or not row[key]:
             return f"missing or empty {key!r}"
@@ -57,7 +59,7 @@ def english_run(cfg) -> source.Written:
     report = Report("mscoco generate_train (English intermediate)")
     n = write_jsonl(en_path, english_rows(cfg, report))
     report.extra["intermediate"] = str(en_path)
-    return source.Written(report, en_path.with_suffix(".report.json"), {str(en_path): n},
+    return source.Written(report, {str(en_path): n},
                           f"no captions found for splits {cfg.at('mscoco.train_splits')} in "
                           f"{cfg.path('mscoco.karpathy')}")
 
@@ -68,17 +70,20 @@ def final_run(cfg, argv) -> source.Written:
     languages = language_list(c["languages"], "mscoco.languages")
     store = source.load_store(tpl_path, template_sets(cfg), cfg.at("translation"), languages, "mscoco.translate", argv)
     report = Report("mscoco generate_train (final)")
-    picker = source.SequentialPicker(rng(c["seed"], TASK, "instructions"), c["templates"]["english"],
-                                     c["templates"]["naming"], store.get("english"), c["translated_ratio"])
-    bad = BadRows(max_bad=c["max_bad_rows"])
+    picker = source.InstructionPicker(c["seed"], TASK, c["templates"]["english"], c["templates"]["naming"],
+                                      store.get("english"), c["translated_ratio"])
+    bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
     rows = read_jsonl(tr_path, bad, validate_intermediate)
-    n = write_jsonl(cfg.path("mscoco.train_file"), final_rows(rows, picker, report))
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    kept = dec.filter(((TASK, r) for r in final_rows(rows, picker, report)), decontam.coco_keys)
+    n = write_jsonl(cfg.path("mscoco.train_file"), (row for _, row in kept))
     report.count("rows_out", n)
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     report.count("bad_intermediate_rows", bad.count)
     report.extra["instructions"] = dict(picker.counts)
     report.extra["train_file"] = str(cfg.path("mscoco.train_file"))
-    return source.Written(report, cfg.path("mscoco.work_dir") / "train.report.json",
-                          {str(cfg.path("mscoco.train_file")): n})
+    return source.Written(report, {str(cfg.path("mscoco.train_file")): n})
 
 
 @entry_point

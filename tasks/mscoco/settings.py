@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from common.config import REPO_ROOT, free_mapping
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.report import Report
 from common.shards import RUN_DEFAULTS
@@ -33,6 +34,7 @@ DEFAULTS = {
     },
     "translation": TRANSLATION_DEFAULTS,
     "run": RUN_DEFAULTS,
+    "decontam": DECONTAM_DEFAULTS,
 }
 TEMPLATE_NEEDS = {"english": set(), "naming": {"lang"}}
 

@@ -25,12 +25,13 @@ def main(argv=None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
     cfg.require_file("vqav2.val_questions")
     cfg.require_file("vqav2.val_annotations")
+    pipeline.begin("vqav2.eval", cfg)
     report = Report("vqav2 generate_eval")
     n = write_jsonl(cfg.path("vqav2.eval_file"), eval_rows(cfg, report))
     report.count("rows_out", n)
     report.print()
-    report.save(cfg.path("vqav2.work_dir") / "eval.report.json")
-    pipeline.finish("vqav2.eval", cfg)
+    pipeline.save_report(report, "vqav2.eval", cfg)
+    pipeline.finish("vqav2.eval", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import collections
 
+from common import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
 from common.languages import language_list
 from common.report import Report
-from common.sampling import rng
 from tasks.instructions import check_templates, final_row
 from tasks.vqa.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, frequent_answers, joined, work_paths
 from translate import source
@@ -49,15 +49,15 @@ def final_rows(rows, cfg, templates: dict, kept: dict, report: Report):
     c = cfg.at("vqav2")
     t = c["templates"]
     seed = c["seed"]
-    pickers = {task: source.SequentialPicker(rng(seed, task, "instructions"), t[f"{key}_english"],
-                                             t[f"{key}_naming"], templates.get(f"{key}_english"),
-                                             c["translated_ratio"])
+    pickers = {task: source.InstructionPicker(seed, task, t[f"{key}_english"], t[f"{key}_naming"],
+                                              templates.get(f"{key}_english"), c["translated_ratio"])
                for task, key in (("vqav2_vqa", "vqa"), ("vqav2_vqg", "vqg"))}
-    coins = {task: rng(seed, task, "answer-language") for task in TASKS}
     for row in rows:
-        task, lang, answer, rid = row["task"], row["lang"], row["answer"], row.get("id")
+        task, lang, answer, rid = row["task"], row["lang"], row["answer"], row["id"]
         translated = kept.get(lang, {}).get(answer) if lang != "en" else None
-        use = translated is not None and coins[task].random() < c["answer_translated_ratio"]
+        # Like the instruction, the answer's language is drawn per row id.
+        use = translated is not None and \
+            source.row_unit(seed, f"{task}-answer-language", rid) < c["answer_translated_ratio"]
         if translated is not None:
             report.count(f"{task}_answer_{'translated' if use else 'kept_english'}")
         if task == "vqav2_vqa":
@@ -77,7 +77,7 @@ def final_rows(rows, cfg, templates: dict, kept: dict, report: Report):
 def validate_intermediate(row: dict) -> str | None:
     if row.get("task") not in TASKS:
         return f"unknown task {row.get('task')!r}"
-    for key in ("question", "answer", "image_id", "lang"):
+    for key in ("id", "question", "answer", "image_id", "lang"):
         if not isinstance(row.get(key), str) or not row[key]:
             return f"missing or empty {key!r}"
     return None
@@ -92,7 +92,7 @@ def english_run(cfg) -> source.Written:
     write_json(p["frequent"], {"min_count": c["answer_min_count"], "answers": frequent}, indent=1)
     report.count("distinct_answers", len(counts))
     report.count("frequent_answers", len(frequent))
-    return source.Written(report, p["en"].with_suffix(".report.json"), {str(p["en"]): n},
+    return source.Written(report, {str(p["en"]): n},
                           "no usable VQAv2 training questions")
 
 
@@ -105,16 +105,18 @@ def final_run(cfg, argv) -> source.Written:
         raise UserError(f"translated answers not found: {p['answers']}; run {source.rerun_hint('vqav2.translate', argv)}")
     kept = load_json(p["answers"]).get("kept", {})
     report = Report("vqav2 generate_train (final)")
-    bad = BadRows(max_bad=c["max_bad_rows"])
+    bad = BadRows(max_bad=c["max_bad_rows"], key="vqav2.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"vqav2_vqa": cfg.path("vqav2.vqa_file"), "vqav2_vqg": cfg.path("vqav2.vqg_file")}
-    langs = source.write_by_key(outs, final_rows(rows, cfg, templates, kept, report))
+    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    langs = source.write_by_key(outs, dec.filter(final_rows(rows, cfg, templates, kept, report), decontam.coco_keys))
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
         report.extra[f"{task}_languages"] = dict(langs[task].most_common())
     report.count("bad_intermediate_rows", bad.count)
-    return source.Written(report, cfg.path("vqav2.work_dir") / "train.report.json",
-                          {str(outs[t]): sum(langs[t].values()) for t in TASKS})
+    return source.Written(report, {str(outs[t]): sum(langs[t].values()) for t in TASKS})
 
 
 @entry_point

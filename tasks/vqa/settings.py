@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from common.config import REPO_ROOT
+from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.jsonl import load_json
 from common.report import Report
@@ -39,6 +40,7 @@ DEFAULTS = {
     },
     "translation": TRANSLATION_DEFAULTS,
     "run": RUN_DEFAULTS,
+    "decontam": DECONTAM_DEFAULTS,
 }
 TEMPLATE_NEEDS = {"vqa_english": {""}, "vqa_naming": {"", "lang"}, "vqg_english": {""}, "vqg_naming": {"", "lang"}}
 TASKS = ("vqav2_vqa", "vqav2_vqg")

@@ -1,25 +1,37 @@
-"""Benchmark: our downloader against img2dataset, images per second.
+"""Benchmark: our downloader against img2dataset on a web-like URL list, in one run.
 
-Both fetch the same URL list (distinct photo-like JPEGs served by a threaded
-keep-alive HTTP server on loopback, in its own process), with the same number
-of threads, resize to 256 with white padding and encode JPEG quality 95. Each
-side is timed around its download call only (not interpreter start-up), best
-of ``--repeat`` runs; the ratio ours / img2dataset is printed.
+A loopback HTTP server (its own process, keep-alive, asyncio, responses
+prepared in memory so that serving costs little next to downloading) serves
+``--n`` URLs: photo-like JPEGs of mixed sizes (320x240 to 1600x1200), of
+which ``--slow`` answer only after ``--slow-seconds`` (a slow host) and
+``--fail`` are 404s, spread through the list in a seeded order. Captions are
+real-style (tests/tools/synthetic.py). Both sides resize to 256 with white
+padding and encode JPEG quality 95, no retries, the same total threads:
+ours ``--threads`` in one process; img2dataset in its recommended layout,
+``--processes`` processes (one per core) x ``--threads / --processes``
+threads, ``number_sample_per_shard`` small enough that every process has
+shards. Ours is timed around ``pretrain.download_images.run`` (reading the
+list, every fetch, the ordered status and output files); img2dataset around
+its ``download()`` call (pool start-up included) and by its download loop
+alone (first shard start to last shard end, from its own shard stats): both
+are reported, and the ratio against the loop is the headline. Success and
+failure counts of both sides are printed; the run stops if they disagree
+about which URLs work.
 
-img2dataset is only needed here (``pip install img2dataset``). Its
-dependencies pin other versions of shared packages (e.g. pandas), so it may
-live in another environment: ``--img2dataset-python /path/to/venv/bin/python``.
+img2dataset must live in its own environment (installing it into .venv
+downgrades pandas):
 
-    python tests/tools/bench_download.py [--n 600 --threads 16]
+    python3 -m venv /tmp/i2d && /tmp/i2d/bin/pip install img2dataset
+    python tests/tools/bench_download.py --img2dataset-python /tmp/i2d/bin/python [--n 10000]
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
-import functools
-import http.server
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -31,51 +43,89 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+SIZES = [(320, 240), (640, 480), (800, 600), (1024, 768), (1600, 1200)]
+
 I2D_SCRIPT = r"""
-import json, sys, time
+import glob, json, sys, time
 from img2dataset import download
-url_list, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-t = time.monotonic()
-download(url_list=url_list, input_format="txt", output_folder=out, output_format="files",
-         processes_count=1, thread_count=threads, image_size=256, resize_mode="border",
-         encode_quality=95, encode_format="jpg", timeout=10, retries=0, enable_wandb=False,
-         number_sample_per_shard=100000, distributor="multiprocessing")
-seconds = time.monotonic() - t
-import glob
+url_list, out, processes, threads, per_shard = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+t = time.time()
+download(url_list=url_list, input_format="csv", url_col="url", caption_col="caption", output_folder=out,
+         output_format="files", processes_count=processes, thread_count=threads, image_size=256,
+         resize_mode="border", encode_quality=95, encode_format="jpg", timeout=10, retries=0,
+         enable_wandb=False, number_sample_per_shard=per_shard, distributor="multiprocessing")
+end = time.time()
 shards = [json.load(open(p)) for p in glob.glob(out + "/*_stats.json")]
-print(json.dumps({"seconds": seconds, "shard_seconds": sum(s["duration"] for s in shards)}))
+print(json.dumps({"call_start": t, "call_end": end, "shards": shards}))
 """
 
 
-def make_images(folder: Path, n: int, size: tuple[int, int]) -> None:
-    """Distinct, smooth, photo-like JPEGs (noise would make them unrealistically big)."""
+def make_images(folder: Path, n: int, sizes: list[tuple[int, int]] = SIZES) -> list[str]:
+    """``n`` distinct smooth photo-like JPEGs, sizes cycling through ``sizes``; their names."""
     import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    names = []
     for i in range(n):
+        w, h = sizes[i % len(sizes)]
         r = np.random.default_rng(i)
-        coarse = r.random((6, 8, 3)).astype(np.float32)
-        small = Image.fromarray((coarse * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
-        arr = np.asarray(small, dtype=np.float32)
+        coarse = Image.fromarray((r.random((6, 8, 3)) * 255).astype(np.uint8))
+        arr = np.asarray(coarse.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         arr += 30 * np.sin(xx / (7 + i % 13))[..., None] + 20 * np.cos(yy / (5 + i % 7))[..., None]
-        Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=90)
+        names.append(f"{i:05d}.jpg")
+        Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(folder / names[-1], quality=90)
+    return names
 
 
-class KeepAliveHandler(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Server(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive server (asyncio, one process), so that serving
+    costs little next to downloading: /img/<k>/<i>.jpg answers image k;
+    /slow/<k>/<i>.jpg the same after ``slow_seconds``; anything else is a 404.
+    Responses are prepared once; a request costs a dict lookup and a write."""
+    responses: list[bytes] = []
+    not_found = b""
+    slow_seconds = 1.0
 
-    def log_message(self, *args):
-        pass
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+
+    def data_received(self, data: bytes):
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            parts = head.split(b" ", 2)[1].decode("latin-1").split("/") if b" " in head else []
+            if len(parts) == 4 and parts[1] in ("img", "slow") and parts[2].isdigit():
+                response = self.responses[int(parts[2]) % len(self.responses)]
+                if parts[1] == "slow":
+                    asyncio.get_running_loop().call_later(self.slow_seconds, self._send, response)
+                    continue
+            else:
+                response = self.not_found
+            self._send(response)
+
+    def _send(self, response: bytes):
+        if not self.transport.is_closing():
+            self.transport.write(response)
 
 
-def serve(folder: str, port: int) -> None:
-    handler = functools.partial(KeepAliveHandler, directory=folder)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    srv.daemon_threads = True
-    srv.serve_forever()
+def _response(code: str, ctype: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: keep-alive\r\n\r\n").encode("latin-1") + body
+
+
+def serve(folder: str, port: int, slow_seconds: float) -> None:
+    Server.responses = [_response("200 OK", "image/jpeg", p.read_bytes()) for p in sorted(Path(folder).glob("*.jpg"))]
+    Server.not_found = _response("404 Not Found", "text/plain", b"not found")
+    Server.slow_seconds = slow_seconds
+
+    async def main():
+        srv = await asyncio.get_running_loop().create_server(Server, "127.0.0.1", port, backlog=1024)
+        async with srv:
+            await srv.serve_forever()
+
+    asyncio.run(main())
 
 
 def free_port() -> int:
@@ -84,92 +134,155 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ours(urls: list[str], out: Path, threads: int) -> tuple[float, int]:
+def url_list(port: int, n: int, n_images: int, slow: int, fail: int, seed: int) -> list[str]:
+    kinds = ["slow"] * slow + ["missing"] * fail + ["img"] * (n - slow - fail)
+    random.Random(seed).shuffle(kinds)
+    return [f"http://127.0.0.1:{port}/{kind}/{i % n_images}/{i}.jpg" for i, kind in enumerate(kinds)]
+
+
+def run_ours(rows: list[dict], out: Path, threads: int) -> dict:
     from common.report import Report
     from pretrain import download_images as dl
     from pretrain.capfilt_config import DEFAULTS
 
     out.mkdir(parents=True)
-    (out / "in.jsonl").write_text("".join(json.dumps({"url": u, "caption": f"image {i}"}) + "\n"
-                                          for i, u in enumerate(urls)))
+    (out / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     dc = copy.deepcopy(DEFAULTS["download"])
     dc.update(input=str(out / "in.jsonl"), output=str(out / "out.jsonl"), status=str(out / "status.jsonl"),
-              report=str(out / "report.json"), image_root=str(out / "images"), threads=threads,
+              image_root=str(out / "images"), threads=threads,
               retries=0, progress=False)
     t = time.monotonic()
     summary = dl.run(dc, Report("bench"), progress=False)
-    return time.monotonic() - t, summary["success"]
+    seconds = time.monotonic() - t
+    ok_urls = [json.loads(line)["url"] for line in open(out / "status.jsonl", encoding="utf-8")
+               if json.loads(line)["kind"] == "ok"]
+    return {"seconds": seconds, "success": summary["success"], "failed": summary["urls"] - summary["success"],
+            "failures_by_kind": summary["failures_by_kind"], "ok_urls": set(ok_urls)}
 
 
-def run_img2dataset(python: str, urls: list[str], out: Path, threads: int) -> tuple[float, int]:
+def run_img2dataset(python: str, rows: list[dict], out: Path, processes: int, threads: int) -> dict:
+    import csv
     out.mkdir(parents=True)
-    (out / "urls.txt").write_text("\n".join(urls) + "\n")
-    r = subprocess.run([python, "-c", I2D_SCRIPT, str(out / "urls.txt"), str(out / "files"), str(threads)],
+    with open(out / "urls.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["url", "caption"])
+        w.writerows([r["url"], r["caption"]] for r in rows)
+    per_shard = -(-len(rows) // (2 * processes))
+    r = subprocess.run([python, "-c", I2D_SCRIPT, str(out / "urls.csv"), str(out / "files"), str(processes),
+                        str(threads // processes), str(per_shard)],
                        capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     if r.returncode != 0:
         raise RuntimeError(f"img2dataset failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    times = json.loads(r.stdout.strip().splitlines()[-1])
-    return times["seconds"], times["shard_seconds"], len(list((out / "files").rglob("*.jpg")))
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    shards = got["shards"]
+    ok_urls = set()
+    for meta in (out / "files").rglob("*.json"):
+        if not meta.name.endswith("_stats.json"):
+            m = json.loads(meta.read_text())
+            if m.get("status") == "success":
+                ok_urls.add(m["url"])
+    return {"seconds": got["call_end"] - got["call_start"],
+            "loop_seconds": max(s["end_time"] for s in shards) - min(s["start_time"] for s in shards),
+            "success": sum(s["successes"] for s in shards), "count": sum(s["count"] for s in shards),
+            "failed": sum(s["count"] - s["successes"] for s in shards),
+            "failures_by_kind": _i2d_failures(shards), "ok_urls": ok_urls}
+
+
+def _i2d_failures(shards: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for s in shards:
+        for k, v in (s.get("status_dict") or {}).items():
+            if k != "success":
+                out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
+
+
+def start_server(folder: Path, slow_seconds: float, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port), str(slow_seconds)])
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return server, port
+        except OSError:
+            time.sleep(0.05)
+    server.terminate()
+    sys.exit(f"error: the loopback server did not start (port {port} in use?)")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=600, help="number of images")
-    ap.add_argument("--threads", type=int, default=16)
-    ap.add_argument("--width", type=int, default=800)
-    ap.add_argument("--height", type=int, default=600)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--n", type=int, default=10000, help="number of URLs")
+    ap.add_argument("--slow", type=int, default=None, help="URLs that answer after --slow-seconds (default 3.75%%)")
+    ap.add_argument("--fail", type=int, default=None, help="URLs that are 404 (default 8.75%%)")
+    ap.add_argument("--slow-seconds", type=float, default=1.0)
+    ap.add_argument("--images", type=int, default=500, help="distinct images behind the URLs")
+    ap.add_argument("--threads", type=int, default=32, help="total threads, both sides")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="img2dataset processes")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--img2dataset-python", default=sys.executable,
                     help="a python with img2dataset installed (default: this one)")
-    ap.add_argument("--serve", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument("--serve", nargs=3, metavar=("DIR", "PORT", "SLOW"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        return serve(args.serve[0], int(args.serve[1]))
+        return serve(args.serve[0], int(args.serve[1]), float(args.serve[2]))
+    slow = round(args.n * 0.0375) if args.slow is None else args.slow
+    fail = round(args.n * 0.0875) if args.fail is None else args.fail
     probe = subprocess.run([args.img2dataset_python, "-c", "import img2dataset"], capture_output=True, text=True)
     if probe.returncode != 0:
-        sys.exit(f"img2dataset is not importable by {args.img2dataset_python}: pip install img2dataset "
-                 "(or pass --img2dataset-python)")
+        sys.exit(f"img2dataset is not importable by {args.img2dataset_python}: install it in its own venv "
+                 "(python3 -m venv /tmp/i2d && /tmp/i2d/bin/pip install img2dataset) and pass --img2dataset-python")
+    from tests.tools import synthetic
+
     tmp = Path(tempfile.mkdtemp(prefix="bench_download_"))
     server = None
     try:
-        make_images(tmp / "web", args.n, (args.width, args.height))
+        make_images(tmp / "web", args.images)
         size_mb = sum(p.stat().st_size for p in (tmp / "web").iterdir()) / 1e6
-        port = free_port()
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(tmp / "web"), str(port)])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        urls = [f"http://127.0.0.1:{port}/{i:05d}.jpg" for i in range(args.n)]
-        print(f"{args.n} JPEGs of {args.width}x{args.height} ({size_mb:.1f} MB), {args.threads} threads, "
-              f"{os.cpu_count()} CPUs", file=sys.stderr)
-        # img2dataset is timed twice: around its download() call (pool start-up
-        # included, like ours) and by its own shard stats (download loop only,
-        # the stricter comparison, used for the headline ratio).
-        best = {"ours": 0.0, "img2dataset": 0.0, "img2dataset_call": 0.0}
+        server, port = start_server(tmp / "web", args.slow_seconds)
+        urls = url_list(port, args.n, args.images, slow, fail, args.seed)
+        rows = [{"url": u, "caption": c} for u, c in zip(urls, synthetic.captions(args.n, args.seed))]
+        print(f"{args.n} URLs ({slow} slow by {args.slow_seconds}s, {fail} 404), {args.images} distinct JPEGs "
+              f"of {len(SIZES)} sizes ({size_mb:.1f} MB), {args.threads} threads in total, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        results = {"ours": [], "img2dataset": []}
         for rep in range(args.repeat):
-            seconds, ok = run_ours(urls, tmp / f"ours_{rep}", args.threads)
-            best["ours"] = max(best["ours"], ok / seconds)
-            print(f"  run {rep + 1} ours         {ok}/{args.n} images in {seconds:.2f}s = {ok / seconds:.1f} images/s",
+            ours = run_ours(rows, tmp / f"ours_{rep}", args.threads)
+            i2d = run_img2dataset(args.img2dataset_python, rows, tmp / f"i2d_{rep}", args.processes, args.threads)
+            if ours["ok_urls"] != i2d["ok_urls"]:
+                sys.exit(f"error: the two sides disagree on {len(ours['ok_urls'] ^ i2d['ok_urls'])} URLs")
+            print(f"  run {rep + 1} ours {ours['success']} ok / {ours['failed']} failed "
+                  f"{json.dumps(ours['failures_by_kind'])} in {ours['seconds']:.2f}s = "
+                  f"{ours['success'] / ours['seconds']:.1f} images/s", file=sys.stderr)
+            print(f"  run {rep + 1} img2dataset ({args.processes} x {args.threads // args.processes} threads) "
+                  f"{i2d['success']} ok / {i2d['failed']} failed {json.dumps(i2d['failures_by_kind'])} in "
+                  f"{i2d['loop_seconds']:.2f}s (download loop) / {i2d['seconds']:.2f}s (whole call) = "
+                  f"{i2d['success'] / i2d['loop_seconds']:.1f} / {i2d['success'] / i2d['seconds']:.1f} images/s",
                   file=sys.stderr)
-            call, loop, ok2 = run_img2dataset(args.img2dataset_python, urls, tmp / f"i2d_{rep}", args.threads)
-            best["img2dataset"] = max(best["img2dataset"], ok2 / loop)
-            best["img2dataset_call"] = max(best["img2dataset_call"], ok2 / call)
-            print(f"  run {rep + 1} img2dataset  {ok2}/{args.n} images in {loop:.2f}s (download loop) / "
-                  f"{call:.2f}s (whole call) = {ok2 / loop:.1f} / {ok2 / call:.1f} images/s", file=sys.stderr)
-            for name, got in (("ours", ok), ("img2dataset", ok2)):
-                if got != args.n:
-                    print(f"  warning: {name} saved {got} of {args.n} images", file=sys.stderr)
+            results["ours"].append(ours)
+            results["img2dataset"].append(i2d)
             shutil.rmtree(tmp / f"ours_{rep}", ignore_errors=True)
             shutil.rmtree(tmp / f"i2d_{rep}", ignore_errors=True)
-        print(json.dumps({"images": args.n, "threads": args.threads,
-                          "ours_images_per_second": round(best["ours"], 1),
-                          "img2dataset_images_per_second": round(best["img2dataset"], 1),
-                          "img2dataset_whole_call_images_per_second": round(best["img2dataset_call"], 1),
-                          "ratio_ours_over_img2dataset": round(best["ours"] / best["img2dataset"], 2),
-                          "ratio_ours_over_img2dataset_whole_call": round(best["ours"] / best["img2dataset_call"], 2)}))
+        ours = min(results["ours"], key=lambda r: r["seconds"])
+        i2d = min(results["img2dataset"], key=lambda r: r["loop_seconds"])
+        i2d_call = min(r["seconds"] for r in results["img2dataset"])
+        res = {"urls": args.n, "slow": slow, "failing_404": fail, "threads": args.threads,
+               "img2dataset_layout": f"{args.processes} processes x {args.threads // args.processes} threads",
+               "ours_success": ours["success"], "ours_failed": ours["failed"],
+               "img2dataset_success": i2d["success"], "img2dataset_failed": i2d["failed"],
+               "ours_images_per_second": round(ours["success"] / ours["seconds"], 1),
+               "img2dataset_loop_images_per_second": round(i2d["success"] / i2d["loop_seconds"], 1),
+               "img2dataset_whole_call_images_per_second": round(i2d["success"] / i2d_call, 1),
+               "ratio_over_loop": round(i2d["loop_seconds"] / ours["seconds"] * ours["success"] / i2d["success"], 2),
+               "ratio_over_whole_call": round(i2d_call / ours["seconds"] * ours["success"] / i2d["success"], 2)}
+        print(f"bench-download: ours {res['ours_images_per_second']} images/s; img2dataset "
+              f"{res['img2dataset_loop_images_per_second']} (loop) / {res['img2dataset_whole_call_images_per_second']}"
+              f" (whole call) images/s: {res['ratio_over_loop']}x / {res['ratio_over_whole_call']}x")
+        print(json.dumps(res))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
     finally:
         if server is not None:
             server.terminate()

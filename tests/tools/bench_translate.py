@@ -19,6 +19,25 @@ Without --model, a small random-weight NLLB-architecture model is built
 (d_model 512, 4+4 layers, 8k vocabulary: big enough that compute, not Python
 overhead, dominates; a real NLLB is far larger still). Its outputs mostly run to the length cap, and both sides
 use the same cap rule, so they generate comparable numbers of steps.
+
+--shape builds a random-weight model of a real NLLB-200 shape instead, without
+downloading anything: nllb-200-distilled-600M (12+12 layers, d_model 1024,
+FFN 4096, 16 heads), nllb-200-distilled-1.3B (24+24, 1024, 8192, 16) or
+nllb-200-3.3B (24+24, 2048, 8192, 16), all with the real 256,206-entry
+vocabulary: a small sentencepiece vocabulary trained on the corpus
+(tests/tools/tiny_nllb.py) padded with zero rows to the real size, so every
+embedding lookup and every output projection costs what the real model's does
+(a zero row scores 0 and is never the argmax next to the random real rows).
+--layers/--d-model/--ffn/--heads/--vocab-size override single dimensions
+(the CI test scales the 600M shape down). On a GPU (--device cuda, or auto
+where one is visible) the sides are: the plain loop in float16; the engine
+with transformers in float16 and in bfloat16; the engine with CTranslate2 in
+float16. On CPU: plain loop float32, engine hf float32, ctranslate2 int8.
+Besides texts/s (the end-to-end speedup, dedupe included), each side reports
+generated tokens/s (its outputs re-tokenized, rejected ones included): that is
+R in the README's GPU-hours formula.
+
+    python tests/tools/bench_translate.py --shape nllb-200-distilled-1.3B --device cuda
 """
 from __future__ import annotations
 
@@ -39,6 +58,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 CORPUS = REPO / "tests" / "fixtures" / "bench" / "corpus.jsonl"
 REAL = REPO.parent / "shared" / "real"   # only for --write-corpus
 SHIPPED_PER_SOURCE = 250
+
+# The real NLLB-200 checkpoints' dimensions (their config.json on the hub).
+NLLB_VOCAB = 256206
+NLLB_SHAPES = {
+    "nllb-200-distilled-600M": {"layers": 12, "d_model": 1024, "ffn": 4096, "heads": 16},
+    "nllb-200-distilled-1.3B": {"layers": 24, "d_model": 1024, "ffn": 8192, "heads": 16},
+    "nllb-200-3.3B": {"layers": 24, "d_model": 2048, "ffn": 8192, "heads": 16},
+}
 
 
 def draw_corpus(real: Path, per_source: int) -> list[dict]:
@@ -84,49 +111,172 @@ def load_corpus(path: Path, per_source: int) -> list[str]:
     return [t for texts in by_source.values() for t in texts[:per_source]]
 
 
-def plain_loop(model_dir: str, texts, tgts, cfg, batch_size=256) -> float:
+def build_shaped_nllb(out_dir: Path, corpus: Path, dims: dict, device: str, seed: int = 0) -> Path:
+    """A random-weight M2M100 (NLLB) model with ``dims`` (layers, d_model, ffn,
+    heads, vocab) and a tokenizer trained on ``corpus``, whose vocabulary is
+    padded with zero rows up to ``dims['vocab']``. float16 where built on a GPU."""
+    import torch
+    from transformers import AutoTokenizer, M2M100Config, M2M100ForConditionalGeneration
+    from tests.tools.tiny_nllb import build_random_nllb
+
+    tok_dir = build_random_nllb(out_dir / "tokenizer_source", corpus=corpus, vocab_size=8000, d_model=16, layers=1)
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    config = M2M100Config(
+        vocab_size=max(dims["vocab"], len(tok)), d_model=dims["d_model"], encoder_layers=dims["layers"],
+        decoder_layers=dims["layers"], encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"],
+        encoder_ffn_dim=dims["ffn"], decoder_ffn_dim=dims["ffn"], max_position_embeddings=1024, pad_token_id=1,
+        bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True, dropout=0.0,
+        attention_dropout=0.0, activation_function="relu")
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = M2M100ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        model.get_input_embeddings().weight[len(tok):] = 0   # tied: the output projection too
+    if device.startswith("cuda"):
+        model.half()
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    del model
+    return out_dir
+
+
+class Outputs:
+    """Wraps a backend's translate_batch to keep what it generated (tokens counted after the clock stops)."""
+
+    def __init__(self, backend):
+        self.texts: list[str] = []
+        self.inner = backend.translate_batch
+        backend.translate_batch = self
+
+    def __call__(self, *args, **kwargs):
+        out = self.inner(*args, **kwargs)
+        self.texts.extend(out)
+        return out
+
+
+def count_tokens(model_dir: str, texts: list[str]) -> int:
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+
+
+def plain_loop(model_dir: str, texts, tgts, cfg, batch_size=256, device="cpu",
+               dtype="float32") -> tuple[float, list[str]]:
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from common.languages import nllb_code
     tok = AutoTokenizer.from_pretrained(model_dir, src_lang="eng_Latn")
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
     start = model.config.decoder_start_token_id
+    outputs: list[str] = []
+    _sync(device)
     t0 = time.perf_counter()
     for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True)
+        enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True).to(device)
         longest = enc["input_ids"].shape[1]
         cap = min(cfg["max_new_tokens"], int(cfg["length_factor"] * longest + cfg["length_extra"]))
-        prefix = torch.tensor([[start, tok.convert_tokens_to_ids(nllb_code(t))] for t in tgts[i:i + batch_size]])
+        prefix = torch.tensor([[start, tok.convert_tokens_to_ids(nllb_code(t))] for t in tgts[i:i + batch_size]],
+                              device=device)
         with torch.inference_mode():
             out = model.generate(**enc, decoder_input_ids=prefix, max_new_tokens=cap, num_beams=1, do_sample=False)
-        tok.batch_decode(out[:, 2:], skip_special_tokens=True)
-    return time.perf_counter() - t0
+        outputs += tok.batch_decode(out[:, 2:], skip_special_tokens=True)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    del model
+    return seconds, outputs
 
 
-def engine_run(backend: str, model_dir: Path, texts, tgts) -> tuple[float, dict]:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def engine_run(backend: str, model_dir: Path, texts, tgts, device="cpu",
+               dtype="auto") -> tuple[float, dict, list[str]]:
     import copy
     from translate.engine import TRANSLATION_DEFAULTS, Engine
     cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
-    cfg.update(backend=backend, model=str(model_dir), ct2_model=str(model_dir / "ct2"), device="cpu",
-               dtype="auto", cache="", progress=False)
+    cfg.update(backend=backend, model=str(model_dir), ct2_model=str(model_dir / "ct2"), device=device,
+               dtype=dtype, cache="", progress=False)
     engine = Engine(cfg)
+    outputs = Outputs(engine.backend)
+    _sync(device)
     t0 = time.perf_counter()
     engine.translate(texts, tgts)
+    _sync(device)
     dt = time.perf_counter() - t0
     s = engine.summary()
     engine.close()
-    return dt, s
+    return dt, s, outputs.texts
+
+
+def model_dims(args) -> dict | None:
+    """The dimensions of the model to build: a named NLLB-200 shape, else the
+    small default; single dimensions overridden by the options given."""
+    base = dict(NLLB_SHAPES[args.shape], vocab=NLLB_VOCAB) if args.shape else \
+        {"layers": 4, "d_model": 512, "ffn": 1024, "heads": 8, "vocab": 8000}
+    for key, value in (("layers", args.layers), ("d_model", args.d_model), ("ffn", args.ffn),
+                       ("heads", args.heads), ("vocab", args.vocab_size)):
+        if value is not None:
+            base[key] = value
+    return base
+
+
+def sides_for(device: str) -> list[tuple[str, str, str]]:
+    """(name, backend, dtype) of every side; "plain" is the plain loop."""
+    if device.startswith("cuda"):
+        return [("plain", "plain", "float16"), ("hf_fp16", "hf", "float16"), ("hf_bf16", "hf", "bfloat16"),
+                ("ct2_fp16", "ctranslate2", "float16")]
+    return [("plain", "plain", "float32"), ("hf", "hf", "float32"), ("ct2", "ctranslate2", "int8")]
+
+
+def build_model(args, dims: dict, texts: list[str], tmp: Path, device: str) -> Path:
+    from tests.tools.tiny_nllb import build_random_nllb
+    from translate.convert_ct2 import convert_ct2
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("\n".join(texts), encoding="utf-8")
+    if args.shape:
+        model = build_shaped_nllb(tmp / "model", corpus, dims, device, args.seed)
+        convert_ct2(model, model / "ct2", quantization="float16" if device.startswith("cuda") else "int8")
+        return model
+    return build_random_nllb(tmp / "tiny", corpus=corpus, vocab_size=dims["vocab"], d_model=dims["d_model"],
+                           layers=dims["layers"], ct2=True)
+
+
+def run_sides(model: Path, texts, tgts, device: str, repeat: int) -> dict:
+    """Each side's best time over ``repeat`` alternating rounds (a load spike on a
+    shared machine then hurts one sample, not one side of a ratio), its outputs' tokens."""
+    from translate.engine import TRANSLATION_DEFAULTS
+    best: dict[str, dict] = {}
+    for _ in range(repeat):
+        for name, backend, dtype in sides_for(device):
+            if backend == "plain":
+                t, outs = plain_loop(str(model), texts, tgts, TRANSLATION_DEFAULTS, device=device, dtype=dtype)
+                summary = {}
+            else:
+                t, summary, outs = engine_run(backend, model, texts, tgts, device, dtype)
+            if name not in best or t < best[name]["seconds"]:
+                best[name] = {"seconds": t, "outputs": outs, "summary": summary, "dtype": dtype}
+    for side in best.values():
+        side["tokens"] = count_tokens(str(model), side.pop("outputs"))
+    return best
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="NLLB folder (with ct2/ inside for ctranslate2)")
+    ap.add_argument("--shape", choices=sorted(NLLB_SHAPES), default=None,
+                    help="build a random-weight model of this real NLLB-200 shape (256,206 vocabulary)")
+    ap.add_argument("--device", default="auto", help="auto (a GPU when visible) | cpu | cuda | cuda:N")
     ap.add_argument("--per-source", type=int, default=SHIPPED_PER_SOURCE,
                     help=f"texts per source (the shipped corpus holds {SHIPPED_PER_SOURCE} each)")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--d-model", type=int, default=512, help="size of the built model (without --model)")
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--vocab-size", type=int, default=8000)
+    ap.add_argument("--d-model", type=int, default=None, help="override the built model's width")
+    ap.add_argument("--layers", type=int, default=None, help="override its encoder and decoder layers (each)")
+    ap.add_argument("--ffn", type=int, default=None, help="override its feed-forward width (--shape only)")
+    ap.add_argument("--heads", type=int, default=None, help="override its attention heads (--shape only)")
+    ap.add_argument("--vocab-size", type=int, default=None, help="override its vocabulary size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help=f"texts to translate (default: {CORPUS})")
@@ -143,41 +293,42 @@ def main(argv=None) -> None:
         return
     if not args.corpus.is_file():
         sys.exit(f"error: bench corpus not found at {args.corpus}")
+    from common.devices import resolve_device
     from common.languages import assign_languages
-    from translate.engine import TRANSLATION_DEFAULTS
+    device = resolve_device(args.device, "--device")
     texts = load_corpus(args.corpus, args.per_source)
     tgts = assign_languages(len(texts), args.seed, exclude=["en"])
     dup = 1 - len(set(zip(texts, tgts))) / len(texts)
+    dims = model_dims(args) if args.model is None else None
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            from tests.tools.tiny_nllb import build_tiny_nllb
-            corpus = Path(tmp) / "corpus.txt"
-            corpus.write_text("\n".join(texts), encoding="utf-8")
-            model = build_tiny_nllb(Path(tmp) / "tiny", corpus=corpus, vocab_size=args.vocab_size,
-                                    d_model=args.d_model, layers=args.layers, ct2=True)
-        # Alternate the three runs and keep each one's best time: a load spike on
-        # this shared machine then hurts one sample, not one side of the ratio.
-        plain_s = hf_s = ct2_s = float("inf")
-        for _ in range(args.repeat):
-            plain_s = min(plain_s, plain_loop(str(model), texts, tgts, TRANSLATION_DEFAULTS))
-            t, hf_sum = engine_run("hf", model, texts, tgts)
-            hf_s = min(hf_s, t)
-            t, ct2_sum = engine_run("ctranslate2", model, texts, tgts)
-            ct2_s = min(ct2_s, t)
+        model = args.model or build_model(args, dims, texts, Path(tmp), device)
+        sides = run_sides(model, texts, tgts, device, args.repeat)
+    report(args, dims, device, texts, dup, sides)
+
+
+def report(args, dims, device: str, texts: list[str], dup: float, sides: dict) -> None:
+    plain = sides["plain"]["seconds"]
     res = {
-        "texts": len(texts), "duplicate_rate": round(dup, 3), "unique_segments": hf_sum.get("unique"),
-        "plain_texts_per_s": round(len(texts) / plain_s, 1),
-        "engine_hf_texts_per_s": round(len(texts) / hf_s, 1),
-        "engine_ct2_texts_per_s": round(len(texts) / ct2_s, 1),
-        "speedup_hf": round(plain_s / hf_s, 2), "speedup_ct2": round(plain_s / ct2_s, 2),
-        "model": (f"random-weight NLLB d_model={args.d_model} layers={args.layers} vocab={args.vocab_size}"
-                  if args.model is None else str(args.model)),
-        "cores": os.cpu_count(),
+        "texts": len(texts), "duplicate_rate": round(dup, 3), "device": device, "cores": os.cpu_count(),
+        "unique_segments": next((s["summary"].get("unique") for s in sides.values() if s["summary"]), None),
+        "model": (str(args.model) if args.model else
+                  f"random-weight NLLB{' ' + args.shape if args.shape else ''} layers={dims['layers']}+{dims['layers']} "
+                  f"d_model={dims['d_model']} ffn={dims['ffn'] if args.shape else dims['d_model'] * 2} "
+                  f"heads={dims['heads'] if args.shape else max(2, dims['d_model'] // 64)} vocab={dims['vocab']}"),
+        "plain_texts_per_s": round(len(texts) / plain, 1),
+        "plain_tokens_per_s": round(sides["plain"]["tokens"] / plain, 1),
     }
-    print(f"bench: {res['texts']} texts (duplicate rate {dup:.1%}), plain loop {res['plain_texts_per_s']}/s, "
-          f"engine hf {res['engine_hf_texts_per_s']}/s ({res['speedup_hf']}x), "
-          f"engine ctranslate2 {res['engine_ct2_texts_per_s']}/s ({res['speedup_ct2']}x)")
+    for name, side in sides.items():
+        if name == "plain":
+            continue
+        key = name
+        res[f"engine_{key}_texts_per_s"] = round(len(texts) / side["seconds"], 1)
+        res[f"engine_{key}_tokens_per_s"] = round(side["tokens"] / side["seconds"], 1)
+        res[f"speedup_{key}"] = round(plain / side["seconds"], 2)
+    print(f"bench: {res['model']} on {device}; {res['texts']} texts (duplicate rate {dup:.1%}); plain loop "
+          f"{res['plain_texts_per_s']} texts/s, {res['plain_tokens_per_s']} generated tokens/s; " + "; ".join(
+              f"engine {k} {res[f'engine_{k}_texts_per_s']} texts/s ({res[f'speedup_{k}']}x), "
+              f"{res[f'engine_{k}_tokens_per_s']} tokens/s" for k in sides if k != "plain"))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
 

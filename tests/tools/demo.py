@@ -6,7 +6,8 @@ One driver over the steps (there is no per-stage demo script): each step's
 script runs as a user would run it, with the paths given here, the demo's
 small-data settings (``DEMO_SETS``) and any ``--set`` given here (last, so
 they win). Before the steps it shows the translation engine on a small file
-with each backend (a tiny random-weight NLLB built on the spot); the pipeline
+with each backend (the tiny NLLB of tests/tools/tiny_nllb.py, built on the spot: it
+writes "[deu-Latn] " and the English); the pipeline
 itself translates with the dry-run backend. A tiny CLIP stands in for the
 real one, and the CapFilt download fetches from a loopback server that serves
 ``<raw>/web``. A development tool: no product code imports it.
@@ -76,7 +77,9 @@ def engine_demo(py: str, out: Path) -> None:
              "--set", "file.fields=[text]", "--set", f"translation.backend={backend}",
              "--set", f"translation.model={model}", "--set", f"translation.ct2_model={model}/ct2",
              "--set", f"translation.cache={out}/work/translate_demo/cache.sqlite",
-             "--set", "translation.progress=false"])
+             "--set", "translation.progress=false",
+             # The tiny model copies the English behind a marker: no language check.
+             "--set", f"translation.quality.langid={'true' if backend == 'dry-run' else 'false'}"])
 
 
 def step_command(py: str, step: pipeline.Step, path_sets: list[str], extra: list[str]) -> list[str]:

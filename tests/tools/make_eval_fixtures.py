@@ -170,8 +170,11 @@ def nlvr2(w: Writer) -> None:
         row("train-10171-0-1", "There are two pencil cases.", "True", directory="73"),
         row("train-10172-0-0", "The row has no directory.", "True"),  # cannot name its images
     ])
+    # dev-850-0-1's left image is a CapFilt fixture image (the demo serves it at this URL): the
+    # CapFilt and matching examples of that image must not reach training.
     w.jsonl(f"{base}/dev.jsonl", [row("dev-850-0-0", "The right image shows a curving walkway.", "False"),
-                                  row("dev-850-0-1", "The left image shows a beer bottle.", "True")])
+                                  row("dev-850-0-1", "The left image shows a beer bottle.", "True",
+                                      left_url="http://127.0.0.1:18080/img/photo_02.jpg")])
     w.jsonl(f"{base}/test.jsonl", [row("test1-0-1-0", "There is an empty glass.", "False"),
                                    row("test1-0-1-1", "There are bottles.", "maybe")])
     for lang in MARVL_LANGS:

@@ -63,9 +63,11 @@ def coco(root: Path) -> None:
         184613: ["A child holding an umbrella.", ""],
         203564: ["A bicycle parked next to a clock.", "A clock above a parked bike."],
         179765: ["A black motorcycle in a garage.", "A motorbike parked indoors."],
+        # A restval image that POPE asks about (pope/output/coco): its training captions must go.
+        310196: ["A snowboarder jumping over a snowy hill.", "A person in the air on a snowboard."],
     }
     split = {9: "train", 25: "train", 30: "train", 34: "train", 36: "train", 42: "restval", 73: "restval",
-             391895: "val", 522418: "val", 184613: "val", 203564: "test", 179765: "test"}
+             391895: "val", 522418: "val", 184613: "val", 203564: "test", 179765: "test", 310196: "restval"}
     images, sentid = [], 0
     for imgid, (cocoid, sents) in enumerate(caps.items()):
         folder = "train2014" if split[cocoid] == "train" else "val2014"
@@ -127,6 +129,11 @@ def vqav2(root: Path) -> None:
                "answers": [{"answer": "noon", "answer_confidence": "yes", "answer_id": k + 1} for k in range(9)]
                + [{"answer_confidence": "no", "answer_id": 10}]})
     # 184613002 has no annotation: skipped and counted.
+    # VQAv2 val asks about every val2014 image, Karpathy restval ones too (73).
+    vq.append({"image_id": 73, "question": "What color is the motorcycle?", "question_id": 73004})
+    va.append({"question_id": 73004, "image_id": 73, "question_type": "what color", "answer_type": "other",
+               "multiple_choice_answer": "red",
+               "answers": [{"answer": "red", "answer_confidence": "yes", "answer_id": k + 1} for k in range(10)]})
     dump(root / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json",
          {**meta, "data_subtype": "val2014", "questions": vq})
     dump(root / "vqav2" / "v2_mscoco_val2014_annotations.json", {**meta, "data_subtype": "val2014",
@@ -150,6 +157,9 @@ def aokvqa(root: Path) -> None:
             0, ["Flowers stand in the vase.", "", "   "]),
         row("6Fz3qPO2Lb4Ou6TgAU5yCx", 30, "Is the vase on a table?", ["yes", "no", "maybe", "never"],
             0, "The vase stands on a table."),
+        # A COCO 2017 train image that is a Karpathy test image: must not reach training.
+        row("7Ga4rQP3Mc5Pv7UhBV6zDy", 179765, "Where is the motorcycle kept?", ["garage", "beach", "roof", "lake"],
+            0, ["The motorcycle stands indoors in a garage."]),
     ]
     dump(root / "aokvqa" / "aokvqa_v1p0_train.json", rows, indent=1)
     val = [dict(rows[0], split="val", question_id="5Dx1oNL0Jz2Ms4ReYS3wAv", image_id=391895)]
@@ -167,6 +177,10 @@ def llava(root: Path) -> None:
             {"from": "gpt", "value": "A dog sleeps on a red blanket."}]},
         {"id": "000000555555", "image": "000000555555.jpg", "conversations": [
             {"from": "human", "value": "<image>\nDescribe the image."}, {"from": "gpt", "value": "No such image."}]},
+        # A Karpathy test image (COCO 2017 train holds most of val2014): must not reach training.
+        {"id": "000000203564", "image": "000000203564.jpg", "conversations": [
+            {"from": "human", "value": "<image>\nDescribe the scene in detail."},
+            {"from": "gpt", "value": "A bicycle is parked below a large clock on a wall."}]},
     ]
     conv = [
         {"id": "000000000030", "image": "000000000030.jpg", "conversations": [
@@ -177,6 +191,9 @@ def llava(root: Path) -> None:
                                      "Light comes in. The room is bright."},
             {"from": "human", "value": "Is the <image> vase full?"},
             {"from": "gpt", "value": "Yes, it is full of flowers."},
+            # The question of a VQAv2 val example, word for word: reported, not dropped.
+            {"from": "human", "value": "What is the man riding?"},
+            {"from": "gpt", "value": "There is no man here, only a vase of flowers."},
             {"from": "human", "value": "A dangling question without answer?"}]},
         {"id": "000000000073", "image": "000000000073.jpg", "conversations": [
             {"from": "human", "value": "What color is the motorcycle?\n<image>"},
@@ -184,6 +201,10 @@ def llava(root: Path) -> None:
             {"from": "human", "value": ""},
             {"from": "gpt", "value": "An answer to an empty question."}]},
         {"id": "000000000034", "image": "000000000034.jpg"},  # no conversations
+        # A POPE image (a Karpathy restval image too): must not reach training.
+        {"id": "000000310196", "image": "000000310196.jpg", "conversations": [
+            {"from": "human", "value": "<image>\nWhat is the person doing?"},
+            {"from": "gpt", "value": "The person is jumping on a snowboard."}]},
     ]
     dump(root / "llava" / "detail_23k.json", detail, indent=1)
     dump(root / "llava" / "conversation_58k.json", conv, indent=1)

@@ -1,0 +1,279 @@
+"""No evaluation image in training: the filter every step that writes a final
+training file applies (``train/*.jsonl``, and so the mix).
+
+The evaluation sets (``common/eval_sets.py``) are read from the raw release
+files that the evaluation converters read, named by the same configs
+(``configs/mscoco.yaml``, ``vqav2.yaml`` and ``eval_data.yaml``, looked up
+next to the step's ``--config`` like ``paths.yaml``, with the step's
+``paths.*``), so the set does not depend on which steps ran before. Each set
+is cached in ``decontam.cache_dir`` under the fingerprints of its raw files
+and the values that select from them (splits), and recomputed when they change.
+
+A training row whose image is in an evaluation set is dropped, and counted
+per task, per evaluation set and per language, unless
+``decontam.exclude.<set>`` is false: then the row is kept and counted as kept,
+and the report says the exclusion is off. A training row's texts (instruction
+and target) identical to an evaluation text (after normalising case,
+whitespace and punctuation) are counted with examples, not dropped.
+
+The shared section (``configs/decontam.yaml``) of every step that writes a
+final training file::
+
+    decontam:
+      exclude: {mscoco: true, chair: true, pope: true, vqav2: true, ...}
+      cache_dir: ${paths.work_dir}/decontam
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .config import REPO_ROOT, Config, build_config
+from .errors import UserError
+from .eval_sets import BY_NAME, IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
+from .jsonl import BadRows, read_jsonl, write_json
+
+DEFAULTS = {
+    "exclude": {name: True for name in IMAGE_SETS},
+    "cache_dir": "${paths.work_dir}/decontam",
+}
+CACHE_VERSION = 1
+EXAMPLES = 5
+# The config files whose values name the evaluation files, and a step whose schema reads each.
+_CONFIGS = {"mscoco": "mscoco.eval", "vqav2": "vqav2.eval", "eval_data": "eval.pope"}
+_BUILT: dict[str, dict[str, Config]] = {}
+
+
+def eval_configs(cfg: Config) -> dict[str, Config]:
+    """The mscoco, vqav2 and eval_data configs as the converters would load
+    them (the files next to ``cfg``'s own, else configs/), with ``cfg``'s paths."""
+    from . import pipeline
+    source = Path(getattr(cfg, "source", "") or "")
+    config_dir = source.parent if source.suffix in (".yaml", ".yml") else REPO_ROOT / "configs"
+    overrides = [f"paths.{k}={v}" for k, v in sorted(cfg.get("paths", {}).items()) if isinstance(v, str) and v]
+    memo = json.dumps([str(config_dir), overrides])
+    if memo not in _BUILT:
+        built = {}
+        for name, step_id in _CONFIGS.items():
+            step = pipeline.get(step_id)
+            file = config_dir / f"{name}.yaml"
+            built[name] = build_config(pipeline.schema(step), file if file.is_file() else step.config_file, overrides)
+        _BUILT[memo] = built
+    return _BUILT[memo]
+
+
+def inputs(cfg: Config) -> list[Path]:
+    """Every raw file of the image sets: what a final training file depends on
+    (``reads`` of those steps in common/pipeline.py)."""
+    cfgs = eval_configs(cfg)
+    return sorted({p for s in SETS if s.images for p in s.files(cfgs[s.config])})
+
+
+# -- loading, with a cache -------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    spec: EvalSet
+    exclude: bool | None          # None: a text-only set
+    images: frozenset
+    texts: frozenset
+    files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        out = {"title": self.spec.title, "exclude": self.exclude,
+               "images": len(self.images) if self.spec.images and not self.missing else None,
+               "texts": len(self.texts), "files": self.files}
+        if self.missing:
+            out["missing_files"] = self.missing
+        if self.spec.note:
+            out["note"] = self.spec.note
+        return out
+
+
+def _fingerprints(files: list[Path], known: dict) -> dict:
+    from .pipeline import file_fingerprint
+    return {str(p): file_fingerprint(p, known.get(str(p))) for p in files}
+
+
+def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | None) -> tuple[set, set]:
+    """(image keys, text hashes) of one set: from the cache while its raw files
+    (content fingerprints) and params are the ones it was made from."""
+    from .pipeline import same_content
+    path = cache_dir / f"{spec.name}.json" if cache_dir else None
+    old = None
+    if path is not None and path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+    known = old.get("files", {}) if isinstance(old, dict) else {}
+    fps = _fingerprints(files, known)
+    if isinstance(old, dict) and old.get("version") == CACHE_VERSION and old.get("params") == params \
+            and set(known) == set(fps) and all(same_content(known[k], fps[k]) for k in fps):
+        return set(old.get("images", [])), set(old.get("texts", []))
+    images, texts = spec.read(files, params)
+    images.discard(None)
+    texts.discard(None)
+    if path is not None:
+        write_json(path, {"version": CACHE_VERSION, "set": spec.name, "files": fps, "params": params,
+                          "images": sorted(images), "texts": sorted(texts)})
+    return images, texts
+
+
+def load_sets(cfg: Config) -> list[Loaded]:
+    """Every evaluation set, with its switch. An image set whose exclusion is
+    on needs all its raw files (UserError naming the file and the switch)."""
+    d = cfg.at("decontam")
+    cache = str(d.get("cache_dir") or "")
+    cache_dir = cfg.path("decontam.cache_dir") if cache else None
+    cfgs = eval_configs(cfg)
+    out = []
+    for spec in SETS:
+        exclude = bool(d["exclude"].get(spec.name, True)) if spec.images else None
+        files = spec.files(cfgs[spec.config])
+        missing = [p for p in files if not p.is_file()]
+        if missing and exclude:
+            raise UserError(f"decontam: {spec.title}: raw file not found: {missing[0]} (the evaluation images are "
+                            f"read from it; get it, or set decontam.exclude.{spec.name}=false to train without "
+                            f"excluding them)")
+        present = [p for p in files if p.is_file()]
+        images, texts = _cached(spec, present, spec.params(cfgs[spec.config]), cache_dir) if present else (set(), set())
+        out.append(Loaded(spec, exclude, frozenset(images), frozenset(texts), [str(p) for p in present],
+                          [str(p) for p in missing]))
+    return out
+
+
+# -- the filter ------------------------------------------------------------------------------------
+class TaskCounts:
+    def __init__(self) -> None:
+        self.rows = 0
+        self.dropped = 0
+        self.dropped_by_set: collections.Counter = collections.Counter()
+        self.kept_by_set: collections.Counter = collections.Counter()
+        self.dropped_by_lang: collections.Counter = collections.Counter()
+        self.identical = 0
+        self.identical_by_set: collections.Counter = collections.Counter()
+        self.examples: list[dict] = []
+
+    def as_dict(self) -> dict:
+        return {"rows_checked": self.rows, "rows_dropped": self.dropped,
+                "dropped_by_eval_set": dict(sorted(self.dropped_by_set.items())),
+                "kept_with_eval_image_by_eval_set": dict(sorted(self.kept_by_set.items())),
+                "dropped_by_language": dict(sorted(self.dropped_by_lang.items())),
+                "rows_with_identical_text": self.identical,
+                "identical_text_by_eval_set": dict(sorted(self.identical_by_set.items())),
+                "identical_text_examples": self.examples}
+
+
+class Decontaminator:
+    """``keep(task, image_keys, row)``: whether a final training row may be
+    written; counts everything for ``report()``."""
+
+    def __init__(self, cfg: Config):
+        self.sets = load_sets(cfg)
+        self.excluded = {s.spec.name for s in self.sets if s.exclude}
+        self.images: dict[str, tuple[str, ...]] = {}
+        self.texts: dict[int, tuple[str, ...]] = {}
+        for s in self.sets:
+            for k in s.images:
+                self.images[k] = self.images.get(k, ()) + (s.spec.name,)
+            for h in s.texts:
+                self.texts[h] = self.texts.get(h, ()) + (s.spec.name,)
+        self.tasks: dict[str, TaskCounts] = collections.defaultdict(TaskCounts)
+
+    def hits(self, keys: Iterable[str | None]) -> set[str]:
+        return {name for k in keys if k for name in self.images.get(k, ())}
+
+    def keep(self, task: str, keys: Iterable[str | None], row: dict) -> bool:
+        c = self.tasks[task]
+        c.rows += 1
+        hits = self.hits(keys)
+        dropped = hits & self.excluded
+        for name in hits:
+            (c.dropped_by_set if name in self.excluded else c.kept_by_set)[name] += 1
+        if dropped:
+            c.dropped += 1
+            c.dropped_by_lang[row.get("lang", "")] += 1
+            return False
+        self._check_texts(c, task, row)
+        return True
+
+    def _check_texts(self, c: TaskCounts, task: str, row: dict) -> None:
+        found: dict[str, tuple[str, ...]] = {}
+        for key in ("context", "label"):
+            names = self.texts.get(text_hash(row.get(key)))
+            if names:
+                found[key] = names
+        if not found:
+            return
+        c.identical += 1
+        for name in {n for names in found.values() for n in names}:
+            c.identical_by_set[name] += 1
+        if len(c.examples) < EXAMPLES:
+            key = next(iter(found))
+            c.examples.append({"task": task, "field": key, "text": row[key][:200], "eval_sets": list(found[key])})
+
+    def filter(self, pairs: Iterable[tuple[str, dict]], keys_of) -> Iterator[tuple[str, dict]]:
+        """(task, final row) pairs whose image (``keys_of(row)``) is in no excluded evaluation set."""
+        for task, row in pairs:
+            if self.keep(task, keys_of(row), row):
+                yield task, row
+
+    def key(self) -> str:
+        """A fingerprint of the evaluation sets and switches this filter used."""
+        h = hashlib.sha256()
+        for s in self.sets:
+            h.update(json.dumps([s.spec.name, s.exclude, sorted(s.images), len(s.texts)]).encode())
+        return h.hexdigest()
+
+    def report(self) -> dict:
+        return {"eval_sets": {s.spec.name: s.summary() for s in self.sets},
+                "exclusion_off": sorted(s.spec.name for s in self.sets if s.exclude is False),
+                "key": self.key(),
+                "tasks": {task: c.as_dict() for task, c in self.tasks.items()}}
+
+    def print(self, file=sys.stderr) -> None:
+        for line in summary_lines(self.report()):
+            print(line, file=file)
+
+
+def summary_lines(rep: dict) -> list[str]:
+    """A few readable lines of a decontamination report."""
+    lines = []
+    for task, t in rep.get("tasks", {}).items():
+        by = ", ".join(f"{k} {v}" for k, v in t["dropped_by_eval_set"].items()) or "none"
+        lines.append(f"[decontam] {task}: {t['rows_dropped']} of {t['rows_checked']} rows dropped "
+                     f"(evaluation images of: {by}); {t['rows_with_identical_text']} kept rows with a text "
+                     "identical to an evaluation text")
+        if t["kept_with_eval_image_by_eval_set"]:
+            kept = ", ".join(f"{k} {v}" for k, v in t["kept_with_eval_image_by_eval_set"].items())
+            lines.append(f"[decontam] {task}: kept with an evaluation image (exclusion off): {kept}")
+    if rep.get("exclusion_off"):
+        lines.append("[decontam] exclusion OFF for: " + ", ".join(rep["exclusion_off"])
+                     + " (their images stay in training; decontam.exclude.<set>)")
+    return lines
+
+
+def coco_keys(row: dict) -> list[str | None]:
+    """The key of a COCO-based training row's image (its image_id is the COCO file name)."""
+    return [coco_key(row.get("image_id"))]
+
+
+def web_images(path: Path, dec: Decontaminator) -> dict[str, list[str]]:
+    """image_id -> keys, for the CapFilt rows of ``path`` (id, image_id, url)
+    whose URL is an evaluation image: the matching examples name only the image."""
+    out: dict[str, list[str]] = {}
+    for row in read_jsonl(path, BadRows(max_bad=None, quiet=True)):
+        keys = web_keys(row.get("url")) if isinstance(row, dict) else []
+        if dec.hits(keys) and isinstance(row.get("image_id"), str):
+            out[row["image_id"]] = keys
+    return out
+
+
+def known_sets() -> list[str]:
+    return list(BY_NAME)

@@ -1,0 +1,274 @@
+"""What the mix report explains beyond its counts, and the dataset card beside the mix.
+
+``explain`` adds to the merge's report, from the reports the steps saved
+(``${paths.work_dir}/reports/<step id>.json``, common/pipeline.py):
+
+* ``languages``: per language, the target share (mC4, common/languages.tsv:
+  the share among all the table's languages), the actual share of the mix and of the
+  rows whose language was drawn by mC4 share (the translated sources), the
+  rows whose translation fell back to English and why (the translate steps'
+  quality verdicts: off-target, length out of bounds, copied, repetition,
+  empty), and the rows dropped for an evaluation image;
+* ``decontamination``: per task and evaluation set, the rows dropped for an
+  evaluation image (common/decontam.py), the rows kept where an exclusion is
+  off, and the training texts identical to an evaluation text.
+
+``card`` writes ``train/README.md``: YAML front matter as dataset hubs read it
+(pretty_name, language, license, task_categories, size_categories, configs
+with data_files), then the tables of the report.
+"""
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+from common import pipeline
+from common.errors import UserError
+from common.languages import load_languages
+
+# What a quality flag (translate/quality.py) means, for the tables.
+REASONS = {"off_target": "off-target language", "length_ratio": "length out of bounds (too long or short)",
+           "copied_source": "copied the English", "repetition": "runaway repetition", "empty": "empty output"}
+# Hub task categories of each task.
+TASK_CATEGORIES = {
+    "capfilt": "image-to-text", "mscoco": "image-to-text", "llava_detail": "image-to-text",
+    "capfilt_match": "visual-question-answering", "vqav2_vqa": "visual-question-answering",
+    "aokvqa_cot": "visual-question-answering", "llava_conversation": "visual-question-answering",
+    "imagenet_decide": "visual-question-answering", "vqav2_vqg": "image-text-to-text",
+    "aokvqa_explain": "image-text-to-text", "imagenet_classify": "image-classification",
+}
+# Our codes that hubs spell otherwise (ISO 639-1 replaced iw by he).
+HUB_CODES = {"iw": "he"}
+SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+         (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+
+
+# -- the steps' reports ------------------------------------------------------------------------------
+def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
+    """The report a step saved: its own file, or the sum of its shards' (the
+    newest of the two). -> (report or None, where it came from)."""
+    try:
+        whole = pipeline.report_path(step_id, cfg)
+    except UserError:
+        return None, "paths.work_dir not set"
+    shards = sorted(whole.parent.glob(f"{step_id}.shard-*-of-*.json")) if whole.parent.is_dir() else []
+    newest_shard = max((p.stat().st_mtime for p in shards), default=None)
+    if whole.is_file() and (newest_shard is None or whole.stat().st_mtime >= newest_shard):
+        return _load(whole), str(whole.name)
+    if not shards:
+        return None, f"no report {whole.name}"
+    n = max(shards, key=lambda p: p.stat().st_mtime).name.rsplit("-of-", 1)[1]
+    parts = [r for r in (_load(p) for p in shards if p.name.endswith("-of-" + n)) if r]
+    merged: dict = {"fallback_to_english": {}}
+    for r in parts:
+        for lang, reasons in (r.get("fallback_to_english") or {}).items():
+            for reason, k in reasons.items():
+                slot = merged["fallback_to_english"].setdefault(lang, {})
+                slot[reason] = slot.get(reason, 0) + k
+    return merged, f"{len(parts)} shard reports of {step_id}"
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _steps_of(tasks: list[str]) -> list[pipeline.Step]:
+    return [s for s in pipeline.STEPS if set(s.tasks) & set(tasks)]
+
+
+def drawn_tasks() -> set[str]:
+    """Tasks whose rows get a language drawn by mC4 share (a translate step over rows)."""
+    out = set()
+    for s in pipeline.STEPS:
+        tr = pipeline.get(s.after[0]) if s.after and s.after[0].endswith(".translate") else None
+        if s.tasks and tr is not None and tr.reads:
+            out.update(s.tasks)
+    return out
+
+
+# -- explain -----------------------------------------------------------------------------------------
+def fallbacks(tasks: list[str], cfg) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """{language: {reason: rows}} summed over the translate steps of the mix's
+    sources, and where each step's counts came from."""
+    total: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    sources = {}
+    for step in _steps_of(tasks):
+        if not step.after or not step.after[0].endswith(".translate") or not pipeline.get(step.after[0]).reads:
+            continue
+        rep, where = step_report(step.after[0], cfg)
+        sources[step.after[0]] = where if rep is not None and "fallback_to_english" in rep else f"not recorded ({where})"
+        for lang, reasons in ((rep or {}).get("fallback_to_english") or {}).items():
+            total[lang].update(reasons)
+    return {k: dict(v) for k, v in sorted(total.items())}, sources
+
+
+def decontamination(tasks: list[str], cfg) -> dict:
+    """Per task, the decontamination counts its step recorded."""
+    out: dict = {"tasks": {}, "eval_sets": {}, "exclusion_off": [], "not_recorded": []}
+    totals: collections.Counter = collections.Counter()
+    for step in _steps_of(tasks):
+        rep, where = step_report(step.id, cfg)
+        dec = (rep or {}).get("decontamination")
+        if not dec:
+            reason = "ImageNet train images: no evaluation set uses them" if step.id.startswith("imagenet") \
+                else where
+            out["not_recorded"] += [f"{t} ({reason})" for t in step.tasks if t in tasks]
+            continue
+        out["eval_sets"] = out["eval_sets"] or {k: {kk: vv for kk, vv in v.items() if kk != "files"}
+                                                for k, v in dec.get("eval_sets", {}).items()}
+        out["exclusion_off"] = sorted(set(out["exclusion_off"]) | set(dec.get("exclusion_off", [])))
+        for task, t in dec.get("tasks", {}).items():
+            if task in tasks:
+                out["tasks"][task] = t
+                totals.update(t["dropped_by_eval_set"])
+    out["rows_dropped"] = sum(t["rows_dropped"] for t in out["tasks"].values())
+    out["dropped_by_eval_set"] = dict(sorted(totals.items()))
+    out["rows_with_identical_text"] = sum(t["rows_with_identical_text"] for t in out["tasks"].values())
+    return out
+
+
+def languages(report: dict, fell_back: dict, dec: dict) -> dict[str, dict]:
+    """Per language of the mix (or with a fallback): target, actual shares and why rows are English."""
+    table = load_languages()
+    mix = report["mix"]["rows_per_language"]
+    drawn = collections.Counter()
+    for task in drawn_tasks() & set(report["tasks"]):
+        drawn.update(report["tasks"][task]["rows_per_language"])
+    dropped = collections.Counter()
+    for t in dec["tasks"].values():
+        dropped.update(t.get("dropped_by_language", {}))
+    codes = [c for c in table if c in mix or c in fell_back or c in dropped]
+    # The sources draw from every language of the table unless their config lists fewer.
+    mc4 = sum(lang.mc4_percent for lang in table.values()) or 1.0
+    n_mix, n_drawn = sum(mix.values()) or 1, sum(drawn.values()) or 1
+    out = {}
+    for c in codes:
+        out[c] = {"name": table[c].name, "target_share": round(100 * table[c].mc4_percent / mc4, 3),
+                  "mix_rows": mix.get(c, 0), "mix_share": round(100 * mix.get(c, 0) / n_mix, 3),
+                  "drawn_rows": drawn.get(c, 0), "drawn_share": round(100 * drawn.get(c, 0) / n_drawn, 3),
+                  "fell_back_to_english": fell_back.get(c, {}), "dropped_eval_image": dropped.get(c, 0)}
+    return out
+
+
+def explain(report: dict, cfg, tasks: list[str]) -> None:
+    """Add languages, fallbacks and decontamination to the merge's report (in place)."""
+    fell_back, sources = fallbacks(tasks, cfg)
+    dec = decontamination(tasks, cfg)
+    report["fallback_to_english"] = {"by_language": fell_back, "recorded_in": sources,
+                                     "rows": sum(sum(v.values()) for v in fell_back.values())}
+    report["decontamination"] = dec
+    report["languages"] = languages(report, fell_back, dec)
+
+
+# -- markdown ----------------------------------------------------------------------------------------
+def _reasons(d: dict) -> str:
+    return ", ".join(f"{REASONS.get(k, k)} {v}" for k, v in sorted(d.items())) or ""
+
+
+def markdown_sections(report: dict) -> list[str]:
+    """The languages and decontamination tables (for the .md report and the card)."""
+    lines = ["## Languages", "",
+             "Target: the language's mC4 share (common/languages.tsv; the translated sources draw from every "
+             "language of the table unless their config lists fewer). Drawn: rows of the sources that draw "
+             "a language per row by that share (CapFilt, matching, MSCOCO, VQAv2, LLaVA); A-OKVQA is English and "
+             "ImageNet has every language in equal measure, so the whole mix differs. Fell back: rows whose "
+             "translation was rejected at the translate step and stayed English "
+             f"({report.get('fallback_to_english', {}).get('rows', 0)} rows in all).", "",
+             "| lang | name | target % | drawn % | mix % | mix rows | fell back to English (why) | dropped: evaluation image |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for c, r in report.get("languages", {}).items():
+        fb = r["fell_back_to_english"]
+        lines.append(f"| {c} | {r['name']} | {r['target_share']:.3f} | {r['drawn_share']:.3f} | {r['mix_share']:.3f} "
+                     f"| {r['mix_rows']} | {sum(fb.values())}{' (' + _reasons(fb) + ')' if fb else ''} "
+                     f"| {r['dropped_eval_image']} |")
+    return lines + [""] + decontamination_markdown(report.get("decontamination") or {})
+
+
+def decontamination_markdown(dec: dict) -> list[str]:
+    sets = [k for k, v in dec.get("eval_sets", {}).items() if v.get("exclude") is not None]
+    lines = ["## Evaluation images and texts", "",
+             f"Rows dropped because their image is an evaluation image: **{dec.get('rows_dropped', 0)}**. "
+             "A row can be counted under several sets (Karpathy test images are CHAIR's and VQAv2 val's too).", ""]
+    if sets:
+        lines += ["| task | rows checked | dropped | " + " | ".join(sets) + " | texts identical to an evaluation text |",
+                  "|---|---:|---:|" + "---:|" * len(sets) + "---:|"]
+        for task, t in dec.get("tasks", {}).items():
+            cells = " | ".join(str(t["dropped_by_eval_set"].get(s, 0)) for s in sets)
+            lines.append(f"| {task} | {t['rows_checked']} | {t['rows_dropped']} | {cells} | "
+                         f"{t['rows_with_identical_text']} |")
+    if dec.get("exclusion_off"):
+        lines += ["", "**Exclusion off** (their images stay in training, decontam.exclude.<set>=false): "
+                  + ", ".join(dec["exclusion_off"])]
+    kept = {task: t["kept_with_eval_image_by_eval_set"] for task, t in dec.get("tasks", {}).items()
+            if t.get("kept_with_eval_image_by_eval_set")}
+    if kept:
+        lines += ["", "Rows kept with an evaluation image: " + "; ".join(f"{k}: {v}" for k, v in kept.items())]
+    if dec.get("not_recorded"):
+        lines += ["", "Not checked: " + ", ".join(dec["not_recorded"])]
+    notes = [f"{k}: {v['note']}" for k, v in dec.get("eval_sets", {}).items() if v.get("note")]
+    if notes:
+        lines += ["", "Text-only evaluation sets (image overlap not computable):", ""] + [f"- {n}" for n in notes]
+    examples = [e for t in dec.get("tasks", {}).values() for e in t.get("identical_text_examples", [])][:10]
+    if examples:
+        lines += ["", "Training texts identical to an evaluation text (kept; examples):", ""]
+        lines += [f"- {e['task']} {e['field']}: \"{e['text']}\" ({', '.join(e['eval_sets'])})" for e in examples]
+    return lines
+
+
+# -- the dataset card --------------------------------------------------------------------------------
+def size_category(n: int) -> str:
+    for limit, name in SIZES:
+        if n < limit:
+            return name
+    return "n>1B"
+
+
+def front_matter(report: dict, cfg, mix_name: str, task_files: dict[str, str]) -> list[str]:
+    m = cfg.at("merge")
+    ids = sorted({str(m["licence_ids"].get(t["source"], "other")) for t in report["tasks"].values() if t["rows"]})
+    langs = sorted(HUB_CODES.get(c, c) for c in load_languages() if c in report["mix"]["rows_per_language"])
+    cats = sorted({TASK_CATEGORIES.get(t, "image-text-to-text") for t, v in report["tasks"].items() if v["rows"]})
+    lines = ["---", f"pretty_name: {json.dumps(m['pretty_name'], ensure_ascii=False)}", "language:"]
+    lines += [f"- {c}" for c in langs]
+    lines += ["license:"] + [f"- {i}" for i in ids]
+    lines += ["multilinguality:", "- multilingual" if len(langs) > 1 else "- monolingual"]
+    lines += ["size_categories:", f"- {size_category(report['mix']['rows'])}", "task_categories:"]
+    lines += [f"- {c}" for c in cats]
+    lines += ["configs:", "- config_name: default", "  default: true", "  data_files:", "  - split: train",
+              f"    path: {mix_name}"]
+    for task, path in task_files.items():
+        lines += [f"- config_name: {task}", "  data_files:", "  - split: train", f"    path: {path}"]
+    return lines + ["---"]
+
+
+def card(report: dict, cfg) -> str:
+    """train/README.md: front matter, what the mix is, its tables and licences."""
+    out_path = Path(report["output"])
+    here = out_path.parent
+    task_files = {}
+    for path, counts in report["inputs"].items():
+        p = Path(path)
+        if len(counts) == 1 and p.parent.resolve() == here.resolve():
+            task_files[next(iter(counts))] = p.name
+    m = report["mix"]
+    lines = front_matter(report, cfg, out_path.name, task_files)
+    lines += ["", f"# {cfg.at('merge.pretty_name')}", "",
+              f"{m['rows']} image-text training examples in {m['languages']} languages on {m['distinct_images']} "
+              "distinct images: captioning, image-caption matching, visual question answering and question "
+              "generation, reasoning, conversation and classification. English examples were machine-translated "
+              "(NLLB-200), each into one language drawn by its mC4 share. Each row has `context` (the instruction), "
+              "`label` (the target), `image_id` (the image's path under its collection's root), `task` and `lang`.",
+              "", "Images are not included: get them from their sources (MS COCO 2014 train/val, the BLIP CapFilt "
+              "web URLs, ImageNet train) and resolve `image_id` against each collection's root.", "",
+              "## Tasks", "", "| task | source | rows | distinct images | languages | licence |", "|---|---|---:|---:|---:|---|"]
+    for task, t in report["tasks"].items():
+        lines.append(f"| {task} | {t['source']} | {t['rows']} | {t['distinct_images']} | {t['languages']} | "
+                     f"{t['licence']} |")
+    lines += ["", "Using the mix means following the licence and terms of every source above; the `license` list "
+              "in the header names them, the most restrictive (non-commercial) included.", ""]
+    return "\n".join(lines + markdown_sections(report)) + "\n"
