@@ -35,7 +35,7 @@ from typing import Iterable, Iterator
 
 from .config import REPO_ROOT, Config, build_config
 from .errors import UserError
-from .eval_sets import BY_NAME, IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
+from .eval_sets import IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
 from .jsonl import BadRows, read_jsonl, write_json
 
 DEFAULTS = {
@@ -67,18 +67,27 @@ def eval_configs(cfg: Config) -> dict[str, Config]:
     return _BUILT[memo]
 
 
-def inputs(cfg: Config) -> list[Path]:
-    """Every raw file of the image sets: what a final training file depends on
-    (``reads`` of those steps in common/pipeline.py)."""
+def inputs(cfg: Config, collection: str) -> list[Path]:
+    """The raw files of the image sets of ``collection``: what a final training
+    file of it depends on (``reads`` in common/pipeline.py; the other sets'
+    texts only shape the reports' counts)."""
     cfgs = eval_configs(cfg)
-    return sorted({p for s in SETS if s.images for p in s.files(cfgs[s.config])})
+    return sorted({p for s in SETS if collection in s.collections for p in s.files(cfgs[s.config])})
+
+
+def coco_inputs(cfg: Config) -> list[Path]:
+    return inputs(cfg, "coco")
+
+
+def web_inputs(cfg: Config) -> list[Path]:
+    return inputs(cfg, "web")
 
 
 # -- loading, with a cache -------------------------------------------------------------------------
 @dataclass
 class Loaded:
     spec: EvalSet
-    exclude: bool | None          # None: a text-only set
+    exclude: bool | None          # None: no image of this set can be in the step's collection
     images: frozenset
     texts: frozenset
     files: list[str] = field(default_factory=list)
@@ -86,8 +95,10 @@ class Loaded:
 
     def summary(self) -> dict:
         out = {"title": self.spec.title, "exclude": self.exclude,
-               "images": len(self.images) if self.spec.images and not self.missing else None,
+               "images": len(self.images) if self.spec.images and self.files else None,
                "texts": len(self.texts), "files": self.files}
+        if self.exclude is None and self.spec.images:
+            out["applies"] = False     # its images are of another collection than the step's
         if self.missing:
             out["missing_files"] = self.missing
         if self.spec.note:
@@ -125,26 +136,34 @@ def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | No
     return images, texts
 
 
-def load_sets(cfg: Config) -> list[Loaded]:
-    """Every evaluation set, with its switch. An image set whose exclusion is
-    on needs all its raw files (UserError naming the file and the switch)."""
+def load_sets(cfg: Config, collection: str) -> list[Loaded]:
+    """Every evaluation set, with its switch where its images can be in
+    ``collection`` (coco | web). Such a set whose exclusion is on needs the raw
+    files that hold its images: any missing stop the step (one UserError naming
+    the first file and the switches that would train without excluding them);
+    files that only add texts, and other sets' files, may be missing."""
     d = cfg.at("decontam")
-    cache = str(d.get("cache_dir") or "")
-    cache_dir = cfg.path("decontam.cache_dir") if cache else None
+    cache_dir = cfg.path("decontam.cache_dir") if str(d.get("cache_dir") or "") else None
     cfgs = eval_configs(cfg)
-    out = []
+    out, lacking = [], []
     for spec in SETS:
-        exclude = bool(d["exclude"].get(spec.name, True)) if spec.images else None
+        exclude = bool(d["exclude"].get(spec.name, True)) if collection in spec.collections else None
         files = spec.files(cfgs[spec.config])
-        missing = [p for p in files if not p.is_file()]
-        if missing and exclude:
-            raise UserError(f"decontam: {spec.title}: raw file not found: {missing[0]} (the evaluation images are "
-                            f"read from it; get it, or set decontam.exclude.{spec.name}=false to train without "
-                            f"excluding them)")
+        needed = [p for p in spec.required_files(cfgs[spec.config]) if not p.is_file()] if exclude else []
+        if needed:
+            lacking.append((spec, needed[0]))
+            continue
         present = [p for p in files if p.is_file()]
         images, texts = _cached(spec, present, spec.params(cfgs[spec.config]), cache_dir) if present else (set(), set())
         out.append(Loaded(spec, exclude, frozenset(images), frozenset(texts), [str(p) for p in present],
-                          [str(p) for p in missing]))
+                          [str(p) for p in files if not p.is_file()]))
+    if lacking:
+        spec, path = lacking[0]
+        names = ", ".join(s.name for s, _ in lacking)
+        raise UserError(f"decontam: the raw files of {len(lacking)} evaluation set(s) ({names}) are missing, e.g. "
+                        f"{spec.title}: {path}; their images must not be trained on: get the files, or train "
+                        "without excluding them: " + " ".join(f"--set decontam.exclude.{s.name}=false"
+                                                               for s, _ in lacking))
     return out
 
 
@@ -172,18 +191,22 @@ class TaskCounts:
 
 class Decontaminator:
     """``keep(task, image_keys, row)``: whether a final training row may be
-    written; counts everything for ``report()``."""
+    written; counts everything for ``report()``. ``collection``: the images
+    the step's rows are on (``coco`` or ``web``)."""
 
-    def __init__(self, cfg: Config):
-        self.sets = load_sets(cfg)
+    def __init__(self, cfg: Config, collection: str):
+        self.sets = load_sets(cfg, collection)
         self.excluded = {s.spec.name for s in self.sets if s.exclude}
         self.images: dict[str, tuple[str, ...]] = {}
         self.texts: dict[int, tuple[str, ...]] = {}
+        names: dict[tuple, tuple] = {}   # one tuple object per combination of sets (memory)
         for s in self.sets:
-            for k in s.images:
-                self.images[k] = self.images.get(k, ()) + (s.spec.name,)
-            for h in s.texts:
-                self.texts[h] = self.texts.get(h, ()) + (s.spec.name,)
+            indexes = ((self.images, s.images), (self.texts, s.texts)) if s.exclude is not None else \
+                ((self.texts, s.texts),)
+            for index, keys in indexes:
+                for k in keys:
+                    t = index.get(k, ()) + (s.spec.name,)
+                    index[k] = names.setdefault(t, t)
         self.tasks: dict[str, TaskCounts] = collections.defaultdict(TaskCounts)
 
     def hits(self, keys: Iterable[str | None]) -> set[str]:
@@ -237,9 +260,9 @@ class Decontaminator:
                 "key": self.key(),
                 "tasks": {task: c.as_dict() for task, c in self.tasks.items()}}
 
-    def print(self, file=sys.stderr) -> None:
+    def print(self, file=None) -> None:
         for line in summary_lines(self.report()):
-            print(line, file=file)
+            print(line, file=file or sys.stderr)
 
 
 def summary_lines(rep: dict) -> list[str]:
@@ -274,6 +297,3 @@ def web_images(path: Path, dec: Decontaminator) -> dict[str, list[str]]:
             out[row["image_id"]] = keys
     return out
 
-
-def known_sets() -> list[str]:
-    return list(BY_NAME)

@@ -233,7 +233,12 @@ class EvalSet:
     and its folder under ``eval/``; ``config`` the config file whose values
     name its raw files (mscoco, vqav2 or eval_data: the files the converter
     reads); ``files``/``params`` read from that config; ``read`` -> (image
-    keys, text hashes). ``images=False``: a text-only set, ``note`` says why."""
+    keys, text hashes) of the files that exist. ``required``: the files that
+    hold every image of the set (default: all), which an exclusion needs; the
+    others (translations of the same rows) only add texts. ``collections``:
+    the training image collections its images can be part of (``coco``: COCO
+    2014 files; ``web``: CapFilt's downloaded URLs). ``images=False``: a
+    text-only set, ``note`` says why."""
     name: str
     title: str
     config: str
@@ -242,12 +247,33 @@ class EvalSet:
     params: Callable[[Config], dict] = lambda c: {}
     images: bool = True
     note: str = ""
+    required: Callable[[Config], list[Path]] | None = None
+    collections: tuple[str, ...] = ("coco",)
+
+    def required_files(self, c: Config) -> list[Path]:
+        return (self.required or self.files)(c)
 
 
 def _xvnli_files(c: Config) -> list[Path]:
     x = c.at("xvnli")
     val = [p for p in _fill(str(x["val_file"]), "lang", [g for g in x["langs"] if g != "en"])]
     return _fill(str(x["test_file"]), "lang", x["langs"]) + [Path(str(x["val_en_file"]))] + val
+
+
+def _english(files: Callable[[Config], list[Path]], lang_key: str) -> Callable[[Config], list[Path]]:
+    """The files of the English rows: every language's rows are about the same images."""
+    def pick(c: Config) -> list[Path]:
+        return [p for p, lang in zip(files(c), c.at(lang_key)) if lang == "en"] or files(c)
+    return pick
+
+
+def _xflickrco_files(c: Config) -> list[Path]:
+    return _fill(str(c.at("xflickrco.test_file")), "lang", c.at("xflickrco.langs"))
+
+
+def _xvnli_images(c: Config) -> list[Path]:
+    x = c.at("xvnli")
+    return _fill(str(x["test_file"]), "lang", ["en"]) + [Path(str(x["val_en_file"]))]
 
 
 SETS: tuple[EvalSet, ...] = (
@@ -262,28 +288,34 @@ SETS: tuple[EvalSet, ...] = (
     EvalSet("vqav2", "VQAv2 val: every COCO val2014 image (eval/vqav2)", "vqav2",
             lambda c: [c.path("vqav2.val_questions")], read_vqa_questions),
     EvalSet("xflickrco", "xFlickrCO test: 1,000 Flickr30k and 1,000 COCO images (eval/xflickrco)", "eval_data",
-            lambda c: _fill(str(c.at("xflickrco.test_file")), "lang", c.at("xflickrco.langs")),
-            read_flickr_captions),
+            _xflickrco_files, read_flickr_captions, required=_english(_xflickrco_files, "xflickrco.langs"),
+            collections=("coco", "web")),
     EvalSet("flickr30k", "Flickr30k val/test (eval/xflickrco/flickr30k_*)", "eval_data",
-            lambda c: [c.path("xflickrco.flickr_val"), c.path("xflickrco.flickr_test")], read_flickr_captions),
-    EvalSet("xvnli", "XVNLI val/test: Flickr30k images (eval/xvnli)", "eval_data", _xvnli_files, read_xvnli),
+            lambda c: [c.path("xflickrco.flickr_val"), c.path("xflickrco.flickr_test")], read_flickr_captions,
+            collections=("web",)),
+    EvalSet("xvnli", "XVNLI val/test: Flickr30k images (eval/xvnli)", "eval_data", _xvnli_files, read_xvnli,
+            required=_xvnli_images, collections=("web",)),
     EvalSet("nlvr2", "NLVR2 dev/test: web images by URL (eval/marvl/nlvr2_*)", "eval_data",
             lambda c: [c.path("marvl.nlvr2_dev"), c.path("marvl.nlvr2_test")]
-            + _fill(str(c.at("marvl.nlvr2_dev_translated")), "lang", c.at("marvl.nlvr2_langs")), read_nlvr2),
+            + _fill(str(c.at("marvl.nlvr2_dev_translated")), "lang", c.at("marvl.nlvr2_langs")), read_nlvr2,
+            required=lambda c: [c.path("marvl.nlvr2_dev"), c.path("marvl.nlvr2_test")], collections=("web",)),
     EvalSet("xgqa", "xGQA val/test questions (eval/xgqa)", "eval_data",
             lambda c: _fill(str(c.at("xgqa.val_file")), "lang", c.at("xgqa.langs"))
             + _fill(str(c.at("xgqa.test_file")), "lang", c.at("xgqa.langs")), read_xgqa, images=False,
-            note="GQA test-dev image ids (n123456) are neither Visual Genome nor COCO ids, and the release "
-                 "gives no mapping: overlap with COCO cannot be computed from the raw files"),
+            collections=(),
+            note="GQA test-dev images are named n<digits>; the release maps them to no Visual Genome or COCO "
+                 "id, so their overlap with COCO cannot be computed from the raw files"),
     EvalSet("marvl", "MaRVL test statements (eval/marvl)", "eval_data",
             lambda c: _fill(str(c.at("marvl.test_file")), "lang", c.at("marvl.langs")), read_texts("caption"),
-            images=False, note="MaRVL's photos were collected for it; its files give no URL or id that a "
-                               "training collection shares"),
+            images=False, collections=(),
+            note="MaRVL's photos were collected for it; its files give no URL or id that a training collection "
+                 "shares"),
     EvalSet("xm3600", "XM3600 captions (eval/xm3600)", "eval_data",
-            lambda c: [c.path("xm3600.captions")], read_xm3600, images=False,
+            lambda c: [c.path("xm3600.captions")], read_xm3600, images=False, collections=(),
             note="Open Images keys; the release gives no Flickr id or URL to compare web images with"),
     EvalSet("maxm", "MaXM questions (eval/maxm)", "eval_data",
             lambda c: _fill(str(c.at("maxm.file")), "lang", c.at("maxm.langs")), read_maxm, images=False,
+            collections=(),
             note="XM3600 (Open Images) images: no Flickr id or URL in the release"),
 )
 BY_NAME = {s.name: s for s in SETS}

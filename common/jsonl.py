@@ -126,6 +126,28 @@ def read_jsonl(path: str | Path, bad: BadRows | None = None,
             yield row
 
 
+def invalid_utf8_error(path: Path) -> UserError:
+    """The one-line error for a whole document with invalid UTF-8: its first bad
+    byte, by line and byte offset (read again in binary, on the error path only)."""
+    base, lines, carry = 0, 1, b""
+    with _open_binary(path) as f:
+        while True:
+            chunk = f.read(1 << 20)
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                cut = len(data)
+            except UnicodeDecodeError as e:
+                if not (chunk and e.reason == "unexpected end of data" and e.end == len(data)):
+                    line = lines + data.count(b"\n", 0, e.start)
+                    return UserError(f"{path}:{line}: invalid UTF-8 at byte offset {base + e.start} "
+                                     "(a whole-document file: fix or re-download it)")
+                cut = e.start     # a character cut by the chunk's end: decoded with the next chunk
+            lines, base, carry = lines + data.count(b"\n", 0, cut), base + cut, data[cut:]
+            if not chunk:
+                return UserError(f"{path}: invalid UTF-8")
+
+
 def load_json(path: str | Path, bad: BadRows | None = None, records: str | None = None) -> Any:
     """Read a whole JSON document; a parse error names file, line and column.
 

@@ -112,8 +112,9 @@ def _s(*items: str) -> tuple[str, ...]:
 
 _TRANSLATE_SHAPE = _s("translation")
 # The raw evaluation files every step that writes a final training file reads
-# (common/decontam.py: no evaluation image in training).
-_DECONTAM = _s("common.decontam:inputs")
+# (common/decontam.py: no evaluation image in training), by its images' collection.
+_DECONTAM = _s("common.decontam:coco_inputs")
+_DECONTAM_WEB = _s("common.decontam:web_inputs")
 
 
 def _translated_source(src: str, title: str, module: str, raw: tuple[str, ...], english_keys: tuple[str, ...],
@@ -159,7 +160,8 @@ STAGES: tuple[Stage, ...] = (
              after=_s("capfilt.english"),
              shaped_by=_s("translate", "generate.caption_templates", *_TRANSLATE_SHAPE), shards=True),
         Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
-             reads=_s("${generate.translated}", "${generate.templates}", *_DECONTAM), writes=_s("${generate.output}"),
+             reads=_s("${generate.translated}", "${generate.templates}", *_DECONTAM_WEB),
+             writes=_s("${generate.output}"),
              after=_s("capfilt.translate"), shaped_by=_s("generate", "decontam"), tasks=_s("capfilt")),
     )),
     Stage(3, "Image-caption matching with hard negatives", (
@@ -171,7 +173,7 @@ STAGES: tuple[Stage, ...] = (
              reads=_s("${translate.input}"), writes=_s("${translate.output}", "${translate.templates_output}"),
              after=_s("match.mine"), shaped_by=_s("translate", "generate.templates", *_TRANSLATE_SHAPE), shards=True),
         Step("match.final", "match.generate_match_train", "match", "final training file",
-             reads=_s("${generate.input}", "${generate.translated_templates}", "${match.input}", *_DECONTAM),
+             reads=_s("${generate.input}", "${generate.translated_templates}", "${match.input}", *_DECONTAM_WEB),
              writes=_s("${generate.output}"), after=_s("match.translate"),
              shaped_by=_s("generate", "decontam", *_TRANSLATE_SHAPE), tasks=_s("capfilt_match")),
     )),

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
                 for k, v in by_lang.items()}, indent=1)
     report.extra["template_translation"] = dict(tcounts)
     report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "web")  # no evaluation image in training
     write_examples(cfg, src, by_lang, report, dec, web_images(cfg, dec, report))
     report.extra["decontamination"] = dec.report()
     dec.print()

@@ -182,8 +182,13 @@ def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
     if n <= 1:
         return None
     import multiprocessing
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method))
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # This module only: not the caller's __main__, which need not be import-safe.
+        ctx.set_forkserver_preload([__name__])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(n, mp_context=ctx)
 
 
 def is_json_array(path: Path) -> bool:
@@ -252,7 +257,8 @@ def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], 
               image_root: Path, out_path: Path, status_path: Path, failed_before: dict, journal) -> dict:
     """Fetch every distinct URL (outcomes collected as they finish, into the
     journal), then write the status and output files in input order from it."""
-    worker = Worker(dc, image_root, journal)
+    images = image_pool(dc)
+    worker = Worker(dc, image_root, journal, images)
     bad = BadRows(max_bad=dc["max_bad_rows"], key="download.max_bad_rows")
     t0 = time.monotonic()
     try:
@@ -260,6 +266,8 @@ def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], 
                            failed_before, worker)
     finally:
         worker.close()
+        if images is not None:
+            images.shutdown(wait=True, cancel_futures=True)
     journal.flush()
     rows = _input_rows(in_path, BadRows(max_bad=None, quiet=True), None)   # the same rows again, silently
     kinds = _write_in_order(rows, shard, where, journal_path(status_path), out_path, status_path, report)

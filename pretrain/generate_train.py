@@ -126,7 +126,7 @@ def final_run(cfg, argv) -> source.Written:
     store = source.load_store(cfg.path("generate.templates"), template_sets(cfg), cfg["translation"], languages,
                               "capfilt.translate", argv)
     report, bad = Report("capfilt.generate.final"), BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "web")  # no evaluation image in training
     n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report, dec))
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)

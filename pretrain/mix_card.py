@@ -119,8 +119,9 @@ def decontamination(tasks: list[str], cfg) -> dict:
                 else where
             out["not_recorded"] += [f"{t} ({reason})" for t in step.tasks if t in tasks]
             continue
-        out["eval_sets"] = out["eval_sets"] or {k: {kk: vv for kk, vv in v.items() if kk != "files"}
-                                                for k, v in dec.get("eval_sets", {}).items()}
+        for name, v in dec.get("eval_sets", {}).items():   # the summary of a step it applies to, if any
+            if name not in out["eval_sets"] or out["eval_sets"][name].get("exclude") is None:
+                out["eval_sets"][name] = {k: x for k, x in v.items() if k not in ("files", "applies")}
         out["exclusion_off"] = sorted(set(out["exclusion_off"]) | set(dec.get("exclusion_off", [])))
         for task, t in dec.get("tasks", {}).items():
             if task in tasks:

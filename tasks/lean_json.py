@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common.errors import UserError
+from common.jsonl import invalid_utf8_error
 
 
 def load_json_lean(path: str | Path, hook: Callable[[dict], Any]) -> Any:
@@ -33,6 +34,8 @@ def load_json_lean(path: str | Path, hook: Callable[[dict], Any]) -> Any:
             return json.load(f, object_hook=hook)
         except json.JSONDecodeError as e:
             raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        except UnicodeDecodeError:
+            raise invalid_utf8_error(path) from None
 
 
 def karpathy_hook(d: dict) -> dict:

@@ -228,6 +228,22 @@ def test_invalid_utf8_in_eval_raw_files_is_one_bad_record(tmp_path):
     assert len(rows(tmp_path / "out" / "eval" / "xgqa" / "xgqa_val_de.jsonl")) == 1
 
 
+def test_invalid_utf8_in_a_whole_document_task_file_is_one_line(tmp_path, capsys):
+    """Karpathy's dataset_coco.json is parsed whole (tasks/lean_json.py): one line
+    naming its line and byte offset, not a traceback."""
+    from tasks.mscoco import generate_train
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES_RAW, raw)
+    karpathy = raw / "mscoco" / "dataset_coco.json"
+    data = karpathy.read_bytes()
+    at = data.index(b"A zebra")
+    karpathy.write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    line = fails(capsys, generate_train.main, [*root_sets(tmp_path, raw), *translation_sets("dry-run", "")])
+    lineno = data.count(b"\n", 0, at) + 1
+    assert line == (f"error: {karpathy}:{lineno}: invalid UTF-8 at byte offset {at} "
+                    "(a whole-document file: fix or re-download it)")
+
+
 # -- 4. filesystem faults: one line, exit 2, before the work -------------------------------------------
 @pytest.fixture()
 def readonly_dir(tmp_path):
@@ -252,7 +268,10 @@ def test_output_path_that_is_a_folder(tmp_path, capsys, small_jsonl):
     from translate import translate_file
     (tmp_path / "out.jsonl").mkdir()
     line = fails(capsys, translate_file.main, file_argv(tmp_path, small_jsonl))
-    assert line == f"error: file.output: cannot write {tmp_path / 'out.jsonl'}: {tmp_path / 'out.jsonl'} is a folder, not a file"
+    out = tmp_path / "out.jsonl"
+    assert line == f"error: file.output: cannot write {out}: {out} is a folder, not a file"
+    line = fails(capsys, translate_file.main, file_argv(tmp_path, small_jsonl, f"file.output={small_jsonl}"))
+    assert line == f"error: file.output: {small_jsonl} is the input file; write somewhere else"
 
 
 def test_out_root_that_is_a_file_stops_the_merge_before_it_reads(tmp_path, capsys):
@@ -417,6 +436,21 @@ def test_rejected_translations_warn_per_language_and_stop_when_all_are(tmp_path,
     line = fails(capsys, translate_file.main, file_argv(tmp_path, src, *quality, "translation.quality.max_ratio=1.1"))
     assert line.startswith("error: translate.file: 3 of 3 texts rejected (100%, translation.max_reject_rate=1; "
                            "reasons: length_ratio=3)")
+
+
+def test_a_translate_step_without_any_translated_template_says_so(tmp_path, capsys):
+    """Every template translation rejected (and every caption: then the step stops too)."""
+    from tasks.mscoco import generate_train, translate_train
+    argv = [*root_sets(tmp_path), *translation_sets("dry-run", "")]
+    generate_train.main(argv)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        translate_train.main(argv + ["--set", "translation.quality.max_ratio=1.01",
+                                     "--set", "translation.quality.min_ratio=0.01"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert "WARNING: no translated template for every language" in err
+    assert err.strip().splitlines()[-1].startswith("error: mscoco.translate: ")
 
 
 def test_duplicated_rows_in_the_merge_inputs_are_dropped_and_reported(tmp_path, capsys):

@@ -159,3 +159,96 @@ def test_negatives_with_shared_images_and_duplicate_captions():
         assert set(chosen) == set(range(len(ids)))
         for row, (pos, _) in chosen.items():
             assert norms[pos] not in own[images[row]], (seed, row, texts[pos])
+
+
+# -- the seeded draws' contracts, the edges and the counts ------------------------------------------------
+def test_sides_are_the_first_half_of_the_seeded_hash_order():
+    from common.sampling import stable_hash
+    ids = [f"row{i}" for i in range(11)]
+    for seed in (0, 3):
+        order = sorted(range(11), key=lambda i: (stable_hash(seed, "match-side", ids[i]), i))
+        assert [i for i, p in enumerate(assign_sides(ids, seed)) if p] == sorted(order[:6])
+    assert assign_sides([], 0) == [] and assign_sides(["a"], 0) == [True]
+
+
+def test_plan_is_the_rows_own_generator_and_the_fraction_is_strict():
+    for row_id, seed in (("r1", 0), ("r2", 7)):
+        r = rng(seed, "match-negative", row_id)
+        draw = r.random()
+        want = r.choice([3, 10, 30])
+        rank, gen = plan_negative(row_id, seed, [3, 10, 30], 0.0)
+        assert rank == want and gen.random() == r.random()          # the generator goes on from there
+        assert plan_negative(row_id, seed, [3, 10, 30], 1.0)[0] is None
+        assert plan_negative(row_id, seed, [3, 10, 30], draw)[0] == want          # draw < fraction: not random
+        assert plan_negative(row_id, seed, [3, 10, 30], draw + 1e-12)[0] is None
+
+
+def test_pick_ranked_stops_at_the_padding_and_keeps_what_it_found():
+    norms = ["own", "a", "b", "c"]
+    assert pick_ranked(np.array([1, 2, -1, 3]), norms, {"own"}, 3) == (2, 2)   # clipped to what precedes -1
+    assert pick_ranked(np.array([0, 0, 1]), norms, {"own"}, 1) == (1, 1)
+    assert pick_ranked(np.array([], dtype=int), norms, set(), 1) is None
+
+
+def test_mine_negatives_draws_and_counts():
+    """Rows get the plan of their own id and seed; random ones the caption that
+    their own re-created generator draws; every outcome is counted once."""
+    norms = ["own0", "own1", "a", "a", "b", "c", "own2", "d"]
+    own = {"i0": {"own0"}, "i1": {"own1"}, "i2": set(norms) - {""}}      # i2 owns every caption
+    ids = [f"row{k}" for k in range(12)]
+    images = ["i0", "i1", "i2"] * 4
+    full = np.arange(len(norms))
+    asked = []
+
+    def neighbors_of(image_ids):
+        for image_id in image_ids:
+            yield image_id, full[:3]
+
+    def deeper(image_id, have):
+        asked.append((image_id, have))
+        return None if have >= len(full) else full[:2 * have]
+
+    seed, ranks, frac = 4, [1, 2, 9], 0.3
+    counts = collections.Counter()
+    chosen = mine_negatives(ids, images, list(range(12)), own, norms, neighbors_of, seed=seed, ranks=ranks,
+                            random_fraction=frac, counts=counts, deeper=deeper)
+    want_counts = collections.Counter()
+    valid = {"i0": [1, 2, 4, 5, 6, 7], "i1": [0, 2, 4, 5, 6, 7], "i2": []}   # distinct valid captions, best first
+    for row in range(12):
+        rank, gen = plan_negative(ids[row], seed, ranks, frac)
+        image = images[row]
+        if rank is not None and valid[image]:
+            used = min(rank, len(valid[image]))
+            assert chosen[row] == (valid[image][used - 1], used), row
+            want_counts[f"negatives_rank_{used}"] += 1
+            want_counts["negatives_rank_clipped"] += used < rank
+            continue
+        if rank is not None:
+            want_counts["negatives_hard_fell_back_to_random"] += 1
+            gen = plan_negative(ids[row], seed, ranks, frac)[1]
+        pos = pick_random(gen, norms, own[image])
+        if pos is None:
+            assert row not in chosen
+            want_counts["negatives_without_candidate"] += 1
+        else:
+            assert chosen[row] == (pos, None)
+            want_counts["negatives_random"] += 1
+    assert {i for i, _ in asked} <= {"i0", "i1", "i2"} and len(asked) >= 3
+    want_counts["searches_widened"] = sum(1 for i, have in asked if have < len(full))
+    assert counts == +want_counts
+    assert counts["negatives_without_candidate"] > 0 and counts["negatives_hard_fell_back_to_random"] > 0
+    assert counts["negatives_rank_clipped"] > 0 and counts["negatives_random"] > 0
+
+
+def test_every_hard_row_of_an_image_without_candidates_falls_back():
+    norms = ["own", "own", "x"]
+    ids = ["a", "b", "c"]
+    counts = collections.Counter()
+
+    def neighbors_of(image_ids):
+        for image_id in image_ids:
+            yield image_id, np.array([0, 1])
+    chosen = mine_negatives(ids, ["img"] * 3, [0, 1, 2], {"img": {"own"}}, norms, neighbors_of, seed=0,
+                            ranks=[1], random_fraction=0.0, counts=counts)
+    assert chosen == {0: (2, None), 1: (2, None), 2: (2, None)}
+    assert counts == {"negatives_hard_fell_back_to_random": 3, "negatives_random": 3}

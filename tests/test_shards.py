@@ -124,3 +124,127 @@ def test_a_completion_record_holds_only_for_the_same_input_config_and_files(tmp_
     assert shards.record_problem(step, cfg, rule, 1, 2).startswith("input changed since it ran")
     with pytest.raises(UserError, match=r"2 of 2 shards not done .*shard 0 \(no completion record\)"):
         shards.check_complete(step, cfg, rule, 2)
+
+
+# -- edges and messages ----------------------------------------------------------------------------------
+def test_shard_args_at_their_edges():
+    assert shards.check_shard_args({"num_shards": 1, "shard_index": 0}) == (1, 0)
+    assert shards.check_shard_args({"num_shards": 3, "shard_index": 0}) == (3, 0)
+    assert shards.check_shard_args({"num_shards": "2", "shard_index": "1"}) == (2, 1)
+    with pytest.raises(UserError) as e:
+        shards.check_shard_args({"num_shards": 2, "shard_index": 2})
+    assert str(e.value) == "run.shard_index=2 run.num_shards=2: need 0 <= shard_index < num_shards"
+
+
+def test_missing_shard_files_are_all_named(tmp_path):
+    out = tmp_path / "o.jsonl"
+    write_jsonl(shard_path(out, 1, 3), [{"a": 1}])
+    with pytest.raises(UserError) as e:
+        shards.ShardFiles(out, 3)
+    assert str(e.value) == f"missing shard file(s): {shard_path(out, 0, 3)}, {shard_path(out, 2, 3)}"
+
+
+def test_the_foreign_note_lists_six_files_then_counts(tmp_path):
+    outs = []
+    for k in range(7):
+        out = tmp_path / f"o{k}.jsonl"
+        outs.append(out)
+        write_jsonl(shard_path(out, 0, 2), [{"a": 1}])    # another N
+        write_jsonl(shard_path(out, 0, 3), [{"a": 1}])    # this run's N: never listed
+    six = [str(shard_path(o, 0, 2)) for o in outs[:6]]
+    head = "not merged (another run.num_shards than 3; delete when no longer needed): "
+    assert shards.foreign_note(outs[:6], 3) == head + ", ".join(six)
+    assert shards.foreign_note(outs, 3) == head + ", ".join(six) + ", ... (7 files)"
+    assert shards.foreign_note(outs, 2) == head.replace("than 3", "than 2") + \
+        ", ".join(str(shard_path(o, 0, 3)) for o in outs[:6]) + ", ... (7 files)"
+    assert shards.foreign_note([tmp_path / "none.jsonl"], 3) is None
+
+
+def _file_step(tmp_path, n_rows=1):
+    step = pipeline.get("translate.file")
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(inp, [{"text": "a", "lang": "de"}] * n_rows)
+    cfg = pipeline.load_config(step, ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
+                                      "--set", f"file.output={out}"])
+    return step, cfg, out
+
+
+def test_a_rule_names_its_files_and_merges_them(tmp_path):
+    step, cfg, out = _file_step(tmp_path)
+    rule = shards.ShardRule(sharded=("${file.output}", "${paths.work_dir}/second.jsonl"),
+                            first_shard=("${paths.work_dir}/whole.json",))
+    whole, second = tmp_path / "work" / "whole.json", tmp_path / "work" / "second.jsonl"
+    assert rule.files(cfg, 0, 2) == [shard_path(out, 0, 2), shard_path(second, 0, 2), whole]
+    assert rule.files(cfg, 1, 2) == [shard_path(out, 1, 2), shard_path(second, 1, 2)]
+    assert rule.files(cfg, 0, 1) == [out, second, whole] and rule.parts(cfg, 1, 1) == [out, second]
+    for i, rows in enumerate(([{"r": 0}, {"r": 2}], [{"r": 1}])):
+        write_jsonl(shard_path(out, i, 2), rows)
+        write_jsonl(shard_path(second, i, 2), rows[:1])
+    assert rule.merge(cfg, 2) == f"merged 2 shards: 3 rows -> {out}; 2 rows -> {second}"
+    assert [json.loads(x)["r"] for x in out.read_text().splitlines()] == [0, 1, 2]
+    seen = []
+    own = shards.ShardRule(sharded=("${file.output}",), combine=lambda c, n: seen.append((c, n)) or "done my way")
+    assert own.merge(cfg, 5) == "done my way" and seen == [(cfg, 5)]
+
+
+def test_rule_of_a_module_without_shards_is_named():
+    from types import SimpleNamespace
+    step = SimpleNamespace(id="x.step", shards=True, module="common.errors", script="x/step.py")
+    with pytest.raises(UserError) as e:
+        shards.rule_of(step)
+    assert str(e.value) == "x/step.py declares no SHARDS = ShardRule(...)"
+
+
+def test_a_record_without_inputs_or_outputs_does_not_hold(tmp_path):
+    step, cfg, out = _file_step(tmp_path)
+    rule = shards.rule_of(step)
+    write_jsonl(shard_path(out, 0, 2), [{"text": "x"}])
+    path = pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    full = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in full.items() if k != "inputs"}))
+    assert shards.record_problem(step, cfg, rule, 0, 2).startswith("input changed since it ran: ")
+    path.write_text(json.dumps({k: v for k, v in full.items() if k != "outputs"}))
+    assert shards.record_problem(step, cfg, rule, 0, 2) == f"{shard_path(out, 0, 2)} is missing or not the file it wrote"
+
+
+def test_a_recorded_file_is_trusted_while_its_size_and_time_match(tmp_path, monkeypatch):
+    """The completion check hashes a shard file again only when its size or
+    modification time changed (shard files can be large)."""
+    import os
+    monkeypatch.setattr(pipeline, "_HASHED", {})        # the launcher: another process than the shard's
+    step, cfg, out = _file_step(tmp_path)
+    rule = shards.rule_of(step)
+    part = shard_path(out, 0, 2)
+    write_jsonl(part, [{"text": "x"}])
+    pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    st = part.stat()
+    pipeline._HASHED.clear()
+    part.write_text(part.read_text().replace("x", "y"))          # same size
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))          # same time
+    assert shards.record_problem(step, cfg, rule, 0, 2) is None
+    os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert "not the file it wrote" in shards.record_problem(step, cfg, rule, 0, 2)
+
+
+def test_check_complete_names_ten_shards_then_elides_and_hints_the_first(tmp_path, capsys):
+    step, cfg, out = _file_step(tmp_path)
+    rule = shards.rule_of(step)
+    for n, tail in ((10, ""), (11, " ...")):
+        named = "; ".join(f"shard {i} (no completion record)" for i in range(10))
+        with pytest.raises(UserError) as e:
+            shards.check_complete(step, cfg, rule, n)
+        assert str(e.value) == f"{n} of {n} shards not done for this input and config, nothing merged: {named}{tail}"
+    write_jsonl(shard_path(out, 0, 2), [{"text": "x"}])
+    pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    with pytest.raises(UserError) as e:
+        shards.check_complete(step, cfg, rule, 2, rerun_hint=lambda i: f"rerun shard {i}")
+    assert str(e.value).endswith("nothing merged: shard 1 (no completion record); run it: rerun shard 1")
+    write_jsonl(shard_path(out, 1, 2), [{"text": "y"}])
+    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    write_jsonl(shard_path(out, 0, 3), [{"text": "old"}])
+    capsys.readouterr()
+    shards.check_complete(step, cfg, rule, 2)
+    assert capsys.readouterr().err == f"warning: {shards.foreign_note([out], 2)}\n"
+    (shard_path(out, 0, 3)).unlink()
+    shards.check_complete(step, cfg, rule, 2)
+    assert capsys.readouterr().err == ""

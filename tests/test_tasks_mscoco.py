@@ -13,6 +13,9 @@ from tasks.mscoco import generate_eval, generate_train, translate_train
 
 KEYS = ["context", "label", "image_id", "task", "lang"]
 
+# Restval images of the fixture that evaluation sets use: their captions never reach training.
+DROPPED = {"COCO_val2014_000000000073.jpg": "vqav2", "COCO_val2014_000000310196.jpg": "pope"}
+
 
 def sets(tmp, *extra):
     return ["--set", f"paths.raw_root={FIXTURES_RAW}", "--set", f"paths.work_dir={tmp}/work",
@@ -39,11 +42,13 @@ def test_fill_keeps_odd_characters():
 def test_train_file(tmp_path, capsys):
     out = run_all(tmp_path, "--set", "mscoco.translated_ratio=0.5", capsys=capsys)
     got = rows(out)
-    # 5 train images (one without sentences, one missing file) + 2 restval; 2 empty captions dropped
-    assert len(got) == 11
+    # 5 train images (one without sentences, one missing file) + 3 restval; 2 empty captions dropped;
+    # 2 restval images are evaluation images (73: VQAv2 val, 310196: POPE), their 4 captions dropped
+    assert len(got) == 13 - 4
     assert all(list(r) == KEYS and r["task"] == "mscoco" for r in got)
     images = {r["image_id"] for r in got}
     assert "COCO_val2014_000000000042.jpg" in images  # restval is training data
+    assert not images & set(DROPPED)  # ... unless an evaluation set uses the image
     assert "COCO_train2014_000000000025.jpg" not in images  # file missing: skipped
     assert not images & {"COCO_val2014_000000391895.jpg", "COCO_val2014_000000203564.jpg"}
     assert all(r["label"].strip() for r in got)
@@ -57,6 +62,9 @@ def test_train_file(tmp_path, capsys):
         assert r["context"].startswith(f"[{lang.nllb}] ") or lang.name in r["context"]
     report = json.loads((tmp_path / "work" / "reports" / "mscoco.final.json").read_text())
     assert report["instructions"]["translated_template"] > 0 or report["instructions"]["english_naming_language"] > 0
+    dec = report["decontamination"]["tasks"]["mscoco"]
+    assert dec["rows_checked"] == 13 and dec["rows_dropped"] == 4
+    assert dec["dropped_by_eval_set"] == {"pope": 2, "vqav2": 2}
 
 
 def test_deterministic_and_sharded(tmp_path):
@@ -162,8 +170,9 @@ def test_tiny_model_backend(tmp_path, tiny_nllb, tiny_expect):
     assert [r["caption"] for r in translated] == [tiny_expect(en["caption"], r["lang"])
                                                   for en, r in zip(english, translated)]
     got = rows(tmp_path / "out" / "train" / "mscoco.jsonl")
-    assert len(got) == 11 and all(list(r) == KEYS and r["label"] for r in got)
-    assert [(r["label"], r["lang"]) for r in got] == [(r["caption"], r["lang"]) for r in translated]
+    assert len(got) == 9 and all(list(r) == KEYS and r["label"] for r in got)
+    kept = [r for r in translated if r["image_id"] not in DROPPED]   # evaluation images dropped
+    assert [(r["label"], r["lang"]) for r in got] == [(r["caption"], r["lang"]) for r in kept]
     assert {"de", "fr"} <= {r["lang"] for r in got} <= {"en", "de", "fr"}
     store = json.loads((tmp_path / "work" / "mscoco" / "templates_translated.json").read_text())
     english_templates = store["key"]["templates"]["english"]

@@ -122,7 +122,7 @@ def test_eval_file(tmp_path):
     generate_eval.main(sets(tmp_path))
     got = rows(tmp_path / "out" / "eval" / "vqav2" / "vqav2_val.jsonl")
     assert [r["context"] for r in got] == ["What is the man riding?", "Is the cake #1 in the contest?",
-                                          "What time does the clock show?"]
+                                          "What time does the clock show?", "What color is the motorcycle?"]
     assert got[1]["text_label"] == ["yes"] * 7 + ["no"] * 3 and got[1]["label"] == ""
     assert got[0]["image_id"] == "COCO_val2014_000000391895.jpg"
     # no multiple_choice_answer is no reason to drop an eval question; a malformed answer is counted

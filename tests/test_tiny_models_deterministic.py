@@ -14,3 +14,13 @@ def test_tiny_clip_builds_are_byte_identical(tmp_path):
     b = _files(build_tiny_clip(tmp_path / "b", corpus))
     assert a.keys() == b.keys() and "tokenizer.json" in a or "vocab.json" in a
     assert a == b
+
+
+def test_tiny_nllb_builds_are_byte_identical(tmp_path):
+    """The engine demo's model (make demo builds it on the spot) is deterministic too,
+    its CTranslate2 conversion included."""
+    from tests.tools.tiny_nllb import build_tiny_nllb
+    a = _files(build_tiny_nllb(tmp_path / "a", ct2=True))
+    b = _files(build_tiny_nllb(tmp_path / "b", ct2=True))
+    assert a.keys() == b.keys() and any(k.startswith("ct2/") for k in a)
+    assert a == b

@@ -20,8 +20,14 @@ def check(src, out, tgt="deu_Latn", **kw):
 def test_the_defaults_are_the_documented_ones():
     assert DEFAULTS == {"min_ratio": 0.25, "max_ratio": 3.0, "min_chars_for_ratio": 12, "min_words_for_copy": 3,
                         "max_repeats": 4}
-    # The function's own defaults are the engine's.
-    assert check("A dog.", "") == quality.check("A dog.", "", "deu_Latn", **DEFAULTS) == "empty"
+    # The function's own defaults are the engine's, and the shipped config's.
+    import inspect
+    params = inspect.signature(quality.check).parameters
+    assert {k: params[k].default for k in DEFAULTS} == DEFAULTS
+    import yaml
+    from tests.conftest import REPO
+    shipped = yaml.safe_load((REPO / "configs" / "translation.yaml").read_text())["translation"]["quality"]
+    assert {k: shipped[k] for k in DEFAULTS} == DEFAULTS
 
 
 # -- empty -------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def main(argv=None) -> None:
     report = Report("aokvqa generate_train")
     bad = BadRows(max_bad=c["max_bad_rows"], key="aokvqa.max_bad_rows")
     outs = {"aokvqa_cot": cfg.path("aokvqa.cot_file"), "aokvqa_explain": cfg.path("aokvqa.explain_file")}
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
     pairs = examples(read_records(paths, bad, report), resolve, c["templates"], c["seed"], report)
     with atomic_open(outs["aokvqa_cot"]) as fc, atomic_open(outs["aokvqa_explain"]) as fe:
         files = {"aokvqa_cot": fc, "aokvqa_explain": fe}

@@ -90,7 +90,7 @@ def final_run(cfg) -> source.Written:
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
     langs = source.write_by_key(outs, dec.filter(final_rows(rows, picker, c["translated_ratio"], report),
                                                  decontam.coco_keys))
     report.extra["decontamination"] = dec.report()

@@ -74,7 +74,7 @@ def final_run(cfg, argv) -> source.Written:
                                       store.get("english"), c["translated_ratio"])
     bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
     rows = read_jsonl(tr_path, bad, validate_intermediate)
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
     kept = dec.filter(((TASK, r) for r in final_rows(rows, picker, report)), decontam.coco_keys)
     n = write_jsonl(cfg.path("mscoco.train_file"), (row for _, row in kept))
     report.count("rows_out", n)

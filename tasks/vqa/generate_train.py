@@ -108,7 +108,7 @@ def final_run(cfg, argv) -> source.Written:
     bad = BadRows(max_bad=c["max_bad_rows"], key="vqav2.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"vqav2_vqa": cfg.path("vqav2.vqa_file"), "vqav2_vqg": cfg.path("vqav2.vqg_file")}
-    dec = decontam.Decontaminator(cfg)  # no evaluation image in training
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
     langs = source.write_by_key(outs, dec.filter(final_rows(rows, cfg, templates, kept, report), decontam.coco_keys))
     report.extra["decontamination"] = dec.report()
     dec.print()

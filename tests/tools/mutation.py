@@ -1,0 +1,155 @@
+"""Mutation testing of the core modules (``make mutation``), each against its
+own focused test files, with mutmut 3.
+
+For every module a scratch copy of the working tree is made (so the tree
+itself never gets a ``mutants/`` folder or a mutmut config), mutmut mutates
+that one file, runs only the module's test files (and, per mutant, only the
+tests that reach the mutated function), and the counts are collected:
+
+    python tests/tools/mutation.py                       # every module
+    python tests/tools/mutation.py common/languages.py   # one or more
+    python tests/tools/mutation.py --survivors           # also print each surviving mutant's diff
+
+Score = (killed + timeout) / all mutants; a mutant no test reaches counts as
+survived. Modules whose score is under --min-score (default 80) make the exit
+status 1. The README's "Mutation testing" section lists the scores and the
+survivors judged equivalent (no test can tell them apart from the original).
+A development tool, not part of the pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# module -> its focused test files.
+MODULES: dict[str, list[str]] = {
+    "common/languages.py": ["tests/test_languages.py"],
+    "common/jsonl.py": ["tests/test_jsonl.py", "tests/test_jsonl_contract.py"],
+    "common/shards.py": ["tests/test_shards.py"],
+    "match/negatives.py": ["tests/test_match_negatives.py"],
+    "common/decontam.py": ["tests/test_decontam.py"],
+    "translate/quality.py": ["tests/test_translate_quality.py"],
+    "translate/segment.py": ["tests/test_translate_segment.py"],
+}
+SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
+
+
+def scratch_copy(dest: Path) -> None:
+    """The working tree (tracked or not, without the venv and build folders) into dest."""
+    def keep(info: tarfile.TarInfo):
+        return None if set(Path(info.name).parts) & SKIP_DIRS else info
+    buf = dest.with_suffix(".tar")
+    with tarfile.open(buf, "w") as tar:
+        tar.add(REPO, arcname=".", filter=keep)
+    with tarfile.open(buf) as tar:
+        tar.extractall(dest, filter="fully_trusted")
+    buf.unlink()
+
+
+def write_config(work: Path, module: str, tests: list[str]) -> None:
+    """mutmut reads [tool.mutmut] from pyproject.toml first, else [mutmut] from setup.cfg."""
+    pyproject = work / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    if "[tool.mutmut]" in text:
+        pyproject.write_text(text.split("[tool.mutmut]")[0], encoding="utf-8")
+    (work / "setup.cfg").write_text(
+        "[mutmut]\n"
+        f"source_paths={module}\n"
+        f"pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests) +
+        "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n", encoding="utf-8")
+
+
+def run_module(module: str, tests: list[str], children: int, survivors: bool) -> dict:
+    """Mutate one module in a scratch copy; its counts (and surviving mutants' diffs)."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        work = Path(tmp) / "tree"
+        work.mkdir()
+        scratch_copy(work)
+        write_config(work, module, tests)
+        env = {**os.environ, "PYTHONPATH": str(work), "CUDA_VISIBLE_DEVICES": ""}
+        t0 = time.monotonic()
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=work, env=env,
+                             capture_output=True, text=True)
+        seconds = time.monotonic() - t0
+        subprocess.run([str(mutmut), "export-cicd-stats"], cwd=work, env=env, capture_output=True, text=True)
+        stats_file = work / "mutants" / "mutmut-cicd-stats.json"
+        if run.returncode != 0 or not stats_file.is_file():
+            tail = (run.stdout + run.stderr)[-3000:]
+            return {"module": module, "error": f"mutmut run exited {run.returncode}:\n{tail}"}
+        stats = json.loads(stats_file.read_text())
+        listing = subprocess.run([str(mutmut), "results"], cwd=work, env=env, capture_output=True, text=True).stdout
+        names = [line.split(":")[0].strip() for line in listing.splitlines()
+                 if line.strip().endswith(("survived", "no tests"))]
+        diffs = {}
+        if survivors:
+            for name in names:
+                shown = subprocess.run([str(mutmut), "show", name], cwd=work, env=env,
+                                       capture_output=True, text=True).stdout
+                diffs[name] = "\n".join(x for x in shown.splitlines()
+                                        if x.startswith(("-", "+")) and not x.startswith(("---", "+++")))
+    detected = stats["killed"] + stats["timeout"]
+    return {"module": module, "tests": tests, "total": stats["total"], "killed": stats["killed"],
+            "timeout": stats["timeout"], "survived": stats["survived"], "no_tests": stats["no_tests"],
+            "score": round(100 * detected / stats["total"], 1) if stats["total"] else 100.0,
+            "seconds": round(seconds, 1), "surviving": names, "diffs": diffs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
+    ap.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants run in parallel")
+    ap.add_argument("--min-score", type=float, default=80.0)
+    ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
+        sys.exit("mutmut is not installed in this environment: pip install -e '.[test]'")
+    chosen = args.modules or list(MODULES)
+    results, low = [], []
+    for module in chosen:
+        tests = MODULES.get(module)
+        if tests is None:
+            sys.exit(f"unknown module {module!r}: one of {', '.join(MODULES)}")
+        if not (REPO / module).is_file() or not all((REPO / t).is_file() for t in tests):
+            print(f"{module}: skipped (the module or its tests {tests} do not exist here)", file=sys.stderr)
+            continue
+        res = run_module(module, tests, args.children, args.survivors)
+        results.append(res)
+        if "error" in res:
+            print(f"{module}: {res['error']}", file=sys.stderr)
+            low.append(module)
+            continue
+        print(f"{module}: {res['score']}% of {res['total']} mutants detected (killed {res['killed']}, "
+              f"timeout {res['timeout']}, survived {res['survived']}, no test {res['no_tests']}; "
+              f"{res['seconds']} s)", file=sys.stderr)
+        for name in res["surviving"]:
+            print(f"    survived: {name}", file=sys.stderr)
+            if name in res["diffs"]:
+                print("        " + res["diffs"][name].replace("\n", "\n        "), file=sys.stderr)
+        if res["score"] < args.min_score:
+            low.append(module)
+    print("\n| module | tests | mutants | detected | score |\n|---|---|---:|---:|---:|")
+    for r in results:
+        if "error" not in r:
+            print(f"| `{r['module']}` | {', '.join(Path(t).name for t in r['tests'])} | {r['total']} | "
+                  f"{r['killed'] + r['timeout']} | {r['score']}% |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if low:
+        print(f"under {args.min_score}% (or failed): {', '.join(low)}", file=sys.stderr)
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
