@@ -22,6 +22,7 @@ always gives the same tokens.
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import lru_cache
 from typing import Callable, Iterable
 
@@ -68,7 +69,9 @@ def _spacy_segmenter(lang: str) -> Callable[[str], list[str]]:
         from spacy.lang.th import Thai as Lang
     else:
         raise ValueError(f"no spaCy segmenter for {lang!r}")
-    nlp = Lang()
+    with warnings.catch_warnings():   # spaCy's Japanese calls a SudachiPy API it deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        nlp = Lang()
     return lambda text: [t.text for t in nlp(text)]
 
 

@@ -177,18 +177,17 @@ def _save_in_process(data: bytes, dc: dict, path: str) -> tuple:
 
 def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
     """The image processes (``download.image_processes``: 0 one per CPU core, 1
-    none). Started by forkserver/spawn, never fork: the download threads run."""
+    none). Forked and started here, before any download thread exists (a fork
+    from a process with running threads can deadlock), so no caller's
+    ``__main__`` is imported again; spawned where fork does not exist."""
     n = dc["image_processes"] or os.cpu_count() or 1
     if n <= 1:
         return None
     import multiprocessing
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # This module only: not the caller's __main__, which need not be import-safe.
-        ctx.set_forkserver_preload([__name__])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(n, mp_context=ctx)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+    pool.submit(int).result()    # with fork, this starts all n processes now
+    return pool
 
 
 def is_json_array(path: Path) -> bool:

@@ -39,6 +39,7 @@ def test_segment_thai_with_pythainlp():
     assert segment("ผู้หญิงกำลังเดินอยู่บนถนน", "th", "words").split() == ["ผู้หญิง", "กำลัง", "เดิน", "อยู่", "บน", "ถนน"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # spaCy's Japanese() on SudachiPy
 def test_segment_mblip_mode_is_what_mblips_scorer_does():
     """mBLIP's caption_evaluation splits zh/ja/th predictions with blank spaCy
     pipelines: the default mode gives references split the same way (Chinese

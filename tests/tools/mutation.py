@@ -62,9 +62,12 @@ def write_config(work: Path, module: str, tests: list[str]) -> None:
     text = pyproject.read_text(encoding="utf-8")
     if "[tool.mutmut]" in text:
         pyproject.write_text(text.split("[tool.mutmut]")[0], encoding="utf-8")
+    # Everything else travels too: tests run scripts and read configs relative to the tree.
+    others = sorted(p.name for p in work.iterdir() if p.name not in ("mutants", "setup.cfg", "tests"))
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
         f"source_paths={module}\n"
+        "also_copy=\n" + "".join(f"    {o}\n" for o in others) +
         f"pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests) +
         "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n", encoding="utf-8")
 
