@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from PIL import Image
 from tqdm import tqdm
@@ -116,9 +116,26 @@ class Worker:
                 self.sessions.append(s)
         return s
 
-    def __call__(self, url: str, rid: str, rel: str) -> int:
-        """Fetch one URL; the offset of its outcome's line in the journal."""
-        return self.record({"url": url, "id": rid, **self.fetch(url, rel)})
+    def __call__(self, url: str, rid: str, rel: str, done: Callable[[int | BaseException], None]) -> None:
+        """Fetch one URL; ``done`` gets the offset of its outcome's line in the
+        journal (or the exception that stopped it). With image processes the
+        thread does not wait for its image: ``done`` is called from the pool's
+        thread when the image is written, and this thread fetches the next URL."""
+        got = fetchmod.fetch(self.session(), url, self.dc)
+        head = {"url": url, "id": rid, "kind": got.kind, "http_status": got.status, "attempts": got.attempts}
+        if got.kind != "ok":
+            return done(self.record({**head, "detail": got.detail}))
+        path, size, ctype = str(self.image_root / rel), len(got.data), got.detail
+        if self.images is None:
+            return done(self.record(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path))))
+
+        def finish(future: cf.Future) -> None:
+            try:
+                done(self.record(_image_outcome(head, rel, size, ctype, future.result())))
+            except BaseException as e:  # noqa: BLE001  (a broken pool: the main thread raises it)
+                done(e)
+
+        self.images.submit(_save_in_process, got.data, self.dc, path).add_done_callback(finish)
 
     def record(self, st: dict, flush: bool = True) -> int:
         """Append one outcome to the journal (binary, so its offset is known);
@@ -131,26 +148,18 @@ class Worker:
                 self.journal.flush()
         return at
 
-    def fetch(self, url: str, rel: str) -> dict:
-        got = fetchmod.fetch(self.session(), url, self.dc)
-        status = {"kind": got.kind, "http_status": got.status, "attempts": got.attempts}
-        if got.kind != "ok":
-            return {**status, "detail": got.detail}
-        path = str(self.image_root / rel)
-        if self.images is not None:
-            saved = self.images.submit(_save_in_process, got.data, self.dc, path).result()
-        else:
-            saved = save_image(got.data, self.dc, path)
-        if saved[0] != "ok":
-            kind, detail = saved
-            detail = f"{detail} (Content-Type: {got.detail or 'none'})" if kind == "not_image" else detail
-            return {**status, "kind": kind, "detail": detail, "bytes": len(got.data)}
-        return {**status, "image_id": rel, "bytes": len(got.data), "original_size": list(saved[1]),
-                "size": list(saved[2])}
-
     def close(self) -> None:
         for s in self.sessions:
             s.close()
+
+
+def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple) -> dict:
+    """The status row of a fetched body, from what ``save_image`` made of it."""
+    if saved[0] != "ok":
+        kind, detail = saved
+        detail = f"{detail} (Content-Type: {ctype or 'none'})" if kind == "not_image" else detail
+        return {**head, "kind": kind, "detail": detail, "bytes": size}
+    return {**head, "image_id": rel, "bytes": size, "original_size": list(saved[1]), "size": list(saved[2])}
 
 
 def save_image(data: bytes, dc: dict, path: str) -> tuple:
@@ -323,7 +332,7 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
 
     def task(key: int, url: str, rid: str, rel: str) -> None:
         try:
-            done.put((key, worker(url, rid, rel)))
+            worker(url, rid, rel, lambda got: done.put((key, got)))
         except BaseException as e:     # re-raised in the main thread
             done.put((key, e))
 

@@ -22,6 +22,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def environment_unchanged():
+    """Tests change the environment through monkeypatch only (undone after each
+    test): a variable set before a test (CUDA_VISIBLE_DEVICES, say) is still
+    set, to the same value, after it."""
+    before = dict(os.environ)
+    yield
+    changed = sorted(k for k, v in before.items() if os.environ.get(k) != v)
+    assert not changed, f"the test changed or removed environment variables: {changed}"
+
+
 @pytest.fixture(scope="session")
 def real_root() -> Path:
     if not SHARED_REAL.is_dir():

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PYTHON, REPO, SHARED_REAL
 
 TOOLS = ["tiny_nllb", "tiny_clip", "make_task_fixtures", "make_eval_fixtures", "serve_web",
-         "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters"]
+         "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters", "mutation"]
 BENCH = REPO / "tests" / "fixtures" / "bench"
 
 
@@ -77,3 +77,11 @@ def test_bench_runs_an_nllb_shape_on_cpu(tmp_path):
     assert res["texts"] == 4 and res["device"] == "cpu" and "vocab=256206" in res["model"]
     for side in ("plain", "engine_hf", "engine_ct2"):
         assert res[f"{side}_texts_per_s"] > 0 and res[f"{side}_tokens_per_s"] > 0, side
+
+
+def test_every_mutation_module_and_its_tests_exist():
+    """make mutation skips a module whose file or tests are gone: a rename must update it."""
+    from tests.tools.mutation import MODULES
+    for module, tests in MODULES.items():
+        assert (REPO / module).is_file(), module
+        assert tests and all((REPO / t).is_file() for t in tests), (module, tests)

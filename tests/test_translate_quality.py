@@ -186,3 +186,45 @@ def test_too_long_is_one_token_over_max_new_tokens():
     res = eng.translate([at, over], ["de", "de"])
     assert res[0] == (f"<{at}>", None) and res[1] == (None, "too_long")
     assert eng.summary()["too_long"] == 1
+
+
+def test_a_lowercase_first_letter_makes_running_text():
+    assert check("eBay Is Here", "eBay Is Here") == "copied_source"       # "eBay" starts lowercase
+    assert check("EBay Is Here", "EBay Is Here") is None
+
+
+# -- the language check's plumbing (its verdicts: test_translate_langid.py) -----------------------------
+def test_check_passes_the_langid_settings_through(monkeypatch):
+    calls = []
+
+    def fake(out, tgt, **kw):
+        calls.append((out, tgt, kw))
+        return "en"
+    monkeypatch.setattr(quality, "off_target", fake)
+    assert check("A dog runs.", "Ein Hund läuft.") is None and calls == []              # off by default
+    assert check("A dog runs.", "Ein Hund läuft.", langid=True) == "off_target"
+    assert calls[-1] == ("Ein Hund läuft.", "deu_Latn", {"threshold": 0.8, "english_threshold": 0.5, "min_letters": 12})
+    check("A dog runs.", "Ein Hund läuft.", langid=True, langid_threshold=0.9, langid_english_threshold=0.6,
+          langid_min_letters=20)
+    assert calls[-1][2] == {"threshold": 0.9, "english_threshold": 0.6, "min_letters": 20}
+    n = len(calls)
+    assert check("Toyota Corolla 2015", "Toyota Corolla 2015", langid=True) is None and len(calls) == n  # a copy
+
+
+@pytest.mark.parametrize("text, tgt, own", [
+    ("Привет, мир", "rus_Cyrl", False),          # Cyrillic: several languages write it, no shortcut
+    ("สุนัขวิ่ง", "tha_Thai", True),
+    ("สุนัข dog", "tha_Thai", True),              # 5 Thai letters, 3 others
+    ("สุนัข doggy", "tha_Thai", True),            # 5 and 5: half is enough
+    ("สุนัข doggie", "tha_Thai", False),          # 5 and 6
+    ("dog", "tha_Thai", False),
+    ("123 !", "tha_Thai", False),                 # no letters at all
+    ("一只狗在跑", "zho_Hans", True),
+    ("犬が走る", "jpn_Jpan", True),                # kana: Japanese
+    ("一只狗在跑", "jpn_Jpan", False),             # no kana: the detector decides
+    ("犬が走る", "zho_Hans", False),               # kana in "Chinese": the detector decides
+    ("개가 달린다", "kor_Hang", True),
+    ("Σκύλος", "ell_Grek", True),
+])
+def test_own_script_shortcut(text, tgt, own):
+    assert quality._in_own_script(text, tgt) is own

@@ -38,7 +38,7 @@ MODULES: dict[str, list[str]] = {
     "common/shards.py": ["tests/test_shards.py"],
     "match/negatives.py": ["tests/test_match_negatives.py"],
     "common/decontam.py": ["tests/test_decontam.py"],
-    "translate/quality.py": ["tests/test_translate_quality.py"],
+    "translate/quality.py": ["tests/test_translate_quality.py", "tests/test_translate_langid.py"],
     "translate/segment.py": ["tests/test_translate_segment.py"],
 }
 SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
