@@ -24,7 +24,7 @@ DEFAULTS: dict = {
         "index_dir": "${paths.work_dir}/capfilt/phrase_index",
         "spacy_model": "${paths.spacy_model}",
         "n_process": 2,
-        "batch_size": 1000,
+        "batch_size": 256,
         "min_captions": 10,
         "max_captions": 30,
         "seed": 0,

@@ -89,8 +89,9 @@ def spacy_extractor(nlp, n_process: int, batch_size: int) -> Callable[[Iterable[
     phrase lists: shipping parsed Docs back (what ``nlp.pipe(n_process=)``
     does) costs the parent more than parsing saves. Given a name, each worker
     loads the pipeline itself and the parent never does (spaCy and torch are
-    some 330 MB a process). At most two batches per worker are in flight, so
-    memory does not grow with the input."""
+    some 340 MB a process, plus about 85 MB while a batch of 256 is parsed).
+    At most three batches per worker are in flight, so memory does not grow
+    with the input."""
     def extract(pairs):
         if n_process <= 1:
             model = load_spacy(nlp) if isinstance(nlp, str) else nlp
@@ -152,7 +153,7 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
         with ctx.Pool(n_process, initializer=_worker_init, initargs=(init_arg,)) as pool:
             for texts, ids in _batches(pairs, batch_size):
                 pending.append((pool.apply_async(_parse_batch, (texts,)), ids))
-                while len(pending) > 2 * n_process:
+                while len(pending) > 3 * n_process:
                     result, done_ids = pending.popleft()
                     yield from zip(result.get(), done_ids)
             while pending:

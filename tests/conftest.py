@@ -29,7 +29,7 @@ def environment_unchanged():
     set, to the same value, after it."""
     before = dict(os.environ)
     yield
-    changed = sorted(k for k, v in before.items() if os.environ.get(k) != v)
+    changed = sorted(k for k, v in before.items() if os.environ.get(k) != v and k != "PYTEST_CURRENT_TEST")
     assert not changed, f"the test changed or removed environment variables: {changed}"
 
 

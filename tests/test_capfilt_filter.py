@@ -176,3 +176,56 @@ def test_cut_off_array_stops_before_any_parsing(tmp_path):
                         "--set", f"paths.work_dir={tmp_path}", "--set", f"paths.image_root={tmp_path}/img"],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "not closed" in r.stderr and not (tmp_path / "capfilt").exists()
+
+
+def test_each_distinct_caption_is_parsed_once_and_the_index_is_unchanged(tmp_path, nlp):
+    """Repeated captions are parsed at their first row only; every row still
+    gets its phrases, so index and output equal those of parsing every row."""
+    texts = ["a dog on the beach", "a red car in the street", "a dog on the beach", "two cats on a sofa",
+             "a red car in the street", "a dog on the beach", "a man with a red hat"]
+    rows = [{"url": f"http://h/{i}.jpg", "caption": texts[i % len(texts)]} for i in range(60)]
+    rows[7] = {"url": "http://h/bad.jpg"}          # an invalid row in between
+    src = write_array(tmp_path / "in.json", rows)
+    parsed: list[str] = []
+
+    def counting(pairs):
+        def seen():
+            for caption, i in pairs:
+                parsed.append(caption)
+                yield caption, i
+        return pix.spacy_extractor(nlp, 1, 8)(seen())
+
+    outs = {}
+    for dedupe in (True, False):
+        parsed.clear()
+        fc = fc_for(tmp_path / str(dedupe), src, min_captions=2, max_captions=50)
+        report = Report("t")
+        flt.run(fc, report, extract=counting, progress=False, dedupe=dedupe)
+        outs[dedupe] = [Path(fc["output"]).read_bytes()] + [
+            (Path(fc["index_dir"]) / f).read_bytes() for f in ("phrases.txt", "offsets.npy", "captions.npy")]
+        assert report.extra["captions_parsed"] == len(parsed)
+        if dedupe:
+            assert sorted(parsed) == sorted(set(texts))
+        else:
+            assert len(parsed) == 59
+    assert outs[True] == outs[False]
+
+
+def test_repeats_expand_to_every_row():
+    rows = np.array([0, 2, 3, 5, 6, 9], dtype=np.uint32)
+    got_rows, first = pix.find_repeats(zip(rows.tolist(), ["a", "b", "a", "c", "b", "a"]))
+    assert got_rows.tolist() == rows.tolist() and first.tolist() == [0, 2, 0, 5, 2, 0]
+    # Phrases of the first rows only: 0 -> {7, 8}, 2 -> {1}, 5 -> none.
+    pids = np.array([7, 8, 1], dtype=np.uint32)
+    caps = np.array([0, 0, 2], dtype=np.uint32)
+    p, c = pix.expand_repeats(pids, caps, got_rows, first, chunk=2)
+    assert sorted(zip(c.tolist(), p.tolist())) == [(0, 7), (0, 8), (2, 1), (3, 7), (3, 8), (6, 1), (9, 7), (9, 8)]
+
+
+def test_a_worker_that_cannot_load_the_pipeline_fails_the_run(tmp_path):
+    """A pipeline that resolves but does not load (a folder that is no spaCy
+    model) fails in the worker processes: the error reaches the caller."""
+    from common.errors import UserError
+    extract = pix.spacy_extractor(str(tmp_path), 2, 4)
+    with pytest.raises(UserError, match="cannot be loaded"):
+        list(extract((f"caption {i}", i) for i in range(10)))

@@ -512,3 +512,20 @@ def test_a_slow_url_does_not_hold_back_the_others(tmp_path, server):
     status = [json.loads(line) for line in Path(dc["status"]).read_text().splitlines()]
     assert [s["url"] for s in status] == [r["url"] for r in rows]
     assert status[0]["kind"] == "ok" and not journal.exists()
+
+
+def test_image_processes_write_the_same_files_as_the_threads(tmp_path, server):
+    """Decoding, resizing and encoding in worker processes (the default: one per
+    core) or in the download threads (image_processes=1): the same status,
+    output and image bytes."""
+    names = ["photo.jpg", "alpha.png", "cmyk.jpg", "rotated.jpg", "truncated.jpg", "page.html", "missing.jpg",
+             "huge.jpg", "gzip.jpg", "lying.jpg"]
+    got = {}
+    for n in (1, 2):
+        dc = config(tmp_path / str(n), image_processes=n)
+        Path(dc["input"]).parent.mkdir(parents=True)
+        write_input(Path(dc["input"]), [{"url": f"{server}/{x}", "caption": x} for x in names])
+        dl.run(dc, Report("t"), progress=False)
+        images = {p.name: p.read_bytes() for p in sorted(Path(dc["image_root"]).iterdir())}
+        got[n] = (Path(dc["status"]).read_bytes(), Path(dc["output"]).read_bytes(), images)
+    assert got[1] == got[2] and len(got[1][2]) == 6

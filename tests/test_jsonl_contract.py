@@ -326,3 +326,79 @@ def test_alive():
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     assert jsonl._alive(int(dead)) is False
+
+
+# -- more edges: lines counted from the file's start, keys, nesting, the third bad record ---------------
+def test_lines_are_counted_from_the_first_byte(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b'\n{"a": "\xe9",\n "b": 1\n}\n')
+    with pytest.raises(UserError, match=r"d\.json:2: invalid UTF-8 \(byte b'\\xe9' at byte offset 8\)"):
+        load_json(path)
+    assert str(invalid_utf8_error(path)).startswith(f"{path}:2: invalid UTF-8 at byte offset 8 ")
+    path.write_bytes(b'\n[{"q": "\xe9"},\n {"q": 2}]')
+    bad = BadRows(quiet=True)
+    assert load_json(path, bad) == [{"q": 2}] and bad.examples == [f"{path}:2: record 0 (byte offset 9): invalid UTF-8"]
+
+
+def test_bad_bytes_in_keys_and_nested_values(tmp_path):
+    path = tmp_path / "d.json"
+    data = b'{"x": {"q": 1}, "\xe9y": {"q": 2}, "z": {"q": ["a", ["\xe9"]]}, "w": {"q": 4}}'
+    path.write_bytes(data)
+    bad = BadRows(quiet=True)
+    assert load_json(path, bad) == {"x": {"q": 1}, "w": {"q": 4}}
+    assert [e.split(": record ")[1] for e in bad.examples] == [
+        f"'\\udce9y' (byte offset {data.index(0xe9)}): invalid UTF-8",
+        f"'z' (byte offset {data.rindex(0xe9)}): invalid UTF-8"]
+    for doc in (b'{"in\xe9fo": 1, "questions": []}', b'{"info": "\xe9\xe9", "questions": [{"q": "\xe9"}]}'):
+        path.write_bytes(doc)
+        with pytest.raises(UserError, match="outside the records"):
+            load_json(path, BadRows(quiet=True), records="questions")
+    path.write_bytes(b'"just a string"')
+    assert load_json(path, BadRows(quiet=True)) == "just a string"
+
+
+def test_each_bad_record_gets_the_offset_of_its_own_first_byte(tmp_path):
+    path = tmp_path / "a.json"
+    data = b'[{"q": "\xe9\xe9"}, {"q": "ok"}, {"q": "\xff"}, {"q": "\xfe"}]'
+    path.write_bytes(data)
+    bad = BadRows(quiet=True)
+    assert load_json(path, bad) == [{"q": "ok"}]
+    offsets = [i for i, b in enumerate(data) if b >= 0x80]
+    assert [int(e.split("byte offset ")[1].split(")")[0]) for e in bad.examples] == [offsets[0], offsets[2], offsets[3]]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_escapes_marks_and_the_seen_count(tmp_path, chunk):
+    path = tmp_path / "a.json"
+    items = ["caf\u00e9 \u65e5\u672c", "zero\ufeffwidth", {"k": "\\u00e9 literally"}]
+    path.write_text("[" + ", ".join(json.dumps(x, ensure_ascii=True) for x in items) + "]", encoding="utf-8")
+    got, bad = elements(path, chunk)
+    assert got == list(enumerate(items)) and bad.count == 0
+    path.write_bytes(b'\xef\xbb\xbf[{"a": oops}, {"a": 2}]')
+    got, bad = elements(path, chunk)
+    assert got == [(1, {"a": 2})] and bad.examples == [f"{path}: array element 0 (byte offset 4): malformed JSON "
+                                                       "(Expecting value)"]
+    path.write_text('[{"a": 1}, ', encoding="utf-8")
+    got, bad = elements(path, chunk)
+    assert bad.seen == 2 and bad.count == 1
+    path.write_text('[{"a": 1}, {"s": "' + "y" * 60, encoding="utf-8")
+    got, bad = elements(path, chunk, max_element=25)
+    assert bad.examples == [f"{path}: array element 1 (byte offset 11): element too large (over 25 characters; skipped)",
+                            f"{path}: array element 1 (byte offset 11): file ends inside this element (truncated file?)"]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_an_element_of_exactly_max_element_characters_is_kept(tmp_path, chunk):
+    path = tmp_path / "a.json"
+    path.write_text('[{"a": 12}, {"a": 123}]', encoding="utf-8")      # 9 and 10 characters
+    got, bad = elements(path, chunk, max_element=9)
+    assert got == [(0, {"a": 12})] and bad.count == 1
+
+
+def test_remove_stale_temps_inside_a_folder(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    a, b = tmp_path / f".a.jsonl.{jsonl._HOST}-{dead}.x.tmp", tmp_path / f".b.json.{jsonl._HOST}-{dead}.y.tmp"
+    a.write_text("x")
+    b.write_text("y")
+    assert remove_stale_temps(tmp_path, inside=True) == [a, b] and not a.exists() and not b.exists()

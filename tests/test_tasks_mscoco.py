@@ -180,3 +180,29 @@ def test_tiny_model_backend(tmp_path, tiny_nllb, tiny_expect):
         assert store["translated"]["english"][lang] == [tiny_expect(t, lang) for t in english_templates]
     for r in got:   # translated_ratio=1: every non-English row has a translated instruction
         assert r["context"] in (english_templates if r["lang"] == "en" else store["translated"]["english"][r["lang"]])
+
+
+def test_karpathy_images_are_streamed_one_record_at_a_time(tmp_path):
+    """tasks.lean_json.iter_member yields the same records as json.load, for any
+    window size, and holds one window and one record, not the file (the Karpathy
+    file is 142 MB; mscoco.english and mscoco.eval read it this way)."""
+    import tracemalloc
+
+    from common.errors import UserError
+    from tasks.lean_json import iter_member
+    images = [{"filepath": "val2014", "cocoid": i, "split": "val", "x": -1.5e-3,
+               "sentences": [{"raw": f"A caption number {i} {j}.", "tokens": ["a"] * 12, "sentid": 5 * i + j}
+                             for j in range(5)]} for i in range(15000)]
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps({"images": images, "dataset": "coco"}), encoding="utf-8")
+    for chunk in (7, 4096, 1 << 20):
+        assert list(iter_member(path, "images", "x", chunk=chunk)) == images
+    tracemalloc.start()
+    n = sum(1 for _ in iter_member(path, "images", "x", chunk=1 << 16))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 15000 and peak < path.stat().st_size / 10
+    for text in ('{"dataset": "coco"}', '{"images": 3}', "[1, 2]", '{"images": [{"a": 1}, '):
+        path.write_text(text)
+        with pytest.raises(UserError, match="dataset_coco.json"):
+            list(iter_member(path, "images", '{"images": [...]}'))

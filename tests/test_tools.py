@@ -85,3 +85,40 @@ def test_every_mutation_module_and_its_tests_exist():
     for module, tests in MODULES.items():
         assert (REPO / module).is_file(), module
         assert tests and all((REPO / t).is_file() for t in tests), (module, tests)
+
+
+def test_synthetic_text_is_real_style_and_repeats_like_the_web():
+    from tests.tools import synthetic
+    caps = synthetic.captions(20000)
+    assert caps == synthetic.captions(20000)                   # seeded
+    assert 8600 < len(set(caps)) < 9600                         # issue 13's real-style sample: 9,094 of 20,000
+    assert all(c == c.lower() and not c.endswith(".") and len(c.split()) >= 3 for c in caps[:2000])
+    assert len(set(synthetic.captions(200000))) > 85000         # 10x: still about 45% distinct
+
+
+def test_bench_filter_runs_ci_sized(tmp_path):
+    out = tmp_path / "bench.json"
+    p = subprocess.run([PYTHON, str(REPO / "tests/tools/bench_filter.py"), "--n", "300", "--repeat", "1",
+                        "--json", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["captions"] == 300 and res["captions_parsed"] == res["distinct"] < 300
+    assert res["ratio_before_dedupe"] > 0 and res["dedupe_gain"] > 0 and res["machine_ceiling"] > 0
+
+
+def test_bench_memory_runs_ci_sized(tmp_path):
+    """Two steps on a raw root at 1% of the 1x size: a row per step and scale, exit 0."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "mem.json"
+    p = subprocess.run([PYTHON, str(REPO / "tests/tools/bench_memory.py"), "--scales", "0.01,0.02", "--only",
+                        "mscoco.english,eval.pope", "--out", str(tmp_path / "w"), "--port", str(port),
+                        "--json", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert {(r["step"], r["scale"]) for r in rows} == {(s, x) for s in ("mscoco.english", "eval.pope")
+                                                       for x in (0.01, 0.02)}
+    assert all(r["rc"] == 0 and r["peak_tree_mb"] > 0 for r in rows)
+    assert "| 4.1 `mscoco.english` |" in p.stdout

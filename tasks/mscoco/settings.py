@@ -11,7 +11,7 @@ from common.errors import UserError
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
-from tasks.lean_json import karpathy_hook, load_json_lean
+from tasks.lean_json import iter_member
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "mscoco.yaml")
@@ -57,13 +57,10 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
     """
     c = cfg.at("mscoco")
     path = cfg.require_file("mscoco.karpathy")
-    data = load_json_lean(path, karpathy_hook)  # caption tokens dropped while parsing
-    images = data.get("images") if isinstance(data, dict) else None
-    if not isinstance(images, list):
-        raise UserError(f"{path}: expected {{\"images\": [...]}} (Karpathy dataset_coco.json)")
-    del data
     existing = list_images(cfg.path("mscoco.image_dir")) if c["check_images"] else None
     patterns = c["image_patterns"]
+    # One image record at a time: memory stays flat whatever the file's size.
+    images = iter_member(path, "images", '{"images": [...]} (Karpathy dataset_coco.json)')
     for i, img in enumerate(images):
         where = f"{path}: images[{i}]"
         if not isinstance(img, dict):

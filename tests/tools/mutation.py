@@ -37,9 +37,9 @@ MODULES: dict[str, list[str]] = {
     "common/jsonl.py": ["tests/test_jsonl.py", "tests/test_jsonl_contract.py"],
     "common/shards.py": ["tests/test_shards.py"],
     "match/negatives.py": ["tests/test_match_negatives.py"],
-    "common/decontam.py": ["tests/test_decontam.py"],
+    "common/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
     "translate/quality.py": ["tests/test_translate_quality.py", "tests/test_translate_langid.py"],
-    "translate/segment.py": ["tests/test_translate_segment.py"],
+    "translate/segment.py": ["tests/test_translate_segment.py", "tests/test_translate_engine.py"],
 }
 SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
 

@@ -92,7 +92,7 @@ def coco_images(n: int) -> list[tuple[int, str, str]]:
     """(cocoid, split, file name) of ``n`` images, in the Karpathy split's proportions."""
     out = []
     for i in range(n):
-        r = i % 100
+        r = (i * 37) % 100   # the splits spread over every 100 images, so small scales have all of them
         split = "train" if r < 67 else "restval" if r < 92 else "val" if r < 96 else "test"
         folder = "train2014" if split == "train" else "val2014"
         cocoid = 100000 + i
