@@ -65,8 +65,10 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
 
     def valid():
         nonlocal last
-        # Bad rows are reported by the output pass, which runs every time.
-        for i, _url, caption in iter_valid(path, BadRows(max_bad=None, quiet=True)):
+        # Bad rows are reported by the output pass, which runs every time; the budget
+        # is enforced here too, so too many bad rows stop the run before any parsing.
+        for i, _url, caption in iter_valid(path, BadRows(max_bad=fc["max_bad_rows"], quiet=True,
+                                                         key="filter.max_bad_rows")):
             last = i
             yield i, caption
 

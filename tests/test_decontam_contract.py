@@ -202,3 +202,52 @@ def test_web_images_are_the_capfilt_images_with_an_evaluation_url(tmp_path):
         cfg_for(tmp_path, step="capfilt.final"), "web")
     assert decontam.coco_inputs(cfg_for(tmp_path)) == decontam.inputs(cfg_for(tmp_path), "coco")
     assert decontam.coco_keys({"image_id": "COCO_val2014_000000391895.jpg"}) == ["coco:391895"]
+
+
+def test_a_set_with_a_missing_file(tmp_path):
+    from common.errors import UserError
+    from tests.test_bad_row_budgets import raw_copy
+    raw = raw_copy(tmp_path, "pope")
+    gone = raw / "pope" / "output" / "coco" / "coco_pope_random.json"
+    gone.unlink()
+    with pytest.raises(UserError) as e:
+        decontam.load_sets(cfg_for(tmp_path, "--set", f"paths.raw_root={raw}"), "coco")
+    assert str(e.value) == ("decontam: the raw files of 1 evaluation set(s) (pope) are missing, e.g. "
+                            f"{BY_NAME['pope'].title}: {gone}; their images must not be trained on: get the files, "
+                            "or train without excluding them: --set decontam.exclude.pope=false")
+    sets = {s.spec.name: s for s in decontam.load_sets(
+        cfg_for(tmp_path, "--set", f"paths.raw_root={raw}", "--set", "decontam.exclude.pope=false"), "coco")}
+    pope = sets["pope"]
+    assert pope.exclude is False and pope.missing == [str(gone)]
+    assert pope.files == [str(raw / "pope" / "output" / "coco" / f"coco_pope_{s}.json") for s in ("adversarial", "popular")]
+    assert pope.summary()["missing_files"] == [str(gone)] and pope.images
+
+
+def test_no_cache_without_a_cache_dir(tmp_path):
+    decontam.load_sets(cfg_for(tmp_path, "--set", "decontam.cache_dir="), "coco")
+    assert not (tmp_path / "work" / "decontam").exists()
+    decontam.load_sets(cfg_for(tmp_path), "coco")
+    assert (tmp_path / "work" / "decontam" / "pope.json").is_file()
+
+
+def test_a_dropped_row_without_language_and_quiet_web_reading(dec, tmp_path, capsys):
+    image = "COCO_val2014_000000391895.jpg"
+    r = row(image)
+    del r["lang"]
+    assert dec.keep("t", [coco_key(image)], r) is False and dec.tasks["t"].dropped_by_lang == {"": 1}
+    path = tmp_path / "dl.jsonl"
+    path.write_text('{broken\n{"image_id": "a.jpg", "url": "https://example.invalid/l.jpg"}\n')
+    web = decontam.Decontaminator(cfg_for(tmp_path, step="capfilt.final"), "web")
+    capsys.readouterr()
+    assert list(decontam.web_images(path, web)) == ["a.jpg"]
+    assert capsys.readouterr().err == ""                                  # the step reports that file's bad rows
+
+
+def test_a_yml_config_folder_counts_too(tmp_path):
+    decontam._BUILT.clear()
+    own = tmp_path / "yml"
+    own.mkdir()
+    shutil.copy(REPO / "configs" / "llava.yaml", own / "llava.yml")
+    shutil.copy(REPO / "configs" / "mscoco.yaml", own / "mscoco.yaml")
+    got = decontam.eval_configs(cfg_for(tmp_path, config=own / "llava.yml"))
+    assert got["mscoco"].source == str(own / "mscoco.yaml")

@@ -402,3 +402,18 @@ def test_remove_stale_temps_inside_a_folder(tmp_path):
     a.write_text("x")
     b.write_text("y")
     assert remove_stale_temps(tmp_path, inside=True) == [a, b] and not a.exists() and not b.exists()
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_a_byte_order_mark_character_inside_the_file_is_kept(tmp_path, chunk):
+    path = tmp_path / "a.json"
+    path.write_text('["zero\ufeffwidth", "\ufeff"]', encoding="utf-8")
+    assert [x for _, x in elements(path, chunk)[0]] == ["zero\ufeffwidth", "\ufeff"]
+
+
+def test_invalid_bytes_outside_the_records_in_keys_and_values_alike(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes(b'{"in\xe9fo": "\xe9",\n "questions": [{"q": 1}]\n}')
+    with pytest.raises(UserError) as e:
+        load_json(path, BadRows(quiet=True), records="questions")
+    assert str(e.value).startswith(f"{path}:1: invalid UTF-8 outside the records (first invalid byte at byte offset 4)")

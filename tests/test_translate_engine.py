@@ -305,3 +305,28 @@ def test_one_engine_for_two_files_writes_each_files_own_rejects(tmp_path):
         write_jsonl(tmp_path / f"{name}.jsonl", [{"caption": caption, "lang": "de"}, {"caption": "fine", "lang": "de"}])
         translate_jsonl(eng, tmp_path / f"{name}.jsonl", tmp_path / f"{name}.out.jsonl", ["caption"])
     assert [r["source"] for r in read_jsonl(tmp_path / "b.out.jsonl.rejects.jsonl")] == ["worse thing bad"]
+
+
+# -- segment edges (make mutation runs these with test_translate_segment.py) -----------------------------
+def test_join_drops_spaces_between_cjk_sentences_inside_the_text_only():
+    from translate import segment
+    for tgt in ("zho_Hans", "zho_Hant", "yue_Hant", "jpn_Jpan"):
+        assert segment.join(["一。", "二。"], ["", " ", "  "], tgt) == "一。二。  "     # the trailing space stays
+    assert segment.join(["一。", "二。"], ["", " ", ""], "deu_Latn") == "一。 二。"
+    assert segment.join(["一。", "二。"], ["", " ", ""], None) == "一。 二。"
+    assert segment.join(["一。", "二。"], ["", "\n", ""], "zho_Hans") == "一。\n二。"   # a line break stays
+    assert segment.join(["A.", "二。"], ["", " ", ""], "zho_Hans") == "A. 二。"        # after Latin text too
+
+
+def test_split_defaults_and_quotes():
+    from translate import segment
+    assert len(segment.split(" ".join(["w"] * 120))[0]) == 1
+    assert len(segment.split(" ".join(["w"] * 121))[0]) == 2
+    for text, pieces in [
+        ("She said \u201cWait. Stop.\u201d Then she left.", ["She said \u201cWait. Stop.\u201d", "Then she left."]),
+        ("He said \u201cStop and wait. Now.\u201d", ["He said \u201cStop and wait. Now.\u201d"]),
+        ("(\u201ce.g. this.\u201d) Next one.", ["(\u201ce.g. this.\u201d)", "Next one."]),
+        ("It is (approx. 5) now. Yes.", ["It is (approx. 5) now.", "Yes."]),
+    ]:
+        got, seps = segment.split(text, 100)
+        assert got == pieces and segment.join(got, seps) == text
