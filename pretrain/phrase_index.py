@@ -13,6 +13,7 @@ captions[offsets[k]:offsets[k+1]], ascending), ``meta.json`` written last
 from __future__ import annotations
 
 import collections
+import concurrent.futures as cf
 import hashlib
 import importlib.util
 import json
@@ -149,17 +150,20 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
     else:
         init_arg = nlp
     pending: collections.deque = collections.deque()
+    # concurrent.futures, not multiprocessing.Pool: a worker that dies (killed for
+    # memory) fails the run with BrokenProcessPool instead of leaving it waiting.
+    pool = cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init, initargs=(init_arg,))
     try:
-        with ctx.Pool(n_process, initializer=_worker_init, initargs=(init_arg,)) as pool:
-            for texts, ids in _batches(pairs, batch_size):
-                pending.append((pool.apply_async(_parse_batch, (texts,)), ids))
-                while len(pending) > 3 * n_process:
-                    result, done_ids = pending.popleft()
-                    yield from zip(result.get(), done_ids)
-            while pending:
-                result, done_ids = pending.popleft()
-                yield from zip(result.get(), done_ids)
+        for texts, ids in _batches(pairs, batch_size):
+            pending.append((pool.submit(_parse_batch, texts), ids))
+            while len(pending) > 3 * n_process:
+                future, done_ids = pending.popleft()
+                yield from zip(future.result(), done_ids)
+        while pending:
+            future, done_ids = pending.popleft()
+            yield from zip(future.result(), done_ids)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _WORKER_NLP = None
 
 

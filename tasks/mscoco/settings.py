@@ -7,7 +7,6 @@ from typing import Iterator
 
 from common.config import REPO_ROOT, free_mapping
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
-from common.errors import UserError
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name

@@ -140,7 +140,7 @@ def url_list(port: int, n: int, n_images: int, slow: int, fail: int, seed: int) 
     return [f"http://127.0.0.1:{port}/{kind}/{i % n_images}/{i}.jpg" for i, kind in enumerate(kinds)]
 
 
-def run_ours(rows: list[dict], out: Path, threads: int) -> dict:
+def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
     from common.report import Report
     from pretrain import download_images as dl
     from pretrain.capfilt_config import DEFAULTS
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--img2dataset-python", default=sys.executable,
                     help="a python with img2dataset installed (default: this one)")
+    ap.add_argument("--resample", default=None, help="our download.resample (default: the config's, lanczos)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     ap.add_argument("--serve", nargs=3, metavar=("DIR", "PORT", "SLOW"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
               f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         results = {"ours": [], "img2dataset": []}
         for rep in range(args.repeat):
-            ours = run_ours(rows, tmp / f"ours_{rep}", args.threads)
+            ours = run_ours(rows, tmp / f"ours_{rep}", args.threads,
+                            **({"resample": args.resample} if args.resample else {}))
             i2d = run_img2dataset(args.img2dataset_python, rows, tmp / f"i2d_{rep}", args.processes, args.threads)
             if ours["ok_urls"] != i2d["ok_urls"]:
                 sys.exit(f"error: the two sides disagree on {len(ours['ok_urls'] ^ i2d['ok_urls'])} URLs")

@@ -11,7 +11,10 @@ new text with probability ``new_rate``, else a copy of a uniformly chosen
 earlier row (a Simon process: a few texts are very frequent, most appear
 once). With the default rate, 20,000 captions hold about 9,100 distinct
 ones, as the real-style measurement in issue 13 did (9,094). Everything is
-seeded: the same arguments give the same texts.
+seeded: the same arguments give the same texts. The splices reuse the source
+texts' words, so the vocabulary does not grow with the size: about 1,200
+distinct noun phrases whether 20,000 or 200,000 captions (real CapFilt text
+has millions); parsing costs what real captions cost, phrase counts do not.
 """
 from __future__ import annotations
 
