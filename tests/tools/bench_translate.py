@@ -28,14 +28,20 @@ vocabulary: a small sentencepiece vocabulary trained on the corpus
 (tests/tools/tiny_nllb.py) padded with zero rows to the real size, so every
 embedding lookup and every output projection costs what the real model's does
 (a zero row scores 0 and is never the argmax next to the random real rows).
+The end-of-sentence row is zeroed too, so no row stops early on any backend:
+every batch decodes to its length cap (length_factor x longest input + extra),
+and the sides differ only in how they batch, not in when random weights
+happen to stop.
 --layers/--d-model/--ffn/--heads/--vocab-size override single dimensions
 (the CI test scales the 600M shape down). On a GPU (--device cuda, or auto
 where one is visible) the sides are: the plain loop in float16; the engine
 with transformers in float16 and in bfloat16; the engine with CTranslate2 in
 float16. On CPU: plain loop float32, engine hf float32, ctranslate2 int8.
 Besides texts/s (the end-to-end speedup, dedupe included), each side reports
-generated tokens/s (its outputs re-tokenized, rejected ones included): that is
-R in the README's GPU-hours formula.
+generated tokens/s (the token ids its model generated, counted at the model's
+generate / translate_batch call, rejected outputs included): that is R in the
+README's GPU-hours formula. --max-batch-tokens sets the engine's token budget
+per batch (on a GPU the default 4096 leaves it under-used).
 
     python tests/tools/bench_translate.py --shape nllb-200-distilled-1.3B --device cuda
 """
@@ -131,7 +137,11 @@ def build_shaped_nllb(out_dir: Path, corpus: Path, dims: dict, device: str, seed
     with torch.device(device):
         model = M2M100ForConditionalGeneration(config).eval()
     with torch.no_grad():
-        model.get_input_embeddings().weight[len(tok):] = 0   # tied: the output projection too
+        emb = model.get_input_embeddings().weight   # tied: the output projection too
+        emb[len(tok):] = 0
+        # A zero end-of-sentence row scores 0, below the best random row, so no
+        # row ends early on any backend: every batch decodes to its length cap.
+        emb[tok.eos_token_id] = 0
     if device.startswith("cuda"):
         model.half()
     model.save_pretrained(out_dir)
@@ -140,35 +150,53 @@ def build_shaped_nllb(out_dir: Path, corpus: Path, dims: dict, device: str, seed
     return out_dir
 
 
-class Outputs:
-    """Wraps a backend's translate_batch to keep what it generated (tokens counted after the clock stops)."""
+class GeneratedTokens:
+    """Counts the token ids a backend's model generates (the forced language code
+    and padding excluded), by wrapping the hf model's ``generate`` or the
+    CTranslate2 translator's ``translate_batch``: the decoder's real work, which
+    re-tokenising decoded text cannot see (random weights often produce special
+    tokens, which decoding drops)."""
 
     def __init__(self, backend):
-        self.texts: list[str] = []
-        self.inner = backend.translate_batch
-        backend.translate_batch = self
+        self.count = 0
+        if hasattr(backend, "translator"):
+            backend.translator = _CountingTranslator(backend.translator, self)
+        else:
+            inner, pad = backend.model.generate, backend.model.config.pad_token_id
 
-    def __call__(self, *args, **kwargs):
-        out = self.inner(*args, **kwargs)
-        self.texts.extend(out)
-        return out
+            def generate(*args, **kwargs):
+                out = inner(*args, **kwargs)
+                self.count += int((out[:, 2:] != pad).sum())
+                return out
+            backend.model.generate = generate
 
 
-def count_tokens(model_dir: str, texts: list[str]) -> int:
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
+class _CountingTranslator:
+    def __init__(self, translator, counter: GeneratedTokens):
+        self.translator, self.counter = translator, counter
+
+    def translate_batch(self, *args, **kwargs):
+        results = self.translator.translate_batch(*args, **kwargs)
+        self.counter.count += sum(max(0, len(r.hypotheses[0]) - 1) for r in results)
+        return results
 
 
 def plain_loop(model_dir: str, texts, tgts, cfg, batch_size=256, device="cpu",
-               dtype="float32") -> tuple[float, list[str]]:
+               dtype="float32") -> tuple[float, int]:
+    """Seconds and generated tokens of the plain loop (tokens decoded to text as
+    a user would, but counted as ids)."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from common.languages import nllb_code
     tok = AutoTokenizer.from_pretrained(model_dir, src_lang="eng_Latn")
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
     start = model.config.decoder_start_token_id
+    with torch.inference_mode():   # untimed warm-up: CUDA context, kernels, allocator
+        enc = tok(texts[:2], return_tensors="pt", padding=True).to(device)
+        prefix = torch.tensor([[start, tok.convert_tokens_to_ids(nllb_code(t))] for t in tgts[:2]], device=device)
+        model.generate(**enc, decoder_input_ids=prefix, max_new_tokens=4, num_beams=1, do_sample=False)
     outputs: list[str] = []
+    tokens = 0
     _sync(device)
     t0 = time.perf_counter()
     for i in range(0, len(texts), batch_size):
@@ -180,10 +208,11 @@ def plain_loop(model_dir: str, texts, tgts, cfg, batch_size=256, device="cpu",
         with torch.inference_mode():
             out = model.generate(**enc, decoder_input_ids=prefix, max_new_tokens=cap, num_beams=1, do_sample=False)
         outputs += tok.batch_decode(out[:, 2:], skip_special_tokens=True)
+        tokens += int((out[:, 2:] != model.config.pad_token_id).sum())
     _sync(device)
     seconds = time.perf_counter() - t0
     del model
-    return seconds, outputs
+    return seconds, tokens
 
 
 def _sync(device: str) -> None:
@@ -193,14 +222,19 @@ def _sync(device: str) -> None:
 
 
 def engine_run(backend: str, model_dir: Path, texts, tgts, device="cpu",
-               dtype="auto") -> tuple[float, dict, list[str]]:
+               dtype="auto", max_batch_tokens: int | None = None) -> tuple[float, dict, int]:
     import copy
+    from common.languages import nllb_code
     from translate.engine import TRANSLATION_DEFAULTS, Engine
     cfg = copy.deepcopy(TRANSLATION_DEFAULTS)
     cfg.update(backend=backend, model=str(model_dir), ct2_model=str(model_dir / "ct2"), device=device,
                dtype=dtype, cache="", progress=False)
+    if max_batch_tokens:
+        cfg["max_batch_tokens"] = max_batch_tokens
     engine = Engine(cfg)
-    outputs = Outputs(engine.backend)
+    # Untimed warm-up on the backend itself (not the engine, whose counts stay clean).
+    engine.backend.translate_batch(texts[:2], "eng_Latn", [nllb_code(t) for t in tgts[:2]], 4)
+    generated = GeneratedTokens(engine.backend)
     _sync(device)
     t0 = time.perf_counter()
     engine.translate(texts, tgts)
@@ -208,7 +242,7 @@ def engine_run(backend: str, model_dir: Path, texts, tgts, device="cpu",
     dt = time.perf_counter() - t0
     s = engine.summary()
     engine.close()
-    return dt, s, outputs.texts
+    return dt, s, generated.count
 
 
 def model_dims(args) -> dict | None:
@@ -231,35 +265,61 @@ def sides_for(device: str) -> list[tuple[str, str, str]]:
     return [("plain", "plain", "float32"), ("hf", "hf", "float32"), ("ct2", "ctranslate2", "int8")]
 
 
-def build_model(args, dims: dict, texts: list[str], tmp: Path, device: str) -> Path:
+def chosen_sides(device: str, names: str | None) -> list[tuple[str, str, str]]:
+    """The sides named in ``--sides`` (comma-separated), else every side of the device."""
+    every = sides_for(device)
+    if not names:
+        return every
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(wanted) - {name for name, _, _ in every})
+    if unknown or "plain" not in wanted:
+        sys.exit(f"error: --sides takes plain (always) and any of {', '.join(n for n, _, _ in every[1:])} "
+                 f"on {device}; got {names!r}")
+    return [side for side in every if side[0] in wanted]
+
+
+def build_model(args, dims: dict, texts: list[str], tmp: Path, device: str, ct2: bool = True) -> Path:
     from tests.tools.tiny_nllb import build_random_nllb
     from translate.convert_ct2 import convert_ct2
     corpus = tmp / "corpus.txt"
     corpus.write_text("\n".join(texts), encoding="utf-8")
     if args.shape:
         model = build_shaped_nllb(tmp / "model", corpus, dims, device, args.seed)
-        convert_ct2(model, model / "ct2", quantization="float16" if device.startswith("cuda") else "int8")
+        if ct2:
+            convert_ct2(model, model / "ct2", quantization="float16" if device.startswith("cuda") else "int8")
         return model
     return build_random_nllb(tmp / "tiny", corpus=corpus, vocab_size=dims["vocab"], d_model=dims["d_model"],
-                           layers=dims["layers"], ct2=True)
+                           layers=dims["layers"], ct2=ct2)
 
 
-def run_sides(model: Path, texts, tgts, device: str, repeat: int) -> dict:
+def run_sides(model: Path, texts, tgts, device: str, repeat: int, sides: list[tuple[str, str, str]],
+              max_batch_tokens: int | None = None) -> dict:
     """Each side's best time over ``repeat`` alternating rounds (a load spike on a
-    shared machine then hurts one sample, not one side of a ratio), its outputs' tokens."""
+    shared machine then hurts one sample, not one side of a ratio), its outputs'
+    tokens. Each timed call starts with an untimed warm-up. An engine side that
+    cannot run here (say CTranslate2 without the CUDA libraries it was built
+    for) is reported with its error, and the others still run."""
     from translate.engine import TRANSLATION_DEFAULTS
     best: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     for _ in range(repeat):
-        for name, backend, dtype in sides_for(device):
+        for name, backend, dtype in sides:
+            if name in failed:
+                continue
             if backend == "plain":
-                t, outs = plain_loop(str(model), texts, tgts, TRANSLATION_DEFAULTS, device=device, dtype=dtype)
+                t, tokens = plain_loop(str(model), texts, tgts, TRANSLATION_DEFAULTS, device=device, dtype=dtype)
                 summary = {}
             else:
-                t, summary, outs = engine_run(backend, model, texts, tgts, device, dtype)
+                try:
+                    t, summary, tokens = engine_run(backend, model, texts, tgts, device, dtype, max_batch_tokens)
+                except Exception as e:  # noqa: BLE001  (reported in the results; the run exits 1)
+                    failed[name] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                    print(f"bench: side {name} failed: {failed[name]}", file=sys.stderr)
+                    continue
             if name not in best or t < best[name]["seconds"]:
-                best[name] = {"seconds": t, "outputs": outs, "summary": summary, "dtype": dtype}
-    for side in best.values():
-        side["tokens"] = count_tokens(str(model), side.pop("outputs"))
+                best[name] = {"seconds": t, "tokens": tokens, "summary": summary, "dtype": dtype}
+    for name, error in failed.items():
+        best[name] = {"error": error}
     return best
 
 
@@ -277,6 +337,11 @@ def main(argv=None) -> None:
     ap.add_argument("--ffn", type=int, default=None, help="override its feed-forward width (--shape only)")
     ap.add_argument("--heads", type=int, default=None, help="override its attention heads (--shape only)")
     ap.add_argument("--vocab-size", type=int, default=None, help="override its vocabulary size")
+    ap.add_argument("--max-batch-tokens", type=int, default=None,
+                    help="the engine's translation.max_batch_tokens (default: the config's, 4096)")
+    ap.add_argument("--sides", default=None,
+                    help="comma-separated sides to run (plain always; on CPU hf, ct2; on a GPU hf_fp16, hf_bf16, "
+                         "ct2_fp16); default: all")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help=f"texts to translate (default: {CORPUS})")
@@ -300,17 +365,21 @@ def main(argv=None) -> None:
     tgts = assign_languages(len(texts), args.seed, exclude=["en"])
     dup = 1 - len(set(zip(texts, tgts))) / len(texts)
     dims = model_dims(args) if args.model is None else None
+    sides = chosen_sides(device, args.sides)
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or build_model(args, dims, texts, Path(tmp), device)
-        sides = run_sides(model, texts, tgts, device, args.repeat)
-    report(args, dims, device, texts, dup, sides)
+        model = args.model or build_model(args, dims, texts, Path(tmp), device,
+                                          ct2=any(b == "ctranslate2" for _, b, _ in sides))
+        results = run_sides(model, texts, tgts, device, args.repeat, sides, args.max_batch_tokens)
+    report(args, dims, device, texts, dup, results)
+    if any("error" in side for side in results.values()):
+        sys.exit(1)
 
 
 def report(args, dims, device: str, texts: list[str], dup: float, sides: dict) -> None:
     plain = sides["plain"]["seconds"]
     res = {
         "texts": len(texts), "duplicate_rate": round(dup, 3), "device": device, "cores": os.cpu_count(),
-        "unique_segments": next((s["summary"].get("unique") for s in sides.values() if s["summary"]), None),
+        "unique_segments": next((s["summary"].get("unique") for s in sides.values() if s.get("summary")), None),
         "model": (str(args.model) if args.model else
                   f"random-weight NLLB{' ' + args.shape if args.shape else ''} layers={dims['layers']}+{dims['layers']} "
                   f"d_model={dims['d_model']} ffn={dims['ffn'] if args.shape else dims['d_model'] * 2} "
@@ -322,13 +391,17 @@ def report(args, dims, device: str, texts: list[str], dup: float, sides: dict) -
         if name == "plain":
             continue
         key = name
+        if "error" in side:
+            res[f"engine_{key}_error"] = side["error"]
+            continue
         res[f"engine_{key}_texts_per_s"] = round(len(texts) / side["seconds"], 1)
         res[f"engine_{key}_tokens_per_s"] = round(side["tokens"] / side["seconds"], 1)
         res[f"speedup_{key}"] = round(plain / side["seconds"], 2)
     print(f"bench: {res['model']} on {device}; {res['texts']} texts (duplicate rate {dup:.1%}); plain loop "
           f"{res['plain_texts_per_s']} texts/s, {res['plain_tokens_per_s']} generated tokens/s; " + "; ".join(
               f"engine {k} {res[f'engine_{k}_texts_per_s']} texts/s ({res[f'speedup_{k}']}x), "
-              f"{res[f'engine_{k}_tokens_per_s']} tokens/s" for k in sides if k != "plain"))
+              f"{res[f'engine_{k}_tokens_per_s']} tokens/s" if f"engine_{k}_error" not in res else
+              f"engine {k} failed" for k in sides if k != "plain"))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
 
