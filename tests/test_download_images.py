@@ -529,3 +529,43 @@ def test_image_processes_write_the_same_files_as_the_threads(tmp_path, server):
         images = {p.name: p.read_bytes() for p in sorted(Path(dc["image_root"]).iterdir())}
         got[n] = (Path(dc["status"]).read_bytes(), Path(dc["output"]).read_bytes(), images)
     assert got[1] == got[2] and len(got[1][2]) == 6
+
+
+def test_a_session_reads_the_environment_only_when_it_sets_something(tmp_path, monkeypatch):
+    """requests looks up proxies, CA bundles and netrc for every URL when
+    trust_env is on; the session turns it off only when none of them is set,
+    so a proxy or netrc a user relies on still applies."""
+    from pretrain.fetch import make_session
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    dc = config(tmp_path)
+    assert make_session(dc).trust_env is False
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    assert make_session(dc).trust_env is True
+    monkeypatch.delenv("https_proxy")
+    (tmp_path / ".netrc").write_text("machine example.org login a password b\n")
+    assert make_session(dc).trust_env is True
+
+
+def test_a_session_keeps_no_cookies(tmp_path):
+    """A jar would grow with every host that sets a cookie, and requests copies
+    it into every request."""
+    import requests
+    from pretrain.fetch import make_session
+    s = make_session(config(tmp_path))
+    resp = requests.Response()
+    resp.url, resp.status_code = "http://example.org/a.jpg", 200
+    resp.headers["Set-Cookie"] = "tracker=1; Path=/"
+    req = requests.Request("GET", resp.url).prepare()
+    resp.request = req
+    from requests.cookies import extract_cookies_to_jar
+
+    class Raw:   # what extract_cookies_to_jar reads the headers from
+        _original_response = type("M", (), {"msg": type("H", (), {"get_all": lambda self, n, d=None: ["tracker=1; Path=/"]})()})()
+    extract_cookies_to_jar(s.cookies, req, Raw())
+    assert len(s.cookies) == 0
+    plain = requests.Session()
+    extract_cookies_to_jar(plain.cookies, req, Raw())
+    assert len(plain.cookies) == 1     # the same header is kept by a default session

@@ -150,14 +150,24 @@ def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
     dc = copy.deepcopy(DEFAULTS["download"])
     dc.update(input=str(out / "in.jsonl"), output=str(out / "out.jsonl"), status=str(out / "status.jsonl"),
               image_root=str(out / "images"), threads=threads,
-              retries=0, progress=False)
+              retries=0, progress=False, **settings)
+    cpu0 = _cpu_seconds()
     t = time.monotonic()
     summary = dl.run(dc, Report("bench"), progress=False)
     seconds = time.monotonic() - t
+    cpu = _cpu_seconds() - cpu0
     ok_urls = [json.loads(line)["url"] for line in open(out / "status.jsonl", encoding="utf-8")
                if json.loads(line)["kind"] == "ok"]
     return {"seconds": seconds, "success": summary["success"], "failed": summary["urls"] - summary["success"],
-            "failures_by_kind": summary["failures_by_kind"], "ok_urls": set(ok_urls)}
+            "failures_by_kind": summary["failures_by_kind"], "ok_urls": set(ok_urls), "cpu_seconds": cpu}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (the
+    image processes; img2dataset's process and its pool)."""
+    import resource
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def run_img2dataset(python: str, rows: list[dict], out: Path, processes: int, threads: int) -> dict:
@@ -168,9 +178,11 @@ def run_img2dataset(python: str, rows: list[dict], out: Path, processes: int, th
         w.writerow(["url", "caption"])
         w.writerows([r["url"], r["caption"]] for r in rows)
     per_shard = -(-len(rows) // (2 * processes))
+    cpu0 = _cpu_seconds()
     r = subprocess.run([python, "-c", I2D_SCRIPT, str(out / "urls.csv"), str(out / "files"), str(processes),
                         str(threads // processes), str(per_shard)],
                        capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    cpu = _cpu_seconds() - cpu0
     if r.returncode != 0:
         raise RuntimeError(f"img2dataset failed ({r.returncode}):\n{r.stderr[-2000:]}")
     got = json.loads(r.stdout.strip().splitlines()[-1])
@@ -185,7 +197,7 @@ def run_img2dataset(python: str, rows: list[dict], out: Path, processes: int, th
             "loop_seconds": max(s["end_time"] for s in shards) - min(s["start_time"] for s in shards),
             "success": sum(s["successes"] for s in shards), "count": sum(s["count"] for s in shards),
             "failed": sum(s["count"] - s["successes"] for s in shards),
-            "failures_by_kind": _i2d_failures(shards), "ok_urls": ok_urls}
+            "failures_by_kind": _i2d_failures(shards), "ok_urls": ok_urls, "cpu_seconds": cpu}
 
 
 def _i2d_failures(shards: list[dict]) -> dict:
@@ -257,12 +269,14 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"error: the two sides disagree on {len(ours['ok_urls'] ^ i2d['ok_urls'])} URLs")
             print(f"  run {rep + 1} ours {ours['success']} ok / {ours['failed']} failed "
                   f"{json.dumps(ours['failures_by_kind'])} in {ours['seconds']:.2f}s = "
-                  f"{ours['success'] / ours['seconds']:.1f} images/s", file=sys.stderr)
+                  f"{ours['success'] / ours['seconds']:.1f} images/s; CPU {ours['cpu_seconds']:.1f}s = "
+                  f"{ours['cpu_seconds'] / max(1, ours['success']) * 1000:.2f} ms per image", file=sys.stderr)
             print(f"  run {rep + 1} img2dataset ({args.processes} x {args.threads // args.processes} threads) "
                   f"{i2d['success']} ok / {i2d['failed']} failed {json.dumps(i2d['failures_by_kind'])} in "
                   f"{i2d['loop_seconds']:.2f}s (download loop) / {i2d['seconds']:.2f}s (whole call) = "
-                  f"{i2d['success'] / i2d['loop_seconds']:.1f} / {i2d['success'] / i2d['seconds']:.1f} images/s",
-                  file=sys.stderr)
+                  f"{i2d['success'] / i2d['loop_seconds']:.1f} / {i2d['success'] / i2d['seconds']:.1f} images/s; "
+                  f"CPU {i2d['cpu_seconds']:.1f}s = {i2d['cpu_seconds'] / max(1, i2d['success']) * 1000:.2f} ms per "
+                  "image (whole call)", file=sys.stderr)
             results["ours"].append(ours)
             results["img2dataset"].append(i2d)
             shutil.rmtree(tmp / f"ours_{rep}", ignore_errors=True)
@@ -278,7 +292,9 @@ def main(argv: list[str] | None = None) -> None:
                "img2dataset_loop_images_per_second": round(i2d["success"] / i2d["loop_seconds"], 1),
                "img2dataset_whole_call_images_per_second": round(i2d["success"] / i2d_call, 1),
                "ratio_over_loop": round(i2d["loop_seconds"] / ours["seconds"] * ours["success"] / i2d["success"], 2),
-               "ratio_over_whole_call": round(i2d_call / ours["seconds"] * ours["success"] / i2d["success"], 2)}
+               "ratio_over_whole_call": round(i2d_call / ours["seconds"] * ours["success"] / i2d["success"], 2),
+               "ours_cpu_ms_per_image": round(ours["cpu_seconds"] / max(1, ours["success"]) * 1000, 2),
+               "img2dataset_cpu_ms_per_image": round(i2d["cpu_seconds"] / max(1, i2d["success"]) * 1000, 2)}
         print(f"bench-download: ours {res['ours_images_per_second']} images/s; img2dataset "
               f"{res['img2dataset_loop_images_per_second']} (loop) / {res['img2dataset_whole_call_images_per_second']}"
               f" (whole call) images/s: {res['ratio_over_loop']}x / {res['ratio_over_whole_call']}x")
