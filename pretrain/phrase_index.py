@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import hashlib
 import importlib.util
 import json
@@ -183,6 +184,10 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
         while pending:
             future, done_ids = pending.popleft()
             yield from zip(future.result(), done_ids)
+    except BrokenProcessPool:
+        raise UserError(f"a spaCy worker process died (killed for memory?): no index was written; lower "
+                        f"filter.n_process (now {n_process}) or filter.batch_size (now {batch_size}) "
+                        "and run again") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         _WORKER_NLP = None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
+import os
 import subprocess
 from pathlib import Path
 
@@ -229,3 +231,20 @@ def test_a_worker_that_cannot_load_the_pipeline_fails_the_run(tmp_path):
     extract = pix.spacy_extractor(str(tmp_path), 2, 4)
     with pytest.raises(UserError, match="cannot be loaded"):
         list(extract((f"caption {i}", i) for i in range(10)))
+
+
+def _die_in_worker(texts):
+    os._exit(1)
+
+
+def test_a_worker_that_dies_stops_the_filter_with_one_line(monkeypatch):
+    """A parse worker killed (say for memory) ends the run with a UserError that
+    says what to lower, not a BrokenProcessPool traceback or a hang."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs fork: the patched batch function reaches the workers through it")
+    from common.errors import UserError
+    from pretrain import phrase_index as pix
+    monkeypatch.setattr(pix, "_parse_batch", _die_in_worker)
+    extract = pix.spacy_extractor(object(), 2, 4)
+    with pytest.raises(UserError, match="worker process died.*filter.n_process"):
+        list(extract((f"caption {i}", i) for i in range(40)))
