@@ -179,14 +179,14 @@ def load_json(path: str | Path, bad: BadRows | None = None, records: str | None 
     return doc
 
 
-def _bad_bytes_in(node: Any) -> int:
+def bad_bytes_in(node: Any) -> int:
     """How many invalid bytes (surrogate-escaped) the strings and keys of ``node`` hold."""
     if isinstance(node, str):
         return len(_BAD_BYTE.findall(node))
     if isinstance(node, dict):
-        return sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in node.items())
+        return sum(bad_bytes_in(k) + bad_bytes_in(v) for k, v in node.items())
     if isinstance(node, list):
-        return sum(_bad_bytes_in(v) for v in node)
+        return sum(bad_bytes_in(v) for v in node)
     return 0
 
 
@@ -205,14 +205,14 @@ def _drop_bad_records(path: Path, doc: Any, data: bytes, text: str, bad: BadRows
         return data.count(b"\n", 0, off) + 1
 
     container = doc.get(records) if records is not None and isinstance(doc, dict) else doc
-    outside = sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in doc.items() if k != records) \
+    outside = sum(bad_bytes_in(k) + bad_bytes_in(v) for k, v in doc.items() if k != records) \
         if container is not doc and isinstance(doc, dict) else 0
     if outside or not isinstance(container, (dict, list)):
         raise UserError(f"{path}:{line(offsets[0])}: invalid UTF-8 outside the records (first invalid byte at "
                         f"byte offset {offsets[0]}), so no record can be skipped in its place")
     cursor, doomed = 0, []
     for k in list(container) if isinstance(container, dict) else range(len(container)):
-        n = _bad_bytes_in(k) + _bad_bytes_in(container[k])
+        n = bad_bytes_in(k) + bad_bytes_in(container[k])
         if n:
             off = offsets[min(cursor, len(offsets) - 1)]
             bad.seen += 1

@@ -228,8 +228,36 @@ def test_invalid_utf8_in_eval_raw_files_is_one_bad_record(tmp_path):
     assert len(rows(tmp_path / "out" / "eval" / "xgqa" / "xgqa_val_de.jsonl")) == 1
 
 
+def test_invalid_utf8_in_a_chair_image_record_skips_that_image(tmp_path):
+    """CHAIR streams the Karpathy file (common/lean_json.iter_member): an image
+    record holding an invalid byte is reported with its index and skipped, the
+    other images are converted."""
+    from eval_data.chair import convert as chair
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES_RAW, raw)
+    karpathy = raw / "mscoco" / "dataset_coco.json"
+    doc = json.loads(karpathy.read_text(encoding="utf-8"))
+    argv = root_sets(tmp_path, raw)
+    chair.main(argv)
+    before = {split: rows(tmp_path / "out" / "eval" / "chair" / f"chair_{split}.jsonl") for split in ("val", "test")}
+    victim = next(i for i, img in enumerate(doc["images"])
+                  if img["split"] in ("val", "test") and any(r["image_id"] == img["filename"]
+                                                             for r in before[img["split"]]))
+    marker = doc["images"][victim]["sentences"][0]["raw"]
+    data = karpathy.read_bytes()
+    at = data.index(marker.encode("utf-8"))
+    karpathy.write_bytes(data[:at] + b"\xff" + data[at + 1:])
+    report = chair.main(argv)
+    key = "mscoco/dataset_coco.json: invalid UTF-8"
+    assert report["skipped"][key] == 1
+    assert f"images[{victim}]" in report["skipped_examples"][key][0]
+    split = doc["images"][victim]["split"]
+    after = rows(tmp_path / "out" / "eval" / "chair" / f"chair_{split}.jsonl")
+    assert [r for r in before[split] if r["image_id"] != doc["images"][victim]["filename"]] == after
+
+
 def test_invalid_utf8_in_a_whole_document_task_file_is_one_line(tmp_path, capsys):
-    """Karpathy's dataset_coco.json is parsed whole (tasks/lean_json.py): one line
+    """Karpathy's dataset_coco.json is parsed whole (common/lean_json.py): one line
     naming its line and byte offset, not a traceback."""
     from tasks.mscoco import generate_train
     raw = tmp_path / "raw"

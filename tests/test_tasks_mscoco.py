@@ -183,13 +183,13 @@ def test_tiny_model_backend(tmp_path, tiny_nllb, tiny_expect):
 
 
 def test_karpathy_images_are_streamed_one_record_at_a_time(tmp_path):
-    """tasks.lean_json.iter_member yields the same records as json.load, for any
+    """common.lean_json.iter_member yields the same records as json.load, for any
     window size, and holds one window and one record, not the file (the Karpathy
     file is 142 MB; mscoco.english and mscoco.eval read it this way)."""
     import tracemalloc
 
     from common.errors import UserError
-    from tasks.lean_json import iter_member
+    from common.lean_json import iter_member
     images = [{"filepath": "val2014", "cocoid": i, "split": "val", "x": -1.5e-3,
                "sentences": [{"raw": f"A caption number {i} {j}.", "tokens": ["a"] * 12, "sentid": 5 * i + j}
                              for j in range(5)]} for i in range(15000)]

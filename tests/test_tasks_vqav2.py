@@ -132,7 +132,7 @@ def test_eval_file(tmp_path):
 
 
 def test_lean_loading_shrinks_records(tmp_path):
-    from tasks.lean_json import karpathy_hook, load_json_lean, vqa_annotation_hook
+    from common.lean_json import karpathy_hook, load_json_lean, vqa_annotation_hook
     ann = {"question_id": 7, "image_id": 1, "question_type": "what", "answer_type": "other",
            "multiple_choice_answer": "yes",
            "answers": [{"answer": "yes", "answer_confidence": "yes", "answer_id": 1}, {"answer_id": 2}]}

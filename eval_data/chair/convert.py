@@ -12,12 +12,14 @@ and reported.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from common.errors import entry_point
+from common.jsonl import BadRows
 from eval_data import settings
 from eval_data.rows import eval_row
-from eval_data.run import (Accounts, json_document, jsonl_records, need, path_for, run_main,
-                           require_inputs, source_name)
+from eval_data.run import Accounts, jsonl_records, need, path_for, run_main, require_inputs, source_name
+from common.lean_json import iter_member
 
 
 def ground_truth(records, acc: Accounts, source: str) -> dict[str, list[str]]:
@@ -38,11 +40,16 @@ def ground_truth(records, acc: Accounts, source: str) -> dict[str, list[str]]:
     return objects
 
 
-def split_rows(images: list, split: str, objects: dict, context: str, acc: Accounts, source: str) -> list[dict]:
-    rows = []
+def split_rows(images: Iterable, splits: list[str], objects: dict, context: str, acc: Accounts,
+               name: str) -> dict[str, list[dict]]:
+    """The rows of every split in ``splits``, in one pass over the image records
+    (streamed: the Karpathy file is never held whole)."""
+    rows: dict[str, list[dict]] = {split: [] for split in splits}
     for i, img in enumerate(images):
-        if not isinstance(img, dict) or img.get("split") != split:
+        if not isinstance(img, dict) or img.get("split") not in rows:
             continue
+        split = img["split"]
+        source = f"{name} [{split}]"
         acc.seen(source)
         where = f"images[{i}] {img.get('filename')}"
         reason = need(img, "filename")
@@ -52,7 +59,7 @@ def split_rows(images: list, split: str, objects: dict, context: str, acc: Accou
             acc.skip(source, reason, where)
             continue
         acc.used(source)
-        rows.append(eval_row(context, img["filename"], objects[img["filename"]]))
+        rows[split].append(eval_row(context, img["filename"], objects[img["filename"]]))
     return rows
 
 
@@ -64,15 +71,16 @@ def convert(cfg) -> dict:
     acc = Accounts("chair")
     gt_source = source_name(gt[1], cfg)
     objects = ground_truth(jsonl_records(gt[1], acc, gt_source, cfg.at("io.max_bad_rows")), acc, gt_source)
-    data = json_document(karpathy[1], dict, "a JSON object with 'images'", acc, source_name(karpathy[1], cfg),
-                         "images", cfg.at("io.max_bad_rows"))
-    images = data.get("images") if isinstance(data.get("images"), list) else []
-    if not images:
-        acc.note("karpathy file has no 'images' list", str(karpathy[1]))
+    name = source_name(karpathy[1], cfg)
+    bad = BadRows(max_bad=cfg.at("io.max_bad_rows"), key="io.max_bad_rows")
+    images = iter_member(karpathy[1], "images", "a JSON object with an 'images' list (Karpathy dataset_coco.json)",
+                         bad=bad)
+    by_split = split_rows(images, c["splits"], objects, c["context"], acc, name)
+    if bad.count:
+        acc.seen(name, bad.count)
+        acc.skip(name, "invalid UTF-8", "; ".join(bad.examples[:3]), n=bad.count)
     used = set()
-    for split in c["splits"]:
-        source = f"{source_name(karpathy[1], cfg)} [{split}]"
-        rows = split_rows(images, split, objects, c["context"], acc, source)
+    for split, rows in by_split.items():
         used.update(r["image_id"] for r in rows)
         acc.wrote(Path(c["out_dir"]) / f"chair_{split}.jsonl", rows)
     acc.report.count("ground-truth images outside the chosen splits", len(set(objects) - used))

@@ -10,7 +10,7 @@ from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
-from tasks.lean_json import iter_member
+from common.lean_json import iter_member
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "mscoco.yaml")

@@ -12,7 +12,7 @@ from common.jsonl import load_json
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
-from tasks.lean_json import load_json_lean, vqa_annotation_hook
+from common.lean_json import load_json_lean, vqa_annotation_hook
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "vqav2.yaml")

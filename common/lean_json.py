@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from common.errors import UserError
-from common.jsonl import invalid_utf8_error
+from common.jsonl import BadRows, bad_bytes_in, invalid_utf8_error
 
 
 def load_json_lean(path: str | Path, hook: Callable[[dict], Any]) -> Any:
@@ -132,17 +132,21 @@ class _Window:
         return UserError(f"{self.path}: {msg} at character {self.base + self.pos}")
 
 
-def iter_member(path: str | Path, key: str, what: str, chunk: int = 1 << 20) -> Iterator[Any]:
+def iter_member(path: str | Path, key: str, what: str, chunk: int = 1 << 20,
+                bad: BadRows | None = None) -> Iterator[Any]:
     """The elements of the array at member ``key`` of the file's top-level object,
     one at a time (other members are decoded and dropped: they must be small).
     A file that is no such object, or breaks off, is a UserError naming the file
     and the character where it went wrong; one without an array at ``key``, a
-    UserError saying it expected ``what``."""
+    UserError saying it expected ``what``. Invalid UTF-8 is a UserError, unless
+    ``bad`` is given: then an element holding an invalid byte is reported there
+    (file, ``key[i]``, character offset) and skipped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig") as f:
+    errors = "strict" if bad is None else "surrogateescape"
+    with opener(path, "rt", encoding="utf-8-sig", errors=errors) as f:
         try:
             w = _Window(f, path, chunk)
             if w.expect("{") and w.peek() == "}":
@@ -153,7 +157,11 @@ def iter_member(path: str | Path, key: str, what: str, chunk: int = 1 << 20) -> 
                 w.expect(":")
                 if name == key and w.peek() == "[" and not found:
                     found = True
-                    yield from _elements(w)
+                    for i, (element, at) in enumerate(_elements(w)):
+                        if bad is not None and bad_bytes_in(element):
+                            bad.add(f"{path}: {key}[{i}] (character {at})", "invalid UTF-8")
+                            continue
+                        yield element
                 else:
                     w.value()
                 if w.expect(",}") == "}":
@@ -164,12 +172,15 @@ def iter_member(path: str | Path, key: str, what: str, chunk: int = 1 << 20) -> 
             raise invalid_utf8_error(path) from None
 
 
-def _elements(w: _Window) -> Iterator[Any]:
+def _elements(w: _Window) -> Iterator[tuple[Any, int]]:
+    """(element, character offset where it starts) of the array at the window."""
     w.expect("[")
     if w.peek() == "]":
         w.expect("]")
         return
     while True:
-        yield w.value()
+        w.peek()
+        at = w.base + w.pos
+        yield w.value(), at
         if w.expect(",]") == "]":
             return
