@@ -25,15 +25,15 @@ whitespace; only 64-bit hashes of them are kept.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .config import Config
 from .jsonl import BadRows, load_json, read_jsonl
+from .lean_json import iter_member
 
 # -- keys ------------------------------------------------------------------------------------------
 _DIGITS_STEM = re.compile(r"(?:^|_)(\d+)$")
@@ -109,20 +109,18 @@ def _lines(path: Path) -> Iterator[dict]:
             yield row
 
 
-def _karpathy_hook(d: dict) -> dict:
-    """Keep what the sets need of dataset_coco.json (caption tokens dropped while parsing)."""
-    if "raw" in d and "tokens" in d:
-        return {"raw": d["raw"]}
-    return d
+def _records(path: Path, member: str, what: str) -> Iterator[Any]:
+    """The elements of the array ``member`` of a whole-document JSON file, streamed
+    one at a time (memory does not grow with the file); a record holding invalid
+    UTF-8 is skipped, as the evaluation converters skip it."""
+    yield from iter_member(path, member, what, bad=BadRows(max_bad=None, quiet=True))
 
 
 def read_karpathy(paths: list[Path], params: dict) -> tuple[set, set]:
     images, texts = set(), set()
     splits = set(params["splits"])
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f, object_hook=_karpathy_hook)
-        for img in (data.get("images") or []) if isinstance(data, dict) else []:
+        for img in _records(path, "images", "a JSON object with an 'images' list (Karpathy dataset_coco.json)"):
             if not isinstance(img, dict) or img.get("split") not in splits:
                 continue
             key = coco_key(img.get("cocoid")) or coco_key(img.get("filename"))
@@ -145,8 +143,7 @@ def read_pope(paths: list[Path], params: dict) -> tuple[set, set]:
 def read_vqa_questions(paths: list[Path], params: dict) -> tuple[set, set]:
     images, texts = set(), set()
     for path in paths:
-        data = load_json(path)
-        for q in (data.get("questions") or []) if isinstance(data, dict) else []:
+        for q in _records(path, "questions", "a JSON object with a 'questions' list (VQAv2 questions)"):
             if isinstance(q, dict):
                 images.add(coco_key(q.get("image_id")))
                 texts.add(text_hash(q.get("question")))
