@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import subprocess
 
 import pytest
@@ -122,3 +123,20 @@ def test_bench_memory_runs_ci_sized(tmp_path):
                                                        for x in (0.01, 0.02)}
     assert all(r["rc"] == 0 and r["peak_tree_mb"] > 0 for r in rows)
     assert "| 4.1 `mscoco.english` |" in p.stdout
+
+
+def test_the_synthetic_raw_root_is_the_same_in_every_process(tmp_path):
+    """The 1x/10x memory benchmark compares runs on these files: two processes with
+    different string hashing must write the same bytes (a tie once went by set order)."""
+    import filecmp
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"raw{seed}"
+        p = subprocess.run([PYTHON, str(REPO / "tests/tools/synthetic_raw.py"), "--out", str(out), "--scale", "0.02"],
+                           capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert p.returncode == 0, p.stderr[-2000:]
+        outs.append(out)
+    files = sorted(f.relative_to(outs[0]) for f in outs[0].rglob("*") if f.is_file())
+    assert files == sorted(f.relative_to(outs[1]) for f in outs[1].rglob("*") if f.is_file())
+    _, mismatch, errors = filecmp.cmpfiles(outs[0], outs[1], [str(f) for f in files], shallow=False)
+    assert not mismatch and not errors, mismatch[:5]

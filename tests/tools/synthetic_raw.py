@@ -129,7 +129,7 @@ def write_vqav2(root: Path, n_train: int, imgs: list, seed: int) -> None:
             qid = cocoid * 1000 + j // len(pool)
             qs.append({"image_id": cocoid, "question": text, "question_id": qid})
             answers = [r.choice(ANSWERS[:8]) if r.random() < 0.7 else r.choice(ANSWERS) for _ in range(10)]
-            best = max(set(answers), key=answers.count)
+            best = max(answers, key=answers.count)   # ties: the first given (a set would order them by hash)
             anns.append({"question_id": qid, "image_id": cocoid, "question_type": text.split()[0].lower(),
                          "answer_type": "yes/no" if best in ("yes", "no") else "other",
                          "multiple_choice_answer": best,
@@ -241,18 +241,8 @@ def write_eval(root: Path, copies: int, images: Images, seed: int) -> None:
             dst = root / src.relative_to(FIXTURES)
             dst.parent.mkdir(parents=True, exist_ok=True)
             if container == "lines":
-                with open(src, encoding="utf-8") as f:
-                    lines = f.read().splitlines()
-                with open(dst, "w", encoding="utf-8") as out:
-                    for k in range(copies):
-                        for line in lines:
-                            try:
-                                rec = json.loads(line)
-                            except ValueError:
-                                out.write(line + "\n")   # a bad line stays bad
-                                continue
-                            out.write(json.dumps(_copy_record(rec, k, id_keys, text_keys, texts),
-                                                 ensure_ascii=False) + "\n")
+                _copy_lines(src, dst, copies,
+                            lambda rec, k, ids=id_keys, keys=text_keys: _copy_record(rec, k, ids, keys, texts))
                 continue
             data = json.loads(src.read_text(encoding="utf-8"))
             if container == "list":
@@ -279,9 +269,9 @@ def write_eval(root: Path, copies: int, images: Images, seed: int) -> None:
                 shutil.copyfile(src, dst)
 
 
-def write_xm3600(root: Path, copies: int, images: Images, texts: Texts) -> None:
-    src = FIXTURES / "xm3600" / "captions.jsonl"
-    dst = root / "xm3600" / "captions.jsonl"
+def _copy_lines(src: Path, dst: Path, copies: int, change) -> None:
+    """``copies`` rounds of the JSON lines of ``src`` into ``dst``, each record
+    passed through ``change(record, round)``; a bad line stays bad."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     lines = src.read_text(encoding="utf-8").splitlines()
     with open(dst, "w", encoding="utf-8") as out:
@@ -292,16 +282,23 @@ def write_xm3600(root: Path, copies: int, images: Images, texts: Texts) -> None:
                 except ValueError:
                     out.write(line + "\n")
                     continue
-                if k and isinstance(rec, dict) and isinstance(rec.get("image/key"), str):
-                    key = f"{rec['image/key']}s{k}"
-                    rec["image/key"] = key
-                    images.link(root / "xm3600" / "images" / f"{key}.jpg")
-                    for lang, v in rec.items():
-                        if isinstance(v, dict) and isinstance(v.get("caption"), list):
-                            caps = [texts.replace("caption", c) for c in v["caption"]]
-                            rec[lang] = {**v, "caption": caps, "caption/tokenized": caps,
-                                         "caption/tokenized/lowercase": [c.lower() for c in caps]}
-                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                out.write(json.dumps(change(rec, k), ensure_ascii=False) + "\n")
+
+
+def write_xm3600(root: Path, copies: int, images: Images, texts: Texts) -> None:
+    def change(rec, k: int):
+        if k and isinstance(rec, dict) and isinstance(rec.get("image/key"), str):
+            key = f"{rec['image/key']}s{k}"
+            rec["image/key"] = key
+            images.link(root / "xm3600" / "images" / f"{key}.jpg")
+            for lang, v in rec.items():
+                if isinstance(v, dict) and isinstance(v.get("caption"), list):
+                    caps = [texts.replace("caption", c) for c in v["caption"]]
+                    rec[lang] = {**v, "caption": caps, "caption/tokenized": caps,
+                                 "caption/tokenized/lowercase": [c.lower() for c in caps]}
+        return rec
+
+    _copy_lines(FIXTURES / "xm3600" / "captions.jsonl", root / "xm3600" / "captions.jsonl", copies, change)
 
 
 def write_raw_root(root: Path, scale: float = 1.0, web: str = "http://127.0.0.1:18080", seed: int = 0) -> Path:
