@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ def round_robin(items: Iterable[T], num_shards: int, shard_index: int) -> Iterat
     for k, item in enumerate(items):
         if k % num_shards == shard_index:
             yield item
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def key_shard(key: str, num_shards: int, salt: str | None = None) -> int:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from common.errors import UserError
 from common.jsonl import atomic_open, write_json
+from common.shards import chunks
 
 # Bump when the phrase rules below change: an old index is then rebuilt.
 EXTRACTOR_VERSION = 1
@@ -149,18 +150,6 @@ def _parse_batch(texts: list[str]) -> list[list[str]]:
     return [doc_phrases(doc) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts))]
 
 
-def _batches(pairs: Iterable[tuple[str, int]], size: int) -> Iterator[tuple[list[str], list[int]]]:
-    texts, ids = [], []
-    for text, idx in pairs:
-        texts.append(text)
-        ids.append(idx)
-        if len(texts) >= size:
-            yield texts, ids
-            texts, ids = [], []
-    if texts:
-        yield texts, ids
-
-
 def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[tuple[list[str], int]]:
     global _WORKER_NLP
     fork = "fork" in multiprocessing.get_all_start_methods()
@@ -176,8 +165,8 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
     # memory) fails the run with BrokenProcessPool instead of leaving it waiting.
     pool = cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init, initargs=(init_arg,))
     try:
-        for texts, ids in _batches(pairs, batch_size):
-            pending.append((pool.submit(_parse_batch, texts), ids))
+        for batch in chunks(pairs, batch_size):
+            pending.append((pool.submit(_parse_batch, [text for text, _ in batch]), [idx for _, idx in batch]))
             while len(pending) > 3 * n_process:
                 future, done_ids = pending.popleft()
                 yield from zip(future.result(), done_ids)

@@ -7,7 +7,6 @@ server) and embedding (match.mine with the tiny CLIP: the shards fill the
 cache, the merge is the mining run)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path

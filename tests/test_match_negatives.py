@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 
 import numpy as np
-import pytest
 
 from match.negatives import assign_sides, mine_negatives, pick_ranked, pick_random, plan_negative
 from match.rows import normalise_caption, validate_row

@@ -3,7 +3,6 @@ two-run generate script this is, the fingerprinted store of translated
 templates, the per-row instruction picker, and the one language-list check."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import json

@@ -15,21 +15,13 @@
 from __future__ import annotations
 
 import collections
-import itertools
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_jsonl
 from common.languages import assign_languages, load_languages
-from common.shards import RUN_DEFAULTS, check_shard_args, round_robin, shard_path
+from common.shards import RUN_DEFAULTS, check_shard_args, chunks, round_robin, shard_path
 from . import quality
 from .engine import Engine
-
-
-def _chunks(it: Iterable, size: int) -> Iterator[list]:
-    it = iter(it)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
 
 
 def translate_rows(engine: Engine, rows: list[dict], fields: list[str], lang_field: str = "lang",
@@ -115,7 +107,7 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     target = out_path if num_shards == 1 else shard_path(out_path, shard_index, num_shards)
     first_reject = len(engine.rejects)  # an engine reused for several files lists each file's own
     with atomic_open(target) as f:
-        for chunk in _chunks(round_robin(usable_rows(), num_shards, shard_index), chunk_rows):
+        for chunk in chunks(round_robin(usable_rows(), num_shards, shard_index), chunk_rows):
             for row in translate_rows(engine, chunk, fields, lang_field, counts=counts, fallbacks=fallbacks):
                 f.write(dumps(row) + "\n")
     write_jsonl(Path(str(target) + ".rejects.jsonl"), engine.rejects[first_reject:])

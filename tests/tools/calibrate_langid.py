@@ -119,7 +119,7 @@ def tables(native, english, setting: dict, show: int = 3) -> dict:
               f"{', '.join(f'{k} {v}' for k, v in labels.most_common(4)) or '-'} |")
         examples += [(lang, t, label) for t, label in bad[:show]]
         result[lang] = [pct]
-    print(f"\nEnglish originals given as a translation into each language (same threshold):\n")
+    print("\nEnglish originals given as a translation into each language (same threshold):\n")
     print("| language | texts | caught | % | too short to tell |")
     print("|---|---:|---:|---:|---:|")
     for lang, texts in english.items():

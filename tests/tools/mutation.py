@@ -68,7 +68,7 @@ def write_config(work: Path, module: str, tests: list[str]) -> None:
         "[mutmut]\n"
         f"source_paths={module}\n"
         "also_copy=\n" + "".join(f"    {o}\n" for o in others) +
-        f"pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests) +
+        "pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests) +
         "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n", encoding="utf-8")
 
 
