@@ -399,7 +399,8 @@ def _write_in_order(rows: Iterator[dict], shard: tuple[int, int], where: dict[in
         for row in rows:
             if key_shard(row["url"], num_shards) != shard_index:
                 continue
-            at = where.get(stable_hash(row["url"]))
+            key = stable_hash(row["url"])
+            at = where.get(key)
             if at is None:
                 raise UserError(f"{row['url'][:100]}: not seen by the download pass "
                                 "(was the input file changed during the run?)")
@@ -409,7 +410,7 @@ def _write_in_order(rows: Iterator[dict], shard: tuple[int, int], where: dict[in
             st = json.loads(line)
             image_id = st.get("image_id") if st["kind"] in SUCCESS else None
             if first:
-                where[stable_hash(row["url"])] = ~at
+                where[key] = ~at
                 status_f.write(line)
                 kinds[st["kind"]] += 1
                 if image_id is None:
