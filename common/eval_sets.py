@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .config import Config
-from .jsonl import BadRows, load_json, read_jsonl
-from .lean_json import iter_member
+from .jsonl import BadRows, iter_json_array, load_json, read_jsonl
 
 # -- keys ------------------------------------------------------------------------------------------
 _DIGITS_STEM = re.compile(r"(?:^|_)(\d+)$")
@@ -109,18 +108,19 @@ def _lines(path: Path) -> Iterator[dict]:
             yield row
 
 
-def _records(path: Path, member: str, what: str) -> Iterator[Any]:
+def _records(path: Path, member: str) -> Iterator[Any]:
     """The elements of the array ``member`` of a whole-document JSON file, streamed
-    one at a time (memory does not grow with the file); a record holding invalid
-    UTF-8 is skipped, as the evaluation converters skip it."""
-    yield from iter_member(path, member, what, bad=BadRows(max_bad=None, quiet=True))
+    one at a time (memory does not grow with the file); a bad record is skipped,
+    as the evaluation converters skip it."""
+    for _, record in iter_json_array(path, BadRows(max_bad=None, quiet=True), member=member):
+        yield record
 
 
 def read_karpathy(paths: list[Path], params: dict) -> tuple[set, set]:
     images, texts = set(), set()
     splits = set(params["splits"])
     for path in paths:
-        for img in _records(path, "images", "a JSON object with an 'images' list (Karpathy dataset_coco.json)"):
+        for img in _records(path, "images"):
             if not isinstance(img, dict) or img.get("split") not in splits:
                 continue
             key = coco_key(img.get("cocoid")) or coco_key(img.get("filename"))
@@ -143,7 +143,7 @@ def read_pope(paths: list[Path], params: dict) -> tuple[set, set]:
 def read_vqa_questions(paths: list[Path], params: dict) -> tuple[set, set]:
     images, texts = set(), set()
     for path in paths:
-        for q in _records(path, "questions", "a JSON object with a 'questions' list (VQAv2 questions)"):
+        for q in _records(path, "questions"):
             if isinstance(q, dict):
                 images.add(coco_key(q.get("image_id")))
                 texts.add(text_hash(q.get("question")))

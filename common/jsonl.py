@@ -179,14 +179,14 @@ def load_json(path: str | Path, bad: BadRows | None = None, records: str | None 
     return doc
 
 
-def bad_bytes_in(node: Any) -> int:
+def _bad_bytes_in(node: Any) -> int:
     """How many invalid bytes (surrogate-escaped) the strings and keys of ``node`` hold."""
     if isinstance(node, str):
         return len(_BAD_BYTE.findall(node))
     if isinstance(node, dict):
-        return sum(bad_bytes_in(k) + bad_bytes_in(v) for k, v in node.items())
+        return sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in node.items())
     if isinstance(node, list):
-        return sum(bad_bytes_in(v) for v in node)
+        return sum(_bad_bytes_in(v) for v in node)
     return 0
 
 
@@ -205,14 +205,14 @@ def _drop_bad_records(path: Path, doc: Any, data: bytes, text: str, bad: BadRows
         return data.count(b"\n", 0, off) + 1
 
     container = doc.get(records) if records is not None and isinstance(doc, dict) else doc
-    outside = sum(bad_bytes_in(k) + bad_bytes_in(v) for k, v in doc.items() if k != records) \
+    outside = sum(_bad_bytes_in(k) + _bad_bytes_in(v) for k, v in doc.items() if k != records) \
         if container is not doc and isinstance(doc, dict) else 0
     if outside or not isinstance(container, (dict, list)):
         raise UserError(f"{path}:{line(offsets[0])}: invalid UTF-8 outside the records (first invalid byte at "
                         f"byte offset {offsets[0]}), so no record can be skipped in its place")
     cursor, doomed = 0, []
     for k in list(container) if isinstance(container, dict) else range(len(container)):
-        n = bad_bytes_in(k) + bad_bytes_in(container[k])
+        n = _bad_bytes_in(k) + _bad_bytes_in(container[k])
         if n:
             off = offsets[min(cursor, len(offsets) - 1)]
             bad.seen += 1
@@ -296,6 +296,7 @@ def _incomplete(e: json.JSONDecodeError, buf: str) -> bool:
     """Whether a decode error may only mean "cut by the end of the text read so far"."""
     rest = buf[e.pos:].strip()
     return (e.msg.startswith("Unterminated string") or not rest or any(t.startswith(rest) for t in _LITERALS)
+            or _NUMBER_TAIL.fullmatch(rest) is not None    # a number cut inside, as "-1.5e" + "-3"
             or (e.msg.startswith("Invalid \\uXXXX") and e.pos >= len(buf) - 6))
 
 
@@ -377,9 +378,40 @@ def _resync(w: _Window) -> bool:
     return True
 
 
-def iter_json_array(path: str | Path, bad: BadRows | None = None,
-                    chunk_size: int = 1 << 20, max_element: int = 1 << 22) -> Iterator[tuple[int, Any]]:
-    """Stream the elements of a top-level JSON array without parsing the whole file.
+def _enter_member(w: _Window, dec: json.JSONDecoder, path: Path, member: str, max_element: int) -> None:
+    """Move ``w.pos`` to the '[' of the array at ``member`` of the top-level
+    object, decoding and dropping the members before it (a too large one is
+    skipped by its brackets); anything else is a UserError naming the file."""
+    expected = f"{path}: expected a JSON object with an array at {member!r}"
+    if not w.skip_ws() or w.buf[w.pos] != "{":
+        raise UserError(f"{expected} at the top level")
+    w.pos += 1
+    while True:
+        if not w.skip_ws(_SEPARATORS) or w.buf[w.pos] == "}":
+            raise UserError(f"{expected}; the object ends without it")
+        name, reason, start = _decode_element(w, dec, max_element)
+        if reason is not None or not isinstance(name, str) or not w.skip_ws() or w.buf[w.pos] != ":":
+            raise UserError(f"{expected}: no member name at byte offset {w.offset() if start < 0 else start}")
+        w.pos += 1
+        if not w.skip_ws():
+            raise UserError(f"{expected}; the file ends after {name!r}")
+        if name == member:
+            if w.buf[w.pos] != "[":
+                raise UserError(f"{expected}; {member!r} is not an array")
+            return
+        _, reason, start = _decode_element(w, dec, max_element)
+        if reason == _TOO_LARGE and _skip_element(w):
+            continue
+        if reason is not None:
+            raise UserError(f"{path}: member {name!r} (byte offset {start}): {reason}")
+
+
+def iter_json_array(path: str | Path, bad: BadRows | None = None, chunk_size: int = 1 << 20,
+                    max_element: int = 1 << 22, member: str | None = None) -> Iterator[tuple[int, Any]]:
+    """Stream the elements of a top-level JSON array without parsing the whole
+    file; with ``member``, those of the array at that member of a top-level
+    object (the Karpathy file's ``images``: the members before it are decoded
+    and dropped, reading stops at the array's end).
 
     Yields (index, element). A bad element is reported with its index and byte
     offset, counted and skipped: malformed JSON (the reader resynchronises at the
@@ -392,16 +424,21 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
         raise UserError(f"input file not found: {path}")
     bad = bad if bad is not None else BadRows()
     dec = json.JSONDecoder()
+    label = "array element " if member is None else f"{member}["
+    close = "" if member is None else "]"
+    array = "top-level array" if member is None else f"{member!r} array"
     with _open_binary(path) as f:
         w = _Window(f, chunk_size)
-        if not w.skip_ws() or w.buf[w.pos] != "[":
+        if member is not None:
+            _enter_member(w, dec, path, member, max_element)
+        elif not w.skip_ws() or w.buf[w.pos] != "[":
             raise UserError(f"{path}: expected a JSON array at the top level")
         w.pos += 1
         index = 0
         while True:
             if not w.skip_ws(_SEPARATORS):   # blanks and the commas between elements
                 bad.seen += 1
-                bad.add(f"{path}: array element {index}", "file ends inside the top-level array (truncated file?)")
+                bad.add(f"{path}: {label}{index}{close}", f"file ends inside the {array} (truncated file?)")
                 return
             if w.buf[w.pos] == "]":
                 return
@@ -411,7 +448,7 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
                 yield index, obj
                 index += 1
                 continue
-            where = f"{path}: array element {index} (byte offset {start})"
+            where = f"{path}: {label}{index}{close} (byte offset {start})"
             index += 1
             cut = "file ends inside this element (truncated file?)"
             bad.add(where, {_TRUNCATED: cut, _TOO_LARGE: f"element too large (over {max_element} characters; "
@@ -422,15 +459,15 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None,
                 bad.add(where, cut)
                 return
             if reason.startswith("malformed") and not _resync(w):
-                _report_unsynced(path, w, bad, index)
+                _report_unsynced(path, w, bad, f"{label}{index}{close}")
                 return
 
 
-def _report_unsynced(path: Path, w: _Window, bad: BadRows, index: int) -> None:
+def _report_unsynced(path: Path, w: _Window, bad: BadRows, element: str) -> None:
     rest = w.buf[w.pos:]
     if "," in rest.rstrip().rstrip("]"):
         # Not an array of objects: no '},{' to resynchronise at.
-        bad.add(f"{path}: array element {index}",
+        bad.add(f"{path}: {element}",
                 "no later element boundary found after the malformed element; the rest of the file "
                 f"({len(rest)} characters) was skipped")
 

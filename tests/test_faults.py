@@ -229,7 +229,7 @@ def test_invalid_utf8_in_eval_raw_files_is_one_bad_record(tmp_path):
 
 
 def test_invalid_utf8_in_a_chair_image_record_skips_that_image(tmp_path):
-    """CHAIR streams the Karpathy file (common/lean_json.iter_member): an image
+    """CHAIR streams the Karpathy file (common.jsonl.iter_json_array): an image
     record holding an invalid byte is reported with its index and skipped, the
     other images are converted."""
     from eval_data.chair import convert as chair
@@ -256,9 +256,10 @@ def test_invalid_utf8_in_a_chair_image_record_skips_that_image(tmp_path):
     assert [r for r in before[split] if r["image_id"] != doc["images"][victim]["filename"]] == after
 
 
-def test_invalid_utf8_in_a_whole_document_task_file_is_one_line(tmp_path, capsys):
-    """Karpathy's dataset_coco.json is parsed whole (common/lean_json.py): one line
-    naming its line and byte offset, not a traceback."""
+def test_invalid_utf8_in_a_karpathy_image_record_skips_that_image(tmp_path, capsys):
+    """mscoco streams the Karpathy file (common.jsonl.iter_json_array, member
+    "images"): an image record with an invalid byte is one bad record, named by
+    its index and byte offset, skipped and counted; the other images are used."""
     from tasks.mscoco import generate_train
     raw = tmp_path / "raw"
     shutil.copytree(FIXTURES_RAW, raw)
@@ -266,10 +267,14 @@ def test_invalid_utf8_in_a_whole_document_task_file_is_one_line(tmp_path, capsys
     data = karpathy.read_bytes()
     at = data.index(b"A zebra")
     karpathy.write_bytes(data[:at] + b"\xff" + data[at + 1:])
-    line = fails(capsys, generate_train.main, [*root_sets(tmp_path, raw), *translation_sets("dry-run", "")])
-    lineno = data.count(b"\n", 0, at) + 1
-    assert line == (f"error: {karpathy}:{lineno}: invalid UTF-8 at byte offset {at} "
-                    "(a whole-document file: fix or re-download it)")
+    generate_train.main([*root_sets(tmp_path, raw), *translation_sets("dry-run", "")])
+    err = capsys.readouterr().err
+    victim = next(i for i, img in enumerate(json.loads(data)["images"])
+                  if any("A zebra" in s["raw"] for s in img["sentences"]))
+    assert f"warning: skipped {karpathy}: images[{victim}] (byte offset " in err
+    assert f"invalid UTF-8 (byte offset {at})" in err
+    report = json.loads((tmp_path / "work" / "reports" / "mscoco.english.json").read_text())
+    assert report["counts"]["image_records_unreadable"] == 1
 
 
 # -- 4. filesystem faults: one line, exit 2, before the work -------------------------------------------

@@ -125,3 +125,15 @@ def test_iter_json_array_empty_and_truncated(tmp_path, text, rows, reason):
     assert (reason is None) == (bad.count == 0)
     if reason:
         assert reason in bad.examples[-1]
+
+
+def test_a_number_cut_by_a_chunk_boundary_inside_an_element_is_read_whole(tmp_path):
+    """Every chunk size: "-1.5e" at a window's end is a number still coming, not
+    malformed JSON (the element would be skipped otherwise)."""
+    path = tmp_path / "a.json"
+    doc = [{"x": -1.5e-3, "y": [2.25e2, 7], "z": "s"}, {"w": 10, "v": 0.5}]
+    path.write_text('[{"x": -1.5e-3, "y": [2.25E+2, 7], "z": "s"}, {"w": 10, "v": 0.5}]')
+    for chunk in range(1, 40):
+        bad = BadRows(max_bad=None, quiet=True)
+        assert [e for _, e in iter_json_array(path, bad, chunk_size=chunk)] == doc, chunk
+        assert bad.count == 0

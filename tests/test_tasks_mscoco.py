@@ -183,26 +183,32 @@ def test_tiny_model_backend(tmp_path, tiny_nllb, tiny_expect):
 
 
 def test_karpathy_images_are_streamed_one_record_at_a_time(tmp_path):
-    """common.lean_json.iter_member yields the same records as json.load, for any
-    window size, and holds one window and one record, not the file (the Karpathy
-    file is 142 MB; mscoco.english and mscoco.eval read it this way)."""
+    """common.jsonl.iter_json_array(member="images") yields the same records as
+    json.load, for any window size, and holds one window and one record, not the
+    file (the Karpathy file is 142 MB; mscoco.english, mscoco.eval, eval.chair
+    and the decontamination sets read it this way). A file without the array
+    is one UserError naming it."""
     import tracemalloc
 
     from common.errors import UserError
-    from common.lean_json import iter_member
+    from common.jsonl import BadRows, iter_json_array
     images = [{"filepath": "val2014", "cocoid": i, "split": "val", "x": -1.5e-3,
                "sentences": [{"raw": f"A caption number {i} {j}.", "tokens": ["a"] * 12, "sentid": 5 * i + j}
                              for j in range(5)]} for i in range(15000)]
     path = tmp_path / "dataset_coco.json"
-    path.write_text(json.dumps({"images": images, "dataset": "coco"}), encoding="utf-8")
+    path.write_text(json.dumps({"dataset": "coco", "info": {"n": [1, 2.5e3]}, "images": images}), encoding="utf-8")
     for chunk in (7, 4096, 1 << 20):
-        assert list(iter_member(path, "images", "x", chunk=chunk)) == images
+        assert [img for _, img in iter_json_array(path, member="images", chunk_size=chunk)] == images
     tracemalloc.start()
-    n = sum(1 for _ in iter_member(path, "images", "x", chunk=1 << 16))
+    n = sum(1 for _ in iter_json_array(path, member="images", chunk_size=1 << 16))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert n == 15000 and peak < path.stat().st_size / 10
-    for text in ('{"dataset": "coco"}', '{"images": 3}', "[1, 2]", '{"images": [{"a": 1}, '):
+    for text in ('{"dataset": "coco"}', '{"images": 3}', "[1, 2]", '{"dataset": '):
         path.write_text(text)
         with pytest.raises(UserError, match="dataset_coco.json"):
-            list(iter_member(path, "images", '{"images": [...]}'))
+            list(iter_json_array(path, member="images"))
+    path.write_text('{"images": [{"a": 1}, ')
+    bad = BadRows(max_bad=None, quiet=True)
+    assert [img for _, img in iter_json_array(path, bad, member="images")] == [{"a": 1}]
+    assert bad.examples == [f"{path}: images[1]: file ends inside the 'images' array (truncated file?)"]

@@ -132,7 +132,7 @@ def test_eval_file(tmp_path):
 
 
 def test_lean_loading_shrinks_records(tmp_path):
-    from common.lean_json import karpathy_hook, load_json_lean, vqa_annotation_hook
+    from common.lean_json import load_json_lean, vqa_annotation_hook
     ann = {"question_id": 7, "image_id": 1, "question_type": "what", "answer_type": "other",
            "multiple_choice_answer": "yes",
            "answers": [{"answer": "yes", "answer_confidence": "yes", "answer_id": 1}, {"answer_id": 2}]}
@@ -144,15 +144,9 @@ def test_lean_loading_shrinks_records(tmp_path):
     assert got["info"] == {"description": "x"}
     got = load_json_lean(p, vqa_annotation_hook(keep_answers=False))
     assert got["annotations"] == [{"question_id": 7, "multiple_choice_answer": "yes"}]
-    img = {"filepath": "val2014", "sentids": [1], "filename": "f.jpg", "imgid": 0, "split": "val", "cocoid": 3,
-           "sentences": [{"tokens": ["a", "dog"], "raw": "A dog.", "imgid": 0, "sentid": 1}]}
-    p.write_text(json.dumps({"images": [img], "dataset": "coco"}))
-    got = load_json_lean(p, karpathy_hook)["images"][0]
-    assert got == {"filepath": "val2014", "filename": "f.jpg", "imgid": 0, "split": "val", "cocoid": 3,
-                   "sentences": [{"raw": "A dog.", "sentid": 1}]}
-    p.write_text('{"images": [\n{"a": }]}')
+    p.write_text('{"annotations": [\n{"a": }]}')
     with pytest.raises(UserError) as e:
-        load_json_lean(p, karpathy_hook)
+        load_json_lean(p, vqa_annotation_hook(keep_answers=True))
     assert f"{p}:2:" in str(e.value)
 
 

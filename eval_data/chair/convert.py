@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from common.errors import entry_point
-from common.jsonl import BadRows
+from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row
 from eval_data.run import Accounts, jsonl_records, need, path_for, run_main, require_inputs, source_name
-from common.lean_json import iter_member
 
 
 def ground_truth(records, acc: Accounts, source: str) -> dict[str, list[str]]:
@@ -73,8 +72,7 @@ def convert(cfg) -> dict:
     objects = ground_truth(jsonl_records(gt[1], acc, gt_source, cfg.at("io.max_bad_rows")), acc, gt_source)
     name = source_name(karpathy[1], cfg)
     bad = BadRows(max_bad=cfg.at("io.max_bad_rows"), key="io.max_bad_rows")
-    images = iter_member(karpathy[1], "images", "a JSON object with an 'images' list (Karpathy dataset_coco.json)",
-                         bad=bad)
+    images = (img for _, img in iter_json_array(karpathy[1], bad, member="images"))
     by_split = split_rows(images, c["splits"], objects, c["context"], acc, name)
     if bad.count:
         acc.seen(name, bad.count)

@@ -7,10 +7,10 @@ from typing import Iterator
 
 from common.config import REPO_ROOT, free_mapping
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from common.jsonl import BadRows, iter_json_array
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
-from common.lean_json import iter_member
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "mscoco.yaml")
@@ -58,9 +58,10 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
     path = cfg.require_file("mscoco.karpathy")
     existing = list_images(cfg.path("mscoco.image_dir")) if c["check_images"] else None
     patterns = c["image_patterns"]
-    # One image record at a time: memory stays flat whatever the file's size.
-    images = iter_member(path, "images", '{"images": [...]} (Karpathy dataset_coco.json)')
-    for i, img in enumerate(images):
+    # One image record at a time: memory stays flat whatever the file's size. A
+    # record that is not JSON or holds invalid UTF-8 is skipped and counted.
+    bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
+    for i, img in iter_json_array(path, bad, member="images"):
         where = f"{path}: images[{i}]"
         if not isinstance(img, dict):
             report.skip("image record is not an object", where)
@@ -101,3 +102,5 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
             report.skip("image without any non-empty caption", where)
             continue
         yield split, name, caps
+    if bad.count:
+        report.count("image_records_unreadable", bad.count)
