@@ -36,7 +36,7 @@ from typing import Iterable, Iterator
 from .config import REPO_ROOT, Config, build_config
 from .errors import UserError
 from .eval_sets import IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
-from .jsonl import BadRows, read_jsonl, write_json
+from .jsonl import BadRows, read_json_object, read_jsonl, write_json
 
 DEFAULTS = {
     "exclude": {name: True for name in IMAGE_SETS},
@@ -116,15 +116,10 @@ def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | No
     (content fingerprints) and params are the ones it was made from."""
     from .pipeline import same_content
     path = cache_dir / f"{spec.name}.json" if cache_dir else None
-    old = None
-    if path is not None and path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-    known = old.get("files", {}) if isinstance(old, dict) else {}
+    old = read_json_object(path) if path is not None else None
+    known = old.get("files", {}) if old is not None else {}
     fps = _fingerprints(files, known)
-    if isinstance(old, dict) and old.get("version") == CACHE_VERSION and old.get("params") == params \
+    if old is not None and old.get("version") == CACHE_VERSION and old.get("params") == params \
             and set(known) == set(fps) and all(same_content(known[k], fps[k]) for k in fps):
         return set(old.get("images", [])), set(old.get("texts", []))
     images, texts = spec.read(files, params)

@@ -126,6 +126,17 @@ def read_jsonl(path: str | Path, bad: BadRows | None = None,
             yield row
 
 
+def read_json_object(path: str | Path) -> dict | None:
+    """A JSON object this project wrote (a run record, a report, a cache), or
+    None when it is missing, unreadable or not an object: the caller then
+    recomputes what it held."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def invalid_utf8_error(path: Path) -> UserError:
     """The one-line error for a whole document with invalid UTF-8: its first bad
     byte, by line and byte offset (read again in binary, on the error path only)."""

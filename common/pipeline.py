@@ -47,7 +47,7 @@ from typing import Any, Iterable
 
 from .config import REPO_ROOT, Config, build_config, resolve_value
 from .errors import UserError
-from .jsonl import write_json
+from .jsonl import read_json_object, write_json
 
 CONFIG_DIR = REPO_ROOT / "configs"
 
@@ -478,19 +478,11 @@ def manifest_path(step: Step, cfg: Config, shard: tuple[int, int] | None = None)
     return record_dir(cfg) / f"{name}.json"
 
 
-def read_manifest(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _known(step: Step, cfg: Config) -> dict[str, dict]:
     """Fingerprints recorded by this step and the steps it reads from, by path."""
     known: dict[str, dict] = {}
     for sid in (*step.after, step.id):
-        m = read_manifest(manifest_path(BY_ID[sid], cfg))
+        m = read_json_object(manifest_path(BY_ID[sid], cfg))
         if m:
             known.update(m.get("inputs", {}))
             known.update(m.get("outputs", {}))
@@ -532,7 +524,7 @@ def state(step: Step, cfg: Config) -> State:
     absent = [p for p in outs if not p.exists()]
     if absent:
         return State("missing", f"no {absent[0]}" + (f" (+{len(absent) - 1} more)" if len(absent) > 1 else ""))
-    m = read_manifest(manifest_path(step, cfg))
+    m = read_json_object(manifest_path(step, cfg))
     if m is None:
         return State("stale", "no run record (outputs from an older run or another tool)")
     values = shaping_values(step, cfg)

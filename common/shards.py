@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 from .errors import UserError
-from .jsonl import atomic_open, read_jsonl, write_jsonl
+from .jsonl import atomic_open, read_json_object, read_jsonl, write_jsonl
 from .sampling import stable_hash
 
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ def record_problem(step: "Step", cfg: "Config", rule: ShardRule, index: int, num
     Done means: its completion record exists, was made with today's input and
     config fingerprints, and every file it wrote is on disk as recorded."""
     from . import pipeline as pl
-    m = pl.read_manifest(pl.manifest_path(step, cfg, (index, num_shards)))
+    m = read_json_object(pl.manifest_path(step, cfg, (index, num_shards)))
     if m is None:
         return "no completion record"
     now = pl.input_record(step, cfg)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from common import pipeline
 from common.errors import UserError
+from common.jsonl import read_json_object
 from common.languages import load_languages
 
 # What a quality flag (translate/quality.py) means, for the tables.
@@ -55,11 +56,11 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     shards = sorted(whole.parent.glob(f"{step_id}.shard-*-of-*.json")) if whole.parent.is_dir() else []
     newest_shard = max((p.stat().st_mtime for p in shards), default=None)
     if whole.is_file() and (newest_shard is None or whole.stat().st_mtime >= newest_shard):
-        return _load(whole), str(whole.name)
+        return read_json_object(whole), str(whole.name)
     if not shards:
         return None, f"no report {whole.name}"
     n = max(shards, key=lambda p: p.stat().st_mtime).name.rsplit("-of-", 1)[1]
-    parts = [r for r in (_load(p) for p in shards if p.name.endswith("-of-" + n)) if r]
+    parts = [r for r in (read_json_object(p) for p in shards if p.name.endswith("-of-" + n)) if r]
     merged: dict = {"fallback_to_english": {}}
     for r in parts:
         for lang, reasons in (r.get("fallback_to_english") or {}).items():
@@ -67,14 +68,6 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
                 slot = merged["fallback_to_english"].setdefault(lang, {})
                 slot[reason] = slot.get(reason, 0) + k
     return merged, f"{len(parts)} shard reports of {step_id}"
-
-
-def _load(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _steps_of(tasks: list[str]) -> list[pipeline.Step]:

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 from common import pipeline
 from common.errors import UserError
-from common.jsonl import atomic_open, dumps, load_json, write_json
+from common.jsonl import atomic_open, dumps, read_json_object, write_json
 from common.languages import get_language
 from common.report import Report
 from common.sampling import stable_hash
@@ -188,12 +188,8 @@ def _changed(old: dict | None, new: dict) -> str:
 
 
 def _read_store(path: Path) -> dict | None:
-    try:
-        data = load_json(path)
-    except (OSError, ValueError, UserError):
-        return None
-    ok = isinstance(data, dict) and isinstance(data.get("translated"), dict)
-    return data if ok else None
+    data = read_json_object(path)
+    return data if data is not None and isinstance(data.get("translated"), dict) else None
 
 
 def build_store(engine: Engine, path: Path, template_sets: dict[str, list[str]], tcfg: dict,
