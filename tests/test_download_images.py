@@ -533,15 +533,20 @@ def test_image_processes_write_the_same_files_as_the_threads(tmp_path, server):
 
 def test_a_session_reads_the_environment_only_when_it_sets_something(tmp_path, monkeypatch):
     """requests looks up proxies, CA bundles and netrc for every URL when
-    trust_env is on; the session turns it off only when none of them is set,
-    so a proxy or netrc a user relies on still applies."""
+    trust_env is on; the session turns it off only when no proxy and no netrc
+    is set (a CA bundle variable becomes its verify), so what a user relies on
+    still applies."""
     from pretrain.fetch import make_session
     for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                 "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     dc = config(tmp_path)
-    assert make_session(dc).trust_env is False
+    s = make_session(dc)
+    assert s.trust_env is False and s.verify is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))   # applied once, as requests would
+    s = make_session(dc)
+    assert s.trust_env is False and s.verify == str(tmp_path / "ca.pem")
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
     assert make_session(dc).trust_env is True
     monkeypatch.delenv("https_proxy")
