@@ -32,7 +32,7 @@ DEFAULTS: dict = {
         "gqa_train": f"{_IGLUE}/gqa/annotations/train.json",
         "val_file": f"{_IGLUE}/xGQA/annotations/few_shot/{{lang}}/dev.json",
         "test_file": f"{_IGLUE}/xGQA/annotations/few_shot/{{lang}}/test.json",
-        "image_ext": ".jpg",
+        "image_ext": "",
         "context_template": "{question}",
     },
     "xvnli": {
@@ -43,7 +43,7 @@ DEFAULTS: dict = {
         "val_file": f"{_IGLUE}/XVNLI/annotations/en/dev-{{lang}}_gmt.jsonl",
         "test_file": f"{_IGLUE}/XVNLI/annotations/{{lang}}/test.jsonl",
         "label_map": free_mapping(entailment="yes", contradiction="no", neutral="maybe"),
-        "image_ext": ".jpg",
+        "image_ext": "",
         "context_template": "{hypothesis}",
     },
     "marvl": {
@@ -57,8 +57,8 @@ DEFAULTS: dict = {
         "nlvr2_dev": f"{_IGLUE}/nlvr2/annotations/dev.jsonl",
         "nlvr2_test": f"{_IGLUE}/nlvr2/annotations/test.jsonl",
         "nlvr2_dev_translated": f"{_IGLUE}/nlvr2/annotations/dev-{{lang}}_gmt.jsonl",
-        "true_answer": "yes",
-        "false_answer": "no",
+        "true_answer": "True",
+        "false_answer": "False",
         "context_template": "{statement}",
     },
     "xflickrco": {
@@ -84,7 +84,7 @@ DEFAULTS: dict = {
         "out_dir": "${paths.out_root}/eval/xm3600",
         "langs": XM3600_LANGS,
         "captions": "${paths.raw_root}/xm3600/captions.jsonl",
-        "image_ext": ".jpg",
+        "image_ext": "",
     },
     "maxm": {
         "out_dir": "${paths.out_root}/eval/maxm",

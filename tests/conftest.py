@@ -105,3 +105,15 @@ def root_sets(base: Path | str, raw: Path | str = FIXTURES_RAW) -> list[str]:
     bundled fixtures unless given), work_dir=<base>/work and out_root=<base>/out."""
     return ["--set", f"paths.raw_root={raw}", "--set", f"paths.work_dir={Path(base) / 'work'}",
             "--set", f"paths.out_root={Path(base) / 'out'}"]
+
+
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory) -> Path:
+    """One run of the demo driver (tests/tools/demo.py) on the bundled fixtures,
+    shared by every test that reads the demo's outputs: <dir>/out and <dir>/work."""
+    import subprocess
+    out = tmp_path_factory.mktemp("demo") / "A"
+    r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert "every step is done" in r.stdout
+    return out

@@ -22,16 +22,14 @@ from tests.conftest import FIXTURES_RAW, PYTHON, REPO
 
 
 @pytest.fixture(scope="module")
-def demos(tmp_path_factory) -> tuple[Path, Path]:
-    outs = []
-    for name in ("A", "B"):
-        out = tmp_path_factory.mktemp("demo") / name
-        r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True,
-                           text=True)
-        assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-        assert "every step is done" in r.stdout
-        outs.append(out)
-    return outs[0], outs[1]
+def demos(demo_out, tmp_path_factory) -> tuple[Path, Path]:
+    """The shared demo run (conftest.demo_out) and a second one into another folder."""
+    out = tmp_path_factory.mktemp("demo") / "B"
+    r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert "every step is done" in r.stdout
+    return demo_out, out
 
 
 def files(root: Path) -> dict[str, bytes]:

@@ -335,8 +335,8 @@ def test_demo_rows_keys_types_and_datasets_load(demo, tmp_path):
     # NLVR2 train: the directory as a JSON number and as a string both name the images.
     train = [json.loads(l) for l in (out / "marvl/nlvr2_train_en.jsonl").read_text().splitlines()]
     assert [(r["left_image"], r["right_image"], r["label"]) for r in train] == [
-        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "no"),
-        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "yes")]
+        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "False"),
+        ("train/73/train-10171-0-img0.png", "train/73/train-10171-0-img1.png", "True")]
 
 
 def test_demo_accounts_for_every_row(demo):

@@ -1,7 +1,8 @@
 """MaRVL zero-shot test per language, NLVR2 train/dev/test and translated dev -> eval/marvl/.
 
-Rows: context = the statement, text_label = yes/no (``true_answer`` /
-``false_answer``), image_id = the left image (the pair is in left_image /
+Rows: context = the statement, text_label = True/False as the releases
+give the label (``true_answer`` / ``false_answer``; mBLIP maps them with
+``target2str``), image_id = the left image (the pair is in left_image /
 right_image), concept, language.
 
 MaRVL images live at <image_root>/<language>/images/<concept>/<file>; the

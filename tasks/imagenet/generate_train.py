@@ -14,13 +14,13 @@ once its class is exhausted; counted). Two rows per example:
   same name. Where the translation of yes/no was rejected the answer is
   English (lang "en"), counted per language in the report.
 
-image_id is the path under paths.imagenet_root.
+image_id is the path under imagenet.train_dir (<synset>/<file>), the image root
+mBLIP's configs give ImageNet (imagenet_image_root: .../imagenet/train).
 
   python tasks/imagenet/generate_train.py [--config configs/imagenet.yaml] [--set key=value ...]
 """
 from __future__ import annotations
 
-import os
 import random
 import sys
 
@@ -132,9 +132,8 @@ def main(argv=None) -> None:
     del babel
     words = answer_words(c, translated, list(names), report)
     train_dir = cfg.path("imagenet.train_dir")
-    prefix = os.path.relpath(train_dir, cfg.path("paths.imagenet_root")).replace(os.sep, "/")
-    prefix = "" if prefix == "." else prefix + "/"
-    pool = ImagePool(train_dir, prefix, synsets, c["image_extensions"], c["seed"], report)
+    # image_id is relative to train_dir: mBLIP's imagenet_image_root is .../imagenet/train.
+    pool = ImagePool(train_dir, "", synsets, c["image_extensions"], c["seed"], report)
     if not pool.images:
         raise UserError(f"no class of {cfg.path('imagenet.class_index')} has images under {train_dir}")
     outs = {"imagenet_classify": cfg.path("imagenet.classify_file"),
