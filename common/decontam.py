@@ -52,7 +52,7 @@ _BUILT: dict[str, dict[str, Config]] = {}
 def eval_configs(cfg: Config) -> dict[str, Config]:
     """The mscoco, vqav2 and eval_data configs as the converters would load
     them (the files next to ``cfg``'s own, else configs/), with ``cfg``'s paths."""
-    from . import pipeline
+    from . import pipeline, steptype
     source = Path(getattr(cfg, "source", "") or "")
     config_dir = source.parent if source.suffix in (".yaml", ".yml") else REPO_ROOT / "configs"
     overrides = [f"paths.{k}={v}" for k, v in sorted(cfg.get("paths", {}).items()) if isinstance(v, str) and v]
@@ -62,7 +62,7 @@ def eval_configs(cfg: Config) -> dict[str, Config]:
         for name, step_id in _CONFIGS.items():
             step = pipeline.get(step_id)
             file = config_dir / f"{name}.yaml"
-            built[name] = build_config(pipeline.schema(step), file if file.is_file() else step.config_file, overrides)
+            built[name] = build_config(steptype.schema(step), file if file.is_file() else step.config_file, overrides)
         _BUILT[memo] = built
     return _BUILT[memo]
 
@@ -107,14 +107,14 @@ class Loaded:
 
 
 def _fingerprints(files: list[Path], known: dict) -> dict:
-    from .pipeline import file_fingerprint
+    from .records import file_fingerprint
     return {str(p): file_fingerprint(p, known.get(str(p))) for p in files}
 
 
 def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | None) -> tuple[set, set]:
     """(image keys, text hashes) of one set: from the cache while its raw files
     (content fingerprints) and params are the ones it was made from."""
-    from .pipeline import same_content
+    from .records import same_content
     path = cache_dir / f"{spec.name}.json" if cache_dir else None
     old = read_json_object(path) if path is not None else None
     known = old.get("files", {}) if old is not None else {}

@@ -49,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pipeline, shards
+from . import cli, lifecycle, pipeline, records, shards, steptype
 from .config import REPO_ROOT, Config, parse_args
 from .errors import UserError, entry_point
 
@@ -79,7 +79,7 @@ DEFAULTS = {
 
 @dataclass
 class Launch:
-    step: pipeline.Step
+    step: steptype.Step
     rule: shards.ShardRule
     cfg: Config                     # the step's config, as its script builds it from ``args``
     args: list[str]                 # the step's own arguments
@@ -103,7 +103,7 @@ def parse(argv: list[str]) -> Launch:
     lc = parse_args(__doc__, DEFAULTS, None, own)["launch"]
     step = pipeline.get(step_id)
     rule = shards.rule_of(step)
-    cfg = pipeline.load_config(step, args)
+    cfg = cli.load_config(step, args)
     for key, allowed in (("executor", ("local", "slurm", "ray")), ("mode", ("run", "shard", "combine"))):
         if lc[key] not in allowed:
             raise UserError(f"launch.{key}: {lc[key]!r} is not one of {', '.join(allowed)}")
@@ -113,7 +113,7 @@ def parse(argv: list[str]) -> Launch:
     n = lc["num_shards"] or len(devices)
     if n < 1:
         raise UserError(f"launch.num_shards must be >= 1, got {n}")
-    log_dir = Path(lc["log_dir"]) if lc["log_dir"] else pipeline.record_dir(cfg) / "logs"
+    log_dir = Path(lc["log_dir"]) if lc["log_dir"] else records.record_dir(cfg) / "logs"
     return Launch(step, rule, cfg, args, lc, devices, n, log_dir)
 
 
@@ -188,7 +188,7 @@ def log_path(launch: Launch, index: int) -> Path:
 def shard_problem(launch: Launch, index: int) -> str | None:
     """Why shard ``index`` still has to run (None: done for this input and config)."""
     if launch.n == 1:
-        st = pipeline.state(launch.step, launch.cfg)
+        st = records.state(launch.step, launch.cfg)
         return None if st.status == "done" else (st.reason or st.status)
     return shards.record_problem(launch.step, launch.cfg, launch.rule, index, launch.n)
 
@@ -216,9 +216,9 @@ def settle(launch: Launch, index: int, rc: int, before: dict) -> str | None:
         return f"exit 0 but did not write {', '.join(stale)} (a file there is from an earlier run)"
     step, cfg = launch.step, launch.cfg
     if launch.n == 1:
-        pipeline.record(step, cfg)
+        records.record(step, cfg)
     else:
-        pipeline.record(step, cfg, shard=(index, launch.n), written=launch.rule.files(cfg, index, launch.n))
+        records.record(step, cfg, shard=(index, launch.n), written=launch.rule.files(cfg, index, launch.n))
     return None
 
 
@@ -373,22 +373,22 @@ def combine(launch: Launch) -> None:
     if n > 1:
         shards.check_complete(step, cfg, launch.rule, n, rerun_hint=lambda i: shard_hint(launch, i))
         say(launch.rule.merge(cfg, n))
-        pipeline.record(step, cfg)
+        records.record(step, cfg)
     elif shard_problem(launch, 0) is not None:
         raise UserError(f"{step.id} has not run for this input and config: {shard_problem(launch, 0)}")
     if step in pipeline.STEPS:
-        pipeline.print_next(step, launch.args)
+        lifecycle.print_next(step, launch.args)
 
 
 def run_mode(launch: Launch) -> None:
-    pipeline.begin(launch.step.id, launch.cfg)   # the merged outputs can be written: checked before any shard runs
+    lifecycle.begin(launch.step.id, launch.cfg)   # the merged outputs can be written: checked before any shard runs
     launch.log_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     todo = pending(launch)
-    if not todo and (launch.n == 1 or pipeline.state(launch.step, launch.cfg).status == "done"):
+    if not todo and (launch.n == 1 or records.state(launch.step, launch.cfg).status == "done"):
         say(f"{launch.step.id}: every shard and the merge are done for this input and config")
         if launch.step in pipeline.STEPS:
-            pipeline.print_next(launch.step, launch.args)
+            lifecycle.print_next(launch.step, launch.args)
         return
     executor = launch.lc["executor"]
     if executor == "slurm":
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     launch = parse(argv)
     mode = launch.lc["mode"]
     if mode == "combine":
-        pipeline.begin(launch.step.id, launch.cfg)
+        lifecycle.begin(launch.step.id, launch.cfg)
         combine(launch)
     elif mode == "shard":
         shard_mode(launch)

@@ -3,7 +3,7 @@
 One line each (UserError -> exit 2), naming the config key and the path:
 an output path that is a folder, a folder on the way that is a file (e.g.
 ``paths.out_root`` pointing at a file), a folder that is read-only, a
-translation cache that is not a SQLite database. ``common.pipeline.begin``
+translation cache that is not a SQLite database. ``common.lifecycle.begin``
 runs them for a step's declared outputs and report.
 """
 from __future__ import annotations

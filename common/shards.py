@@ -36,7 +36,7 @@ from .sampling import stable_hash
 
 if TYPE_CHECKING:
     from .config import Config
-    from .pipeline import Step
+    from .steptype import Step
 
 RUN_DEFAULTS: dict = {"num_shards": 1, "shard_index": 0}
 
@@ -162,7 +162,7 @@ class ShardRule:
     combine: Callable[["Config", int], str] | None = None   # the merge; None: interleave ``sharded``
 
     def outputs(self, cfg: "Config") -> list[Path]:
-        from .pipeline import expand
+        from .records import expand
         return [p for item in self.sharded for p in expand(cfg, item)]
 
     def parts(self, cfg: "Config", index: int, num_shards: int) -> list[Path]:
@@ -172,7 +172,7 @@ class ShardRule:
 
     def files(self, cfg: "Config", index: int, num_shards: int) -> list[Path]:
         """Everything shard ``index`` writes: its parts, and for shard 0 the whole files."""
-        from .pipeline import expand
+        from .records import expand
         whole = [p for item in self.first_shard for p in expand(cfg, item)] if index == 0 else []
         return self.parts(cfg, index, num_shards) + whole
 
@@ -199,20 +199,20 @@ def record_problem(step: "Step", cfg: "Config", rule: ShardRule, index: int, num
 
     Done means: its completion record exists, was made with today's input and
     config fingerprints, and every file it wrote is on disk as recorded."""
-    from . import pipeline as pl
-    m = read_json_object(pl.manifest_path(step, cfg, (index, num_shards)))
+    from . import records
+    m = read_json_object(records.manifest_path(step, cfg, (index, num_shards)))
     if m is None:
         return "no completion record"
-    now = pl.input_record(step, cfg)
+    now = records.input_record(step, cfg)
     if m.get("config") != now["config"]:
         return "config changed since it ran"
     recorded = m.get("inputs", {})
     for p, fp in now["inputs"].items():
-        if not pl.same_content(recorded.get(p), fp):
+        if not records.same_content(recorded.get(p), fp):
             return f"input changed since it ran: {p}"
     outs = m.get("outputs", {})
     for p in rule.files(cfg, index, num_shards):
-        if not pl.same_content(outs.get(str(p)), pl.file_fingerprint(p, outs.get(str(p)))):
+        if not records.same_content(outs.get(str(p)), records.file_fingerprint(p, outs.get(str(p)))):
             return f"{p} is missing or not the file it wrote"
     return None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import pipeline
+from . import cli, pipeline
 from .errors import entry_point
 
 MARK = {"done": "done", "stale": "STALE", "missing": "missing", "error": "ERROR"}
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     if nxt is None:
         print("every step is done")
     else:
-        print(f"next: {pipeline.command(nxt, argv)}")
+        print(f"next: {cli.command(nxt, argv)}")
 
 
 def steps_main(argv: list[str] | None = None) -> None:

@@ -156,10 +156,10 @@ def source_name(path: Path, cfg: Config) -> str:
 def run_main(step_id: str, convert, cfg: Config) -> dict:
     """A converter's entry point: check that its outputs can be written, convert,
     save the report, then record the step and print what comes next."""
-    from common import pipeline
+    from common import lifecycle
 
-    pipeline.begin(step_id, cfg)
+    lifecycle.begin(step_id, cfg)
     result = convert(cfg)
-    pipeline.save_report(result, step_id, cfg)
-    pipeline.finish(step_id, cfg)
+    lifecycle.save_report(result, step_id, cfg)
+    lifecycle.finish(step_id, cfg)
     return result

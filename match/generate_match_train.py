@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from common import decontam, pipeline
+from common import decontam, lifecycle
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
 from common.languages import language_list, load_languages
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"generate.input: input file not found: {src}; run "
                         f"{source.rerun_hint('match.translate', argv)} (or point generate.input at the English "
                         "hard_match output)")
-    pipeline.begin("match.final", cfg, [("generate.templates_out", cfg.path("generate.templates_out"), False)])
+    lifecycle.begin("match.final", cfg, [("generate.templates_out", cfg.path("generate.templates_out"), False)])
     report = Report("generate_match_train")
     languages = collections.Counter(row.get("lang", "en") for row in
                                     read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
@@ -177,9 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     report.extra["decontamination"] = dec.report()
     dec.print()
     report.print()
-    pipeline.save_report(report, "match.final", cfg)
+    lifecycle.save_report(report, "match.final", cfg)
     print(f"[generate_match_train] wrote {cfg.path('generate.output')}", file=sys.stderr)
-    pipeline.finish("match.final", cfg, argv)
+    lifecycle.finish("match.final", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from common import pipeline
+from common import lifecycle
 from common.config import Config
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
@@ -180,7 +180,7 @@ def mine(cfg: Config, num_shards: int) -> str:
     cfg = Config({**cfg, "embed": {**cfg["embed"], "only": False}, "run": {"num_shards": 1, "shard_index": 0}})
     report = run(cfg)
     report.print()
-    pipeline.save_report(report, "match.mine", cfg)
+    lifecycle.save_report(report, "match.mine", cfg)
     emb = report.extra.get("embedding", {})
     late = {k: emb.get(k, 0) for k in ("texts_embedded", "images_embedded") if emb.get(k, 0)}
     if late:
@@ -197,15 +197,15 @@ SHARDS = ShardRule(device="embed", threads=False, worker_sets=("embed.only=true"
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(__doc__, argv)
-    pipeline.begin("match.mine", cfg, [("match.skipped_images", cfg.path("match.skipped_images"), False)])
+    lifecycle.begin("match.mine", cfg, [("match.skipped_images", cfg.path("match.skipped_images"), False)])
     report = run(cfg)
     report.print()
-    pipeline.save_report(report, "match.mine", cfg)
+    lifecycle.save_report(report, "match.mine", cfg)
     if cfg.at("embed.only") and cfg.at("run.num_shards") == 1:
         print("[hard_match] embed.only: the embedding cache is filled; run again without it to mine",
               file=sys.stderr)
         return
-    pipeline.finish("match.mine", cfg, argv)
+    lifecycle.finish("match.mine", cfg, argv)
 
 
 if __name__ == "__main__":

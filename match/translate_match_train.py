@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import pipeline
+from common import lifecycle
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
 from common.languages import language_list
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     if not src.is_file():
         raise UserError(f"translate.input: input file not found: {src}; run {source.rerun_hint('match.mine', argv)}")
     staged = out.with_name(out.name + ".english.jsonl")
-    pipeline.begin("match.translate", cfg, [("translate.output", staged, False)])
+    lifecycle.begin("match.translate", cfg, [("translate.output", staged, False)])
     # Every shard writes the same staged copy; the rename is atomic, so racing shards are harmless.
     _, bad_rows = with_english_copy(src, staged, tc["max_bad_rows"])
     report = Report("match.translate")

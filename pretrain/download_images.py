@@ -54,7 +54,7 @@ from typing import Callable, Iterator
 from PIL import Image
 from tqdm import tqdm
 
-from common import pipeline
+from common import lifecycle
 from common.config import REPO_ROOT, Config, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
@@ -511,17 +511,17 @@ def main(argv: list[str] | None = None) -> None:
     dc = cfg["download"]
     check_config(dc)
     num_shards, shard_index = check_shard_args(cfg["run"])
-    pipeline.begin("capfilt.download", cfg, [("download.image_root", cfg.path("download.image_root"), True)])
+    lifecycle.begin("capfilt.download", cfg, [("download.image_root", cfg.path("download.image_root"), True)])
     report = Report("capfilt.download")
     summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
     report.print()
     print_summary(summary)
-    pipeline.save_report(report, "capfilt.download", cfg)
+    lifecycle.save_report(report, "capfilt.download", cfg)
     out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
     print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}", file=sys.stderr)
     if num_shards == 1:   # a shard holds too few URLs to judge: the launcher's merge checks the whole
         check_success_rate(summary, dc["min_success_rate"])
-    pipeline.finish("capfilt.download", cfg, argv)
+    lifecycle.finish("capfilt.download", cfg, argv)
 
 
 def check_success_rate(summary: dict, minimum: float) -> None:

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from common import pipeline
+from common import lifecycle
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
@@ -155,16 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
     cfg.require_file("filter.input")
     fc = cfg["filter"]
-    pipeline.begin("capfilt.filter", cfg, [("filter.index_dir", cfg.path("filter.index_dir"), True)])
+    lifecycle.begin("capfilt.filter", cfg, [("filter.index_dir", cfg.path("filter.index_dir"), True)])
     report = Report("capfilt.filter")
     n = run(fc, report)
     report.print()
-    pipeline.save_report(report, "capfilt.filter", cfg)
+    lifecycle.save_report(report, "capfilt.filter", cfg)
     print(f"wrote {n} rows to {fc['output']}", file=sys.stderr)
     if n == 0:   # every later step would only pass nothing along
         raise UserError(f"nothing was selected: no noun phrase is in at least filter.min_captions="
                         f"{fc['min_captions']} captions (lower it for a small input: --set filter.min_captions=2)")
-    pipeline.finish("capfilt.filter", cfg, argv)
+    lifecycle.finish("capfilt.filter", cfg, argv)
 
 
 if __name__ == "__main__":

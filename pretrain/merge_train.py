@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import pipeline
+from common import lifecycle, pipeline, records
 from common.config import REPO_ROOT, free_mapping, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import atomic_open, write_json
@@ -198,7 +198,7 @@ def check_paths(inputs: list[dict], cfg, argv) -> None:
     and each input learns the tasks it may hold (``item["tasks"]``: from the
     pipeline step that writes it, else from a file named ``<task>.jsonl``)."""
     report = cfg.path("merge.report")
-    ours = {item.strip("${}"): p for item in pipeline.get("merge").writes for p in pipeline.expand(cfg, item)}
+    ours = {item.strip("${}"): p for item in pipeline.get("merge").writes for p in records.expand(cfg, item)}
     ours.update({"merge.report (.md)": report.with_suffix(".md"), "merge.report (.png)": report.with_suffix(".png")})
     known = pipeline.final_files(argv)
     for i, item in enumerate(inputs):
@@ -321,7 +321,7 @@ def main(argv=None) -> None:
     caps = check_numbers("caps", m["caps"], tasks, int)
     argv = list(sys.argv[1:] if argv is None else argv)
     check_paths(inputs, cfg, argv)
-    pipeline.begin("merge", cfg)
+    lifecycle.begin("merge", cfg)
     for item in inputs:  # every input checked before any work
         if not item["path"].is_file():
             if not item["optional"]:
@@ -356,10 +356,10 @@ def main(argv=None) -> None:
     print(f"dataset card: {cfg.path('merge.card')}", file=sys.stderr)
     print(markdown(report).split("\n## ")[0], file=sys.stderr)
     print(f"wrote {len(order)} rows -> {out_path}; report {report_path} (.md, .png)", file=sys.stderr)
-    pipeline.save_report({"stage": "merge", "rows_out": len(order), "inputs": per_file,
+    lifecycle.save_report({"stage": "merge", "rows_out": len(order), "inputs": per_file,
                           "missing_optional_inputs": report["missing_optional_inputs"],
                           "duplicates_dropped": dropped, "mix_report": str(report_path)}, "merge", cfg)
-    pipeline.finish("merge", cfg, argv)
+    lifecycle.finish("merge", cfg, argv)
 
 
 if __name__ == "__main__":

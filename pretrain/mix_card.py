@@ -23,7 +23,7 @@ import collections
 import json
 from pathlib import Path
 
-from common import pipeline
+from common import lifecycle, pipeline, steptype
 from common.errors import UserError
 from common.jsonl import read_json_object
 from common.languages import load_languages
@@ -50,7 +50,7 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     """The report a step saved: its own file, or the sum of its shards' (the
     newest of the two). -> (report or None, where it came from)."""
     try:
-        whole = pipeline.report_path(step_id, cfg)
+        whole = lifecycle.report_path(step_id, cfg)
     except UserError:
         return None, "paths.work_dir not set"
     shards = sorted(whole.parent.glob(f"{step_id}.shard-*-of-*.json")) if whole.parent.is_dir() else []
@@ -70,7 +70,7 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     return merged, f"{len(parts)} shard reports of {step_id}"
 
 
-def _steps_of(tasks: list[str]) -> list[pipeline.Step]:
+def _steps_of(tasks: list[str]) -> list[steptype.Step]:
     return [s for s in pipeline.STEPS if set(s.tasks) & set(tasks)]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from common import decontam, pipeline
+from common import cli, decontam, pipeline, records, steptype
 from common.eval_sets import coco_key, flickr_key, normal_text, text_hash, web_keys
 from tests.conftest import FIXTURES_RAW, REPO, root_sets, translation_sets
 from tasks.aokvqa import generate_train as aokvqa
@@ -70,7 +70,7 @@ def test_text_normalisation():
 
 # -- the sets on the fixtures ------------------------------------------------------------------------
 def fixture_cfg(tmp: Path, *extra: str):
-    return pipeline.load_config(pipeline.get("llava.final"), [*root_sets(tmp), *extra])
+    return cli.load_config(pipeline.get("llava.final"), [*root_sets(tmp), *extra])
 
 
 def test_eval_sets_read_from_the_raw_files(tmp_path):
@@ -194,18 +194,18 @@ def test_status_notices_a_changed_evaluation_file(tmp_path):
     sets = root_sets(tmp_path, raw)
     aokvqa.main(sets)
     step = pipeline.get("aokvqa.generate")
-    cfg = pipeline.load_config(step, sets)
-    assert pipeline.state(step, cfg).status == "done"
-    assert any(str(p).endswith("coco_pope_adversarial.json") for p in pipeline.inputs(step, cfg))
+    cfg = cli.load_config(step, sets)
+    assert records.state(step, cfg).status == "done"
+    assert any(str(p).endswith("coco_pope_adversarial.json") for p in records.inputs(step, cfg))
     pope = raw / "pope" / "output" / "coco" / "coco_pope_adversarial.json"
     pope.write_text(pope.read_text() + "\n")
-    st = pipeline.state(step, cfg)
+    st = records.state(step, cfg)
     assert st.status == "stale" and "coco_pope_adversarial.json" in st.reason
     # the switches shape the output: a changed one is a changed config
-    cfg_off = pipeline.load_config(step, [*sets, "--set", "decontam.exclude.vqav2=false"])
+    cfg_off = cli.load_config(step, [*sets, "--set", "decontam.exclude.vqav2=false"])
     aokvqa.main(sets)
-    assert pipeline.state(step, cfg).status == "done"
-    assert "decontam.exclude.vqav2" in pipeline.state(step, cfg_off).reason
+    assert records.state(step, cfg).status == "done"
+    assert "decontam.exclude.vqav2" in records.state(step, cfg_off).reason
 
 
 @pytest.mark.parametrize("step_id, collection", [
@@ -214,9 +214,9 @@ def test_status_notices_a_changed_evaluation_file(tmp_path):
 def test_every_final_training_step_reads_the_evaluation_files(step_id, collection):
     step = pipeline.get(step_id)
     assert f"common.decontam:{collection}_inputs" in step.reads and "decontam" in step.shaped_by
-    assert "decontam" in pipeline.schema(step)
-    cfg = pipeline.load_config(step, root_sets("/tmp/unused"))
-    names = {Path(p).name for p in pipeline.inputs(step, cfg)}
+    assert "decontam" in steptype.schema(step)
+    cfg = cli.load_config(step, root_sets("/tmp/unused"))
+    names = {Path(p).name for p in records.inputs(step, cfg)}
     if collection == "coco":
         assert {"dataset_coco.json", "coco_pope_popular.json", "v2_OpenEnded_mscoco_val2014_questions.json"} <= names
     else:
@@ -228,14 +228,14 @@ def test_web_steps_need_only_the_web_sets(tmp_path):
     missing; the web sets' files may not, and the one error names every switch."""
     raw = tmp_path / "raw"
     shutil.copytree(FIXTURES_RAW / "iglue", raw / "iglue")
-    cfg = pipeline.load_config(pipeline.get("capfilt.final"), root_sets(tmp_path, raw))
+    cfg = cli.load_config(pipeline.get("capfilt.final"), root_sets(tmp_path, raw))
     dec = decontam.Decontaminator(cfg, "web")
     assert dec.hits(web_keys("http://127.0.0.1:18080/img/photo_02.jpg")) == {"nlvr2"}
     assert dec.hits([coco_key(310196)]) == set()                # POPE does not apply to web images
     shutil.rmtree(raw / "iglue" / "datasets" / "nlvr2")
     shutil.rmtree(raw / "iglue" / "datasets" / "flickr30k")
     with pytest.raises(decontam.UserError) as e:
-        decontam.Decontaminator(pipeline.load_config(pipeline.get("capfilt.final"), root_sets(tmp_path, raw)), "web")
+        decontam.Decontaminator(cli.load_config(pipeline.get("capfilt.final"), root_sets(tmp_path, raw)), "web")
     msg = str(e.value)
     assert "flickr30k, nlvr2" in msg and "valid_ann.jsonl" in msg and "\n" not in msg
     assert "--set decontam.exclude.flickr30k=false --set decontam.exclude.nlvr2=false" in msg

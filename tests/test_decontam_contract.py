@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from common import decontam, pipeline
+from common import cli, decontam, pipeline
 from common.eval_sets import BY_NAME, coco_key, text_hash
 from common.jsonl import write_jsonl
 from tests.conftest import REPO, root_sets
@@ -21,7 +21,7 @@ POPE_QUESTION = "Is there a snowboard in the image?"        # a text of the POPE
 
 def cfg_for(tmp, *extra, step="llava.final", config=None):
     args = ([] if config is None else ["--config", str(config)]) + [*root_sets(tmp), *extra]
-    return pipeline.load_config(pipeline.get(step), args)
+    return cli.load_config(pipeline.get(step), args)
 
 
 def row(image, context="Describe the image.", label="A photo.", lang="de"):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from common import pipeline
+from common import cli, lifecycle, pipeline, records
 from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from tests.conftest import FIXTURES_RAW, PYTHON, REPO, root_sets, translation_sets
 
@@ -63,8 +63,8 @@ def test_mscoco_raw_change_rebuilds_the_english_intermediate(tmp_path, capsys):
     image["sentences"].append({"raw": "A brand new caption of this image.", "sentid": 999999})
     karpathy.write_text(json.dumps(data), encoding="utf-8")
 
-    cfg = pipeline.load_config(pipeline.get("mscoco.english"), argv)
-    assert pipeline.state(pipeline.get("mscoco.english"), cfg).status == "stale"
+    cfg = cli.load_config(pipeline.get("mscoco.english"), argv)
+    assert records.state(pipeline.get("mscoco.english"), cfg).status == "stale"
     capsys.readouterr()
     generate_train.main(argv)
     err = capsys.readouterr().err
@@ -441,8 +441,8 @@ def test_a_download_with_no_image_stops(tmp_path, capsys):
     assert "connection" in line
     assert len(rows(tmp_path / "work" / "capfilt" / "download_status.jsonl")) == 4     # what happened is kept
     assert (tmp_path / "work" / "reports" / "capfilt.download.json").is_file()
-    cfg = pipeline.load_config(pipeline.get("capfilt.download"), argv)
-    assert pipeline.state(pipeline.get("capfilt.download"), cfg).status != "done"   # no run record
+    cfg = cli.load_config(pipeline.get("capfilt.download"), argv)
+    assert records.state(pipeline.get("capfilt.download"), cfg).status != "done"   # no run record
 
 
 def test_a_filter_that_selects_nothing_stops(tmp_path, capsys):
@@ -533,7 +533,7 @@ def test_next_hint_works_when_pasted_with_config_and_quoted_values(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     store = json.loads((tmp_path / "work" / "mscoco" / "templates_translated.json").read_text())
     assert store["key"]["templates"] == {"english": [quoted]}
-    assert pipeline.next_step(pipeline.get("capfilt.final")).id == "match.mine"
+    assert lifecycle.next_step(pipeline.get("capfilt.final")).id == "match.mine"
 
 
 def test_bad_row_errors_name_the_stage_key(tmp_path, capsys):
@@ -580,12 +580,12 @@ def test_every_report_goes_to_work_dir_reports_and_its_path_is_printed(tmp_path,
 
 
 def test_every_step_script_checks_its_outputs_before_any_work():
-    """Directly, or through the shared entry points that call pipeline.begin."""
-    entry = ("pipeline.begin(", "source.generate(", "source.translate_step(", "run_main(")
+    """Directly, or through the shared entry points that call lifecycle.begin."""
+    entry = ("lifecycle.begin(", "source.generate(", "source.translate_step(", "run_main(")
     for step in (*pipeline.STEPS, *pipeline.TOOLS):
         text = (REPO / step.script).read_text(encoding="utf-8")
         assert any(e in text for e in entry), step.script
-    for path, call in (("translate/source.py", "pipeline.begin("), ("eval_data/run.py", "pipeline.begin(")):
+    for path, call in (("translate/source.py", "lifecycle.begin("), ("eval_data/run.py", "lifecycle.begin(")):
         assert call in (REPO / path).read_text(encoding="utf-8")
 
 

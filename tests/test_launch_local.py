@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common import executors, pipeline
+from common import cli, executors, pipeline, records
 from common.jsonl import write_jsonl
 from common.shards import shard_path
 from tasks.mscoco import translate_train as mscoco_translate
@@ -94,15 +94,15 @@ def test_a_killed_shard_is_the_only_one_rerun(tmp_path, capfd, fate):
     root = tmp_path / "sharded"
     args, three = mscoco_args(root), ("--set", "launch.devices=[cpu,cpu,cpu]")
     step = pipeline.get("mscoco.translate")
-    cfg = pipeline.load_config(step, args)
+    cfg = cli.load_config(step, args)
     fate("1:kill")
     err = failed_launch(capfd, "mscoco.translate", args, *three)
     assert "shard 1/3 on cpu: killed by signal 9" in err
     assert "1 of 3 shards failed, nothing merged: shard 1 (killed by signal 9" in err
     assert not (root / TRANSLATED).exists()
-    records = [pipeline.manifest_path(step, cfg, (i, 3)) for i in range(3)]
-    assert records[0].is_file() and records[2].is_file() and not records[1].exists()
-    kept = stats([records[0], records[2], shard_path(root / TRANSLATED, 0, 3), shard_path(root / TRANSLATED, 2, 3)])
+    recs = [records.manifest_path(step, cfg, (i, 3)) for i in range(3)]
+    assert recs[0].is_file() and recs[2].is_file() and not recs[1].exists()
+    kept = stats([recs[0], recs[2], shard_path(root / TRANSLATED, 0, 3), shard_path(root / TRANSLATED, 2, 3)])
 
     fate(None)
     launch("mscoco.translate", args, *three)
@@ -112,7 +112,7 @@ def test_a_killed_shard_is_the_only_one_rerun(tmp_path, capfd, fate):
     assert "shard 1/3 on cpu: pid" in err and "shard 0/3 on cpu" not in err and "shard 2/3 on cpu" not in err
     assert stats(list(kept)) == kept                          # the finished shards were not touched
     assert (root / TRANSLATED).read_bytes() == want
-    assert pipeline.state(step, cfg).status == "done"
+    assert records.state(step, cfg).status == "done"
     assert "next: python tasks/mscoco/generate_train.py" in err
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common import pipeline
+from common import cli, lifecycle, pipeline, records, steptype
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "raw"
@@ -27,7 +27,7 @@ def test_every_step_names_a_script_and_config_that_exist():
     for step in pipeline.STEPS:
         assert (REPO / step.script).is_file(), step
         assert step.config_file.is_file(), step
-        assert step.config in pipeline.SCHEMAS
+        assert step.config in steptype.SCHEMAS
 
 
 def test_steps_depend_only_on_earlier_steps_and_ids_are_unique():
@@ -56,12 +56,12 @@ def test_merge_task_list_and_inputs_come_from_the_pipeline(tmp_path):
     assert merge_train.TASKS == list(pipeline.TASKS)
     assert len(pipeline.TASKS) == 11
     merge = pipeline.get("merge")
-    cfg = pipeline.load_config(merge, paths_args(tmp_path))
+    cfg = cli.load_config(merge, paths_args(tmp_path))
     assert cfg.at("merge.tasks") == list(pipeline.TASKS)
-    inputs = {str(p) for p in pipeline.inputs(merge, cfg)}
+    inputs = {str(p) for p in records.inputs(merge, cfg)}
     for step in pipeline.STEPS:
         if step.tasks:
-            out = pipeline.outputs(step, pipeline.load_config(step, paths_args(tmp_path)))
+            out = records.outputs(step, cli.load_config(step, paths_args(tmp_path)))
             assert {str(p) for p in out} <= inputs, step.id
             assert step.id in merge.after
 
@@ -85,16 +85,16 @@ def test_command_carries_the_options_that_apply_to_the_next_step():
     filt, download, mine = pipeline.get("capfilt.filter"), pipeline.get("capfilt.download"), pipeline.get("match.mine")
     argv = ["--set", "paths.raw_root=/data/raw", "--set", "filter.min_captions=3",
             "--set", "translation.backend=ctranslate2", "--set", "run.num_shards=2", "--set", "generate.seed=4"]
-    same = pipeline.command(download, argv, filt)
+    same = cli.command(download, argv, filt)
     assert same == ("python pretrain/download_images.py --set paths.raw_root=/data/raw --set filter.min_captions=3"
                     " --set translation.backend=ctranslate2 --set generate.seed=4")
     # Another config file: only the shared sections carry over (generate.* means something else there).
-    other = pipeline.command(mine, argv, filt)
+    other = cli.command(mine, argv, filt)
     assert other == "python match/hard_match.py --set paths.raw_root=/data/raw --set translation.backend=ctranslate2"
 
 
 def test_commands_with_spaces_are_quoted():
-    cmd = pipeline.command(pipeline.get("capfilt.download"), ["--set", "paths.raw_root=/my data"],
+    cmd = cli.command(pipeline.get("capfilt.download"), ["--set", "paths.raw_root=/my data"],
                            pipeline.get("capfilt.filter"))
     assert "'paths.raw_root=/my data'" in cmd
 
@@ -145,7 +145,7 @@ def test_status_done_stale_missing_and_next(tmp_path):
     run = subprocess.run([sys.executable, "pretrain/filter.py", *paths_args(tmp_path, raw), *demo],
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0
-    out = pipeline.load_config(pipeline.get("capfilt.filter"), [*paths_args(tmp_path, raw), *demo]).path("filter.output")
+    out = cli.load_config(pipeline.get("capfilt.filter"), [*paths_args(tmp_path, raw), *demo]).path("filter.output")
     out.write_text(out.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     r = _status(tmp_path, *args)
     assert "output changed" in _line(r.stdout, "capfilt.filter")
@@ -162,11 +162,11 @@ def test_single_run_steps_record_and_point_to_the_next(step, tmp_path):
     s = pipeline.get(step)
     r = subprocess.run([sys.executable, s.script, *paths_args(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    nxt = pipeline.next_step(s)
+    nxt = lifecycle.next_step(s)
     want = f"next: python {nxt.script}" if nxt else "next: nothing"
     assert r.stderr.strip().splitlines()[-1].startswith(want)
-    cfg = pipeline.load_config(s, paths_args(tmp_path))
-    assert pipeline.state(s, cfg).status == "done"
+    cfg = cli.load_config(s, paths_args(tmp_path))
+    assert records.state(s, cfg).status == "done"
 
 
 @pytest.mark.parametrize("script", sorted({s.script for s in pipeline.STEPS}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common import pipeline, shards
+from common import cli, pipeline, records, shards
 from common.errors import UserError
 from common.jsonl import write_jsonl
 from common.shards import interleave, round_robin, shard_path
@@ -93,8 +93,8 @@ def test_every_shardable_step_declares_a_rule_whose_outputs_it_writes(tmp_path):
             continue
         rule = shards.rule_of(step)
         assert rule.device in ("translation", "embed", None), step.id
-        cfg = pipeline.load_config(step, [*root_sets(tmp_path), "--set", "file.output=/x/o.jsonl"])
-        declared = {str(p) for p in pipeline.outputs(step, cfg)}
+        cfg = cli.load_config(step, [*root_sets(tmp_path), "--set", "file.output=/x/o.jsonl"])
+        declared = {str(p) for p in records.outputs(step, cfg)}
         mine = {str(p) for p in rule.files(cfg, 0, 1)}
         assert mine <= declared, (step.id, mine - declared)       # a rule names only the step's outputs
         assert rule.combine is not None or rule.sharded, step.id  # something to merge, or its own merge
@@ -106,20 +106,20 @@ def test_a_completion_record_holds_only_for_the_same_input_config_and_files(tmp_
     write_jsonl(inp, [{"text": "a", "lang": "de"}])
     args = ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
             "--set", f"file.output={out}"]
-    cfg = pipeline.load_config(step, args)
+    cfg = cli.load_config(step, args)
     rule = shards.rule_of(step)
     assert shards.record_problem(step, cfg, rule, 1, 2) == "no completion record"
     write_jsonl(shard_path(out, 1, 2), [{"text": "x"}])
-    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    records.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
     assert shards.record_problem(step, cfg, rule, 1, 2) is None
-    other = pipeline.load_config(step, [*args, "--set", "file.seed=4"])
+    other = cli.load_config(step, [*args, "--set", "file.seed=4"])
     assert shards.record_problem(step, other, rule, 1, 2) == "config changed since it ran"
     # Speed-only keys (device, threads, the shard's own keys) are not part of the fingerprint.
-    fast = pipeline.load_config(step, [*args, "--set", "translation.threads=3", "--set", "translation.device=cpu"])
+    fast = cli.load_config(step, [*args, "--set", "translation.threads=3", "--set", "translation.device=cpu"])
     assert shards.record_problem(step, fast, rule, 1, 2) is None
     write_jsonl(shard_path(out, 1, 2), [{"text": "changed"}])
     assert "not the file it wrote" in shards.record_problem(step, cfg, rule, 1, 2)
-    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    records.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
     write_jsonl(inp, [{"text": "b", "lang": "de"}])
     assert shards.record_problem(step, cfg, rule, 1, 2).startswith("input changed since it ran")
     with pytest.raises(UserError, match=r"2 of 2 shards not done .*shard 0 \(no completion record\)"):
@@ -164,7 +164,7 @@ def _file_step(tmp_path, n_rows=1):
     step = pipeline.get("translate.file")
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(inp, [{"text": "a", "lang": "de"}] * n_rows)
-    cfg = pipeline.load_config(step, ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
+    cfg = cli.load_config(step, ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"file.input={inp}",
                                       "--set", f"file.output={out}"])
     return step, cfg, out
 
@@ -199,7 +199,7 @@ def test_a_record_without_inputs_or_outputs_does_not_hold(tmp_path):
     step, cfg, out = _file_step(tmp_path)
     rule = shards.rule_of(step)
     write_jsonl(shard_path(out, 0, 2), [{"text": "x"}])
-    path = pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    path = records.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
     full = json.loads(path.read_text())
     path.write_text(json.dumps({k: v for k, v in full.items() if k != "inputs"}))
     assert shards.record_problem(step, cfg, rule, 0, 2).startswith("input changed since it ran: ")
@@ -211,14 +211,14 @@ def test_a_recorded_file_is_trusted_while_its_size_and_time_match(tmp_path, monk
     """The completion check hashes a shard file again only when its size or
     modification time changed (shard files can be large)."""
     import os
-    monkeypatch.setattr(pipeline, "_HASHED", {})        # the launcher: another process than the shard's
+    monkeypatch.setattr(records, "_HASHED", {})        # the launcher: another process than the shard's
     step, cfg, out = _file_step(tmp_path)
     rule = shards.rule_of(step)
     part = shard_path(out, 0, 2)
     write_jsonl(part, [{"text": "x"}])
-    pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    records.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
     st = part.stat()
-    pipeline._HASHED.clear()
+    records._HASHED.clear()
     part.write_text(part.read_text().replace("x", "y"))          # same size
     os.utime(part, ns=(st.st_atime_ns, st.st_mtime_ns))          # same time
     assert shards.record_problem(step, cfg, rule, 0, 2) is None
@@ -235,12 +235,12 @@ def test_check_complete_names_ten_shards_then_elides_and_hints_the_first(tmp_pat
             shards.check_complete(step, cfg, rule, n)
         assert str(e.value) == f"{n} of {n} shards not done for this input and config, nothing merged: {named}{tail}"
     write_jsonl(shard_path(out, 0, 2), [{"text": "x"}])
-    pipeline.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
+    records.record(step, cfg, shard=(0, 2), written=rule.files(cfg, 0, 2))
     with pytest.raises(UserError) as e:
         shards.check_complete(step, cfg, rule, 2, rerun_hint=lambda i: f"rerun shard {i}")
     assert str(e.value).endswith("nothing merged: shard 1 (no completion record); run it: rerun shard 1")
     write_jsonl(shard_path(out, 1, 2), [{"text": "y"}])
-    pipeline.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
+    records.record(step, cfg, shard=(1, 2), written=rule.files(cfg, 1, 2))
     write_jsonl(shard_path(out, 0, 3), [{"text": "old"}])
     capsys.readouterr()
     shards.check_complete(step, cfg, rule, 2)

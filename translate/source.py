@@ -2,9 +2,9 @@
 VQAv2, LLaVA and ImageNet all go through it.
 
 * Which run of a two-run ``generate_train.py`` this is: ``generate()`` asks
-  ``common.pipeline.choose_run`` (recorded fingerprints, never file mtimes),
+  ``common.lifecycle.choose_run`` (recorded fingerprints, never file mtimes),
   runs the English or the final part, prints and saves the report and ends with
-  ``pipeline.finish`` (the run record and the ``next:`` command).
+  ``lifecycle.finish`` (the run record and the ``next:`` command).
 * The translate step: ``translate_step()`` translates the rows of the English
   intermediate (``translate.stage.translate_jsonl``, a language per row by mC4
   share) and the template sets into every configured language, once.
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common import pipeline
+from common import cli, lifecycle, pipeline, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
 from common.languages import get_language
@@ -48,7 +48,7 @@ from .stage import translate_jsonl, translate_templates
 @dataclass
 class Written:
     """What one run of a generate script did: its report (saved where every
-    report goes, ``pipeline.report_path``), the files written with their row
+    report goes, ``lifecycle.report_path``), the files written with their row
     counts, and the error for writing none."""
     report: Report
     files: dict[str, int] = field(default_factory=dict)
@@ -59,18 +59,18 @@ def generate(source: str, cfg, english: Callable[[], Written], final: Callable[[
              wanted: str = "auto", argv: list[str] | None = None) -> str:
     """Run the English (``english()``) or the final (``final()``) part of the
     two-run generate script of ``source`` (steps ``<source>.english`` and
-    ``<source>.final``), as ``pipeline.choose_run`` decides; returns which."""
-    run = pipeline.choose_run(f"{source}.english", f"{source}.final", cfg, wanted)
-    pipeline.begin(f"{source}.{run}", cfg)
+    ``<source>.final``), as ``lifecycle.choose_run`` decides; returns which."""
+    run = lifecycle.choose_run(f"{source}.english", f"{source}.final", cfg, wanted)
+    lifecycle.begin(f"{source}.{run}", cfg)
     done = (english if run == "english" else final)()
     for path, n in done.files.items():
         print(f"wrote {n} rows -> {path}", file=sys.stderr)
     done.report.extra["run"] = run
     done.report.print(file=sys.stderr)
-    pipeline.save_report(done.report, f"{source}.{run}", cfg)
+    lifecycle.save_report(done.report, f"{source}.{run}", cfg)
     if done.empty_error and not sum(done.files.values()):
         raise UserError(done.empty_error)
-    pipeline.finish(f"{source}.{run}", cfg, argv)
+    lifecycle.finish(f"{source}.{run}", cfg, argv)
     return run
 
 
@@ -90,7 +90,7 @@ def rerun_hint(step_id: str, argv: list[str] | None = None) -> str:
     """'step 4.2 (mscoco.translate): python ...' for a message that says what to run."""
     step = pipeline.get(step_id)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return f"step {step.number} ({step.id}): {pipeline.command(step, argv, step)}"
+    return f"step {step.number} ({step.id}): {cli.command(step, argv, step)}"
 
 
 # -- the translate step ---------------------------------------------------------------------------
@@ -106,13 +106,13 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     the caller started (counts of its own). Warns loudly about languages (or
     templates) whose translations were all rejected and stops at
     ``translation.max_reject_rate``; saves the report; ends with
-    ``pipeline.finish``. Returns the counts."""
+    ``lifecycle.finish``. Returns the counts."""
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
     run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
     _, shard_index = check_shard_args(run)
-    pipeline.begin(step_id, cfg)
+    lifecycle.begin(step_id, cfg)
     report = report or Report(step_id)
     engine = engine or Engine(cfg.at("translation"))
     bad_key = "translate.max_bad_rows" if "translate" in cfg else f"{pipeline.get(step_id).config}.max_bad_rows"
@@ -135,8 +135,8 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
         engine.close()
         report.extra["translation"] = engine.summary()
         report.print(file=sys.stderr)
-        pipeline.save_report(report, step_id, cfg)
-    pipeline.finish(step_id, cfg, argv)
+        lifecycle.save_report(report, step_id, cfg)
+    lifecycle.finish(step_id, cfg, argv)
     return dict(report.counts)
 
 
@@ -159,7 +159,7 @@ def translation_settings(tcfg: dict) -> dict:
     model = {"ctranslate2": tcfg.get("ct2_model"), "dry-run": None}.get(tcfg["backend"], tcfg.get("model"))
     out = {"backend": tcfg["backend"], "model": None if model is None else str(model)}
     for k, v in sorted(tcfg.items()):
-        if k not in out and k not in ("model", "ct2_model") and k not in pipeline.NOT_SHAPING:
+        if k not in out and k not in ("model", "ct2_model") and k not in records.NOT_SHAPING:
             out[k] = v
     return out
 

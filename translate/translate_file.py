@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import pipeline
+from common import lifecycle
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.path("paths.work_dir")   # where the shard's completion record goes: set, or one clear line
     fc = cfg["file"]
     check_settings(cfg["translation"])
-    pipeline.begin("translate.file", cfg)
+    lifecycle.begin("translate.file", cfg)
     scan_input(src, fc)
     engine = Engine(cfg["translation"])
     try:
@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> None:
                                  assign_stage="translate.file")
         engine.print_summary()
         print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
-        pipeline.save_report({"stage": "translate.file", "counts": counts, "translation": engine.summary()},
+        lifecycle.save_report({"stage": "translate.file", "counts": counts, "translation": engine.summary()},
                              "translate.file", cfg)
         engine.check_rejections("translate.file")
     finally:
         engine.close()
     if num_shards > 1:
-        pipeline.finish("translate.file", cfg, argv)
+        lifecycle.finish("translate.file", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import decontam, pipeline
+from common import decontam, lifecycle
 from common.config import REPO_ROOT, parse_args
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError, entry_point
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
     for p in paths:
         if not p.is_file():
             raise UserError(f"aokvqa.files: input file not found: {p}")
-    pipeline.begin("aokvqa.generate", cfg)
+    lifecycle.begin("aokvqa.generate", cfg)
     resolve = CocoResolver(cfg.path("aokvqa.image_dir"), c["image_patterns"])
     report = Report("aokvqa generate_train")
     bad = BadRows(max_bad=c["max_bad_rows"], key="aokvqa.max_bad_rows")
@@ -128,10 +128,10 @@ def main(argv=None) -> None:
     report.extra["decontamination"] = dec.report()
     dec.print()
     report.print()
-    pipeline.save_report(report, "aokvqa.generate", cfg)
+    lifecycle.save_report(report, "aokvqa.generate", cfg)
     for task, path in outs.items():
         print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
-    pipeline.finish("aokvqa.generate", cfg, argv)
+    lifecycle.finish("aokvqa.generate", cfg, argv)
 
 
 if __name__ == "__main__":

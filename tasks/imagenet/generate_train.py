@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import sys
 
-from common import pipeline
+from common import lifecycle
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import load_json
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
         cfg.require_file(f"imagenet.{key}")
     cfg.require_dir("imagenet.train_dir")
     translated = read_translations(cfg, languages, argv)
-    pipeline.begin("imagenet.generate", cfg)
+    lifecycle.begin("imagenet.generate", cfg)
     report = Report("imagenet generate_train")
     synsets = read_synsets(cfg.path("imagenet.class_index"))
     english = read_english(cfg.path("imagenet.classnames_en"), len(synsets))
@@ -145,8 +145,8 @@ def main(argv=None) -> None:
     report.extra["languages"] = sorted(names)
     report.extra["classes_per_language"] = {k: len(v) for k, v in names.items()}
     report.print()
-    pipeline.save_report(report, "imagenet.generate", cfg)
-    pipeline.finish("imagenet.generate", cfg, argv)
+    lifecycle.save_report(report, "imagenet.generate", cfg)
+    lifecycle.finish("imagenet.generate", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from common import pipeline
+from common import lifecycle
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import write_json, write_jsonl
@@ -34,7 +34,7 @@ def main(argv=None) -> None:
         raise UserError(f"mscoco.eval_splits: {sorted(leak)} are training splits and never evaluation data")
     cfg.require_file("mscoco.karpathy")
     out_dir = cfg.path("mscoco.eval_dir")
-    pipeline.begin("mscoco.eval", cfg)
+    lifecycle.begin("mscoco.eval", cfg)
     report = Report("mscoco generate_eval")
     by_split: dict[str, list] = {s: [] for s in splits}
     seen: set[str] = set()
@@ -52,8 +52,8 @@ def main(argv=None) -> None:
         if n == 0:
             print(f"warning: no {split} images in {cfg.path('mscoco.karpathy')}", file=sys.stderr)
     report.print()
-    pipeline.save_report(report, "mscoco.eval", cfg)
-    pipeline.finish("mscoco.eval", cfg, argv)
+    lifecycle.save_report(report, "mscoco.eval", cfg)
+    lifecycle.finish("mscoco.eval", cfg, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ label "", image_id = COCO file name, text_label = the ten answers).
 """
 from __future__ import annotations
 
-from common import pipeline
+from common import lifecycle
 from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import write_jsonl
@@ -25,13 +25,13 @@ def main(argv=None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
     cfg.require_file("vqav2.val_questions")
     cfg.require_file("vqav2.val_annotations")
-    pipeline.begin("vqav2.eval", cfg)
+    lifecycle.begin("vqav2.eval", cfg)
     report = Report("vqav2 generate_eval")
     n = write_jsonl(cfg.path("vqav2.eval_file"), eval_rows(cfg, report))
     report.count("rows_out", n)
     report.print()
-    pipeline.save_report(report, "vqav2.eval", cfg)
-    pipeline.finish("vqav2.eval", cfg, argv)
+    lifecycle.save_report(report, "vqav2.eval", cfg)
+    lifecycle.finish("vqav2.eval", cfg, argv)
 
 
 if __name__ == "__main__":

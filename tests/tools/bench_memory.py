@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import pipeline  # noqa: E402
+from common import cli, pipeline, records, steptype  # noqa: E402
 from tests.tools.demo import DEMO_SETS, tiny_clip  # noqa: E402
 
 QUIET = ["translation.backend=dry-run", "translation.progress=false"]
@@ -102,10 +102,10 @@ def measure(cmd: list[str], log: Path) -> dict:
             "peak_tree_mb": round(max(peak, hwm) / 1024, 1), "peak_main_mb": round(hwm / 1024, 1)}
 
 
-def input_mb(step: pipeline.Step, argv: list[str]) -> float:
+def input_mb(step: steptype.Step, argv: list[str]) -> float:
     try:
-        cfg = pipeline.load_config(step, argv)
-        files = [p for path in pipeline.inputs(step, cfg) for p in ([path] if path.is_file() else
+        cfg = cli.load_config(step, argv)
+        files = [p for path in records.inputs(step, cfg) for p in ([path] if path.is_file() else
                                                                      (q for q in path.rglob("*") if q.is_file())
                                                                      if path.is_dir() else [])]
         return round(sum(p.stat().st_size for p in files) / 1e6, 1)

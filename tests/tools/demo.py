@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import pipeline  # noqa: E402
+from common import cli, pipeline, steptype  # noqa: E402
 
 QUIET = ["translation.backend=dry-run", "translation.progress=false"]
 # The demo's settings for small data, by config. The fixture file has a few
@@ -82,7 +82,7 @@ def engine_demo(py: str, out: Path) -> None:
              "--set", f"translation.quality.langid={'true' if backend == 'dry-run' else 'false'}"])
 
 
-def step_command(py: str, step: pipeline.Step, path_sets: list[str], extra: list[str]) -> list[str]:
+def step_command(py: str, step: steptype.Step, path_sets: list[str], extra: list[str]) -> list[str]:
     cmd = [py, step.script]
     for s in [*step.sets, *DEMO_SETS.get(step.config, []), *extra]:
         cmd += ["--set", s]
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         if only and not any(step.id == o or step.id.startswith(o + ".") for o in only):
             continue
         print(f"== {step.number} {step.id}: {step.title}", flush=True)
-        extra = pipeline.sets_for(step, args.overrides, same_config=True)
+        extra = cli.sets_for(step, args.overrides, same_config=True)
         if step.id == "match.mine":
             extra = [f"paths.clip_model={tiny_clip(py, path_sets)}", *extra]
         cmd = step_command(py, step, path_sets, extra)

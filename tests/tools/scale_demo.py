@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import pipeline  # noqa: E402
+from common import cli, pipeline, records  # noqa: E402
 from tests.tools.demo import DEMO_SETS, run, step_command, web_server  # noqa: E402
 
 STEPS = [s for s in pipeline.STEPS if s.id.startswith(("capfilt.", "mscoco.")) and s.id != "mscoco.eval"]
@@ -39,7 +39,7 @@ def run_steps(py: str, steps: list, out: Path, raw: str, overrides: list[str], l
     """Every step of ``steps`` in order; one named in ``launch`` through the launcher with those settings."""
     paths = path_sets(out, raw)
     for step in steps:
-        extra = pipeline.sets_for(step, overrides, same_config=True)
+        extra = cli.sets_for(step, overrides, same_config=True)
         cmd = step_command(py, step, paths, extra)
         if step.id in launch:
             cmd = [py, "-m", "common", "launch", step.id, *launch[step.id], "--", *cmd[2:]]
@@ -56,7 +56,7 @@ def outputs(steps: list, out: Path, raw: str, overrides: list[str]) -> list[Path
     found = []
     for step in steps:
         argv = [*path_sets(out, raw), *(x for s in DEMO_SETS.get(step.config, []) for x in ("--set", s))]
-        for p in pipeline.outputs(step, pipeline.load_config(step, [*argv, *overrides])):
+        for p in records.outputs(step, cli.load_config(step, [*argv, *overrides])):
             files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
             found += [q.resolve().relative_to(out.resolve()) for q in files]
     return sorted(set(found))

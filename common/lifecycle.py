@@ -1,0 +1,146 @@
+"""The lifecycle of a step script: before any work ``begin`` (every file it
+will write must be writable, one line and exit 2 otherwise; a killed run's
+temporaries are removed), ``save_report`` (always
+``${paths.work_dir}/reports/<step id>.json``), and ``finish`` (the run record
+and the ``next:`` command)."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from . import pipeline
+from .cli import combine_command, command
+from .config import Config
+from .errors import UserError
+from .jsonl import write_json
+from .records import expand, outputs, record, state
+from .steptype import Step
+
+# -- what scripts call --------------------------------------------------------------------------
+def shard_of(step: Step, cfg: Config) -> tuple[int, int] | None:
+    """(index, num_shards) when this run of a shardable step is one shard of several."""
+    run = cfg.get("run") or {}
+    n, i = int(run.get("num_shards", 1) or 1), int(run.get("shard_index", 0) or 0)
+    return (i, n) if n > 1 and step.shards else None
+
+
+def report_path(step_id: str, cfg: Config, shard: tuple[int, int] | None = None) -> Path:
+    """Where every step saves its JSON report: ``${paths.work_dir}/reports/<step id>.json``
+    (a shard: ``<step id>.shard-0000i-of-0000N.json``; a tool such as
+    translate_file.py run without paths.work_dir: ``<output>.<step id>.report.json``)."""
+    name = step_id if shard is None else f"{step_id}.shard-{shard[0]:05d}-of-{shard[1]:05d}"
+    if not cfg.get("paths", {}).get("work_dir") and any(t.id == step_id for t in pipeline.TOOLS):
+        out = outputs(pipeline.get(step_id), cfg)[0]   # a tool run without paths.work_dir: beside its output
+        return out.with_name(f"{out.name}.{name}.report.json")
+    return cfg.path("paths.work_dir") / "reports" / f"{name}.json"
+
+
+def save_report(report, step_id: str, cfg: Config) -> Path:
+    """Save a step's report (a common.report.Report or a dict) where ``report_path``
+    says, and print the path."""
+    path = report_path(step_id, cfg, shard_of(pipeline.get(step_id), cfg))
+    write_json(path, report.as_dict() if hasattr(report, "as_dict") else report, indent=2)
+    print(f"report: {path}", file=sys.stderr)
+    return path
+
+
+def _write_targets(step: Step, cfg: Config) -> list[tuple[str, Path, bool]]:
+    """(config key, path, is a folder) of everything this run of ``step`` writes:
+    its outputs, or one shard's files. A ``writes`` entry ending in ``_dir}`` is a folder."""
+    targets = []
+    for item in step.writes:
+        m = re.search(r"\$\{([^}]+)\}", item)
+        key = m.group(1) if m else item
+        targets += [(key, p, item.endswith("_dir}")) for p in expand(cfg, item)]
+    shard = shard_of(step, cfg)
+    if shard is None:
+        return targets
+    from .shards import shard_path
+    files = {str(p) for p in shard_files(step, cfg, *shard)}
+    return [(key, q, folder) for key, p, folder in targets
+            for q in (shard_path(p, *shard), p) if str(q) in files]
+
+
+def begin(step_id: str, cfg: Config, extra: Iterable[tuple[str, Path, bool]] = ()) -> None:
+    """What every step script calls before any work: every file it will write
+    (its outputs or its shard's files, its report, ``extra`` (config key, path,
+    is a folder) for other files: caches, indexes)
+    must be writable, a translate step's cache must be a SQLite database (one
+    line, exit 2, naming the key), and the temporaries a killed run of this step
+    left beside them are removed."""
+    from .jsonl import remove_stale_temps
+    from .preflight import check_sqlite, check_writable
+    step = pipeline.get(step_id)
+    targets = _write_targets(step, cfg) + [(k, Path(p), folder) for k, p, folder in extra]
+    targets.append(("paths.work_dir", report_path(step_id, cfg, shard_of(step, cfg)), False))
+    check_writable(targets)
+    cache = (cfg.get("translation") or {}).get("cache")
+    if cache and (step.id.endswith(".translate") or step.id == "translate.file"):
+        check_sqlite("translation.cache", Path(os.path.expanduser(str(cache))))
+    removed = [t for _, p, folder in targets for t in remove_stale_temps(p, inside=folder)]
+    if removed:
+        shown = ", ".join(str(p) for p in removed[:3]) + (f" (+{len(removed) - 3} more)" if len(removed) > 3 else "")
+        print(f"removed {len(removed)} temporary file(s) a killed run left: {shown}", file=sys.stderr)
+
+
+def next_step(step: Step) -> Step | None:
+    i = pipeline.STEPS.index(step)
+    return pipeline.STEPS[i + 1] if i + 1 < len(pipeline.STEPS) else None
+
+
+def finish(step_id: str, cfg: Config, argv: list[str] | None = None,
+           written: Iterable[Path] | None = None) -> None:
+    """Record a successful run of ``step_id`` and print the command to run next.
+
+    A shard of a sharded run leaves a completion record instead, and points at
+    the launcher that merges the shards."""
+    step = pipeline.get(step_id)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    shard = shard_of(step, cfg)
+    if shard is not None:
+        i, n = shard
+        record(step, cfg, shard=(i, n), written=written if written is not None else shard_files(step, cfg, i, n))
+        print(f"shard {i} of {n} done; when all are, merge them with:\n  next: "
+              f"{combine_command(step, argv, n)}", file=sys.stderr)
+        return
+    record(step, cfg, written=written)
+    print_next(step, argv)
+
+
+def print_next(step: Step, argv: list[str]) -> None:
+    nxt = next_step(step)
+    if nxt is None:
+        print("next: nothing; every step of the pipeline has run (python -m common status)", file=sys.stderr)
+    else:
+        print(f"next: {command(nxt, argv, step)}", file=sys.stderr)
+
+
+def choose_run(english_id: str, final_id: str, cfg: Config, wanted: str) -> str:
+    """Which run of a two-run generate script this is: ``wanted`` is auto,
+    english or final. Auto gives final only when the English intermediate is
+    done (its own inputs unchanged) and the translation step is done on it."""
+    if wanted not in ("auto", "english", "final"):
+        raise UserError(f"generate.step: {wanted!r} is not one of auto, english, final")
+    english, final = pipeline.get(english_id), pipeline.get(final_id)
+    translate = pipeline.get(final.after[0])
+    if wanted == "english":
+        return "english"
+    eng_state, tr_state = state(english, cfg), state(translate, cfg)
+    if wanted == "final":
+        if eng_state.status != "done" or tr_state.status != "done":
+            bad = english if eng_state.status != "done" else translate
+            st = eng_state if bad is english else tr_state
+            raise UserError(f"cannot write the final file: step {bad.number} ({bad.id}) is {st.status}"
+                            f" ({st.reason}); run: {command(bad, sys.argv[1:], english)}")
+        return "final"
+    return "final" if eng_state.status == "done" and tr_state.status == "done" else "english"
+
+
+
+def shard_files(step: Step, cfg: Config, index: int, num_shards: int) -> list[Path]:
+    """The files shard ``index`` of ``step`` writes, by the step's SHARDS rule (common/shards.py)."""
+    from .shards import rule_of
+    return rule_of(step).files(cfg, index, num_shards)
