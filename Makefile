@@ -49,7 +49,7 @@ bench: setup
 	$(VPY) tests/tools/bench_translate.py
 
 # Mutation testing of the core modules, each against its own test files (mutmut;
-# README "Mutation testing"); fails when a module's score is under 80%.
+# docs/testing.md "Mutation testing"); fails when a module's score is under 80%.
 # One module: make mutation MUTATION_ARGS=common/languages.py
 mutation: setup
 	$(VPY) tests/tools/mutation.py $(MUTATION_ARGS)

@@ -50,7 +50,7 @@ SIZE = 32
 
 # Our file (relative to out/) -> (mBLIP datamodule config, split). mBLIP's own
 # file names are in its configs (e.g. xgqa_input_test_de.json for our
-# xgqa_test_de.jsonl); README "Loading the outputs in mBLIP" lists them.
+# xgqa_test_de.jsonl); docs/mblip.md ("Loading the outputs in mBLIP") lists them.
 FILE_CONFIG = [
     (r"train/[a-z0-9_]+\.jsonl", "mblip_train", "train"),
     (r"eval/xgqa/xgqa_train\.jsonl", "mblip_xgqa", "train"),

@@ -40,7 +40,7 @@ float16. On CPU: plain loop float32, engine hf float32, ctranslate2 int8.
 Besides texts/s (the end-to-end speedup, dedupe included), each side reports
 generated tokens/s (the token ids its model generated, counted at the model's
 generate / translate_batch call, rejected outputs included): that is R in the
-README's GPU-hours formula. --max-batch-tokens sets the engine's token budget
+GPU-hours formula of docs/scaling.md. --max-batch-tokens sets the engine's token budget
 per batch (on a GPU the default 4096 leaves it under-used).
 
     python tests/tools/bench_translate.py --shape nllb-200-distilled-1.3B --device cuda

@@ -12,7 +12,7 @@ tests that reach the mutated function), and the counts are collected:
 
 Score = (killed + timeout) / all mutants; a mutant no test reaches counts as
 survived. Modules whose score is under --min-score (default 80) make the exit
-status 1. The README's "Mutation testing" section lists the scores and the
+status 1. The "Mutation testing" section of docs/testing.md lists the scores and the
 survivors judged equivalent (no test can tell them apart from the original).
 A development tool, not part of the pipeline.
 """
