@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from . import pipeline
 from .cli import combine_command, command
 from .config import Config
 from .errors import UserError
@@ -31,8 +30,9 @@ def report_path(step_id: str, cfg: Config, shard: tuple[int, int] | None = None)
     """Where every step saves its JSON report: ``${paths.work_dir}/reports/<step id>.json``
     (a shard: ``<step id>.shard-0000i-of-0000N.json``; a tool such as
     translate_file.py run without paths.work_dir: ``<output>.<step id>.report.json``)."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     name = step_id if shard is None else f"{step_id}.shard-{shard[0]:05d}-of-{shard[1]:05d}"
-    if not cfg.get("paths", {}).get("work_dir") and any(t.id == step_id for t in pipeline.TOOLS):
+    if not cfg.get("paths", {}).get("work_dir") and pipeline.get(step_id).tool:
         out = outputs(pipeline.get(step_id), cfg)[0]   # a tool run without paths.work_dir: beside its output
         return out.with_name(f"{out.name}.{name}.report.json")
     return cfg.path("paths.work_dir") / "reports" / f"{name}.json"
@@ -41,6 +41,7 @@ def report_path(step_id: str, cfg: Config, shard: tuple[int, int] | None = None)
 def save_report(report, step_id: str, cfg: Config) -> Path:
     """Save a step's report (a common.report.Report or a dict) where ``report_path``
     says, and print the path."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     path = report_path(step_id, cfg, shard_of(pipeline.get(step_id), cfg))
     write_json(path, report.as_dict() if hasattr(report, "as_dict") else report, indent=2)
     print(f"report: {path}", file=sys.stderr)
@@ -71,6 +72,7 @@ def begin(step_id: str, cfg: Config, extra: Iterable[tuple[str, Path, bool]] = (
     must be writable, a translate step's cache must be a SQLite database (one
     line, exit 2, naming the key), and the temporaries a killed run of this step
     left beside them are removed."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     from .jsonl import remove_stale_temps
     from .preflight import check_sqlite, check_writable
     step = pipeline.get(step_id)
@@ -87,6 +89,7 @@ def begin(step_id: str, cfg: Config, extra: Iterable[tuple[str, Path, bool]] = (
 
 
 def next_step(step: Step) -> Step | None:
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     i = pipeline.STEPS.index(step)
     return pipeline.STEPS[i + 1] if i + 1 < len(pipeline.STEPS) else None
 
@@ -97,6 +100,7 @@ def finish(step_id: str, cfg: Config, argv: list[str] | None = None,
 
     A shard of a sharded run leaves a completion record instead, and points at
     the launcher that merges the shards."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     step = pipeline.get(step_id)
     argv = list(sys.argv[1:] if argv is None else argv)
     shard = shard_of(step, cfg)
@@ -122,6 +126,7 @@ def choose_run(english_id: str, final_id: str, cfg: Config, wanted: str) -> str:
     """Which run of a two-run generate script this is: ``wanted`` is auto,
     english or final. Auto gives final only when the English intermediate is
     done (its own inputs unchanged) and the translation step is done on it."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
     if wanted not in ("auto", "english", "final"):
         raise UserError(f"generate.step: {wanted!r} is not one of auto, english, final")
     english, final = pipeline.get(english_id), pipeline.get(final_id)

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -52,20 +50,19 @@ NOT_SHAPING = frozenset({
 
 
 # -- what a step reads and writes ---------------------------------------------------------------
-def expand(cfg: Config, item: str) -> list[Path]:
+def expand(cfg: Config, item) -> list[Path]:
     """The paths one reads/writes entry names.
 
     ``${a.b}/x`` is resolved with the config; a bare ``a.b`` names a config
     value that is a list of paths or of {path: ...} entries; ``section.*``
     is every input file of a section (string values under ``paths.raw_root``),
     ``{lang}``/``{split}`` filled from the section's language and split lists;
-    ``module:function`` is a function of the config that lists the files
-    (``common.decontam:inputs``: the raw evaluation files)."""
+    a function of the config lists the files itself (``common.decontam.coco_inputs``:
+    the raw evaluation files)."""
+    if callable(item):
+        return [Path(p) for p in item(cfg)]
     if "${" in item:
         return [Path(os.path.expanduser(str(resolve_value(item, cfg))))]
-    if re.fullmatch(r"[\w.]+:\w+", item):
-        module, func = item.split(":")
-        return [Path(p) for p in getattr(importlib.import_module(module), func)(cfg)]
     if item.endswith(".*"):
         return _section_inputs(cfg, item[:-2])
     value = cfg.at(item)

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import glob
-import importlib
 import itertools
 import re
 import sys
@@ -184,13 +183,10 @@ class ShardRule:
 
 
 def rule_of(step: "Step") -> ShardRule:
-    """The ShardRule the step's module declares."""
-    if not step.shards:
+    """The ShardRule the step declares."""
+    if step.rule is None:
         raise UserError(f"step {step.id} is not sharded: run python {step.script} directly")
-    rule = getattr(importlib.import_module(step.module), "SHARDS", None)
-    if not isinstance(rule, ShardRule):
-        raise UserError(f"{step.script} declares no SHARDS = ShardRule(...)")
-    return rule
+    return step.rule
 
 
 # -- completion records ------------------------------------------------------------------------

@@ -1,45 +1,52 @@
 """The step type: what one step of the pipeline declares (``Step``), and a
-numbered group of steps (``Stage``). The ordered list of steps is
-``common/pipeline.py``; run records are ``common/records.py``; a step script's
-lifecycle is ``common/lifecycle.py``; its command line ``common/cli.py``."""
+numbered group of steps (``Stage``).
+
+Each step module declares its own ``STEP`` (a two-run script: ``ENGLISH_STEP``
+and ``FINAL_STEP``): id, config schema (``defaults``) and YAML, what it reads
+and writes, the config that shapes its output, its shard rule, the training
+tasks it feeds. The ordered list of steps is ``common/pipeline.py``, which
+imports the step modules; nothing below it imports a step module. Run records
+are ``common/records.py``; a step script's lifecycle ``common/lifecycle.py``;
+its command line ``common/cli.py``."""
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from .config import REPO_ROOT
 
+if TYPE_CHECKING:
+    from .shards import ShardRule
+
 CONFIG_DIR = REPO_ROOT / "configs"
 
-# config name -> "module:attribute" of its schema (the DEFAULTS dict).
-SCHEMAS = {
-    "capfilt": "pretrain.capfilt_config:DEFAULTS",
-    "match": "match.settings:DEFAULTS",
-    "mscoco": "tasks.mscoco.settings:DEFAULTS",
-    "vqav2": "tasks.vqa.settings:DEFAULTS",
-    "aokvqa": "tasks.aokvqa.generate_train:DEFAULTS",
-    "llava": "tasks.llava.settings:DEFAULTS",
-    "imagenet": "tasks.imagenet.settings:DEFAULTS",
-    "merge_train": "pretrain.merge_train:DEFAULTS",
-    "eval_data": "eval_data.settings:DEFAULTS",
-}
+# A reads/writes entry: "${section.key}" (a path template), "section.key" (a
+# config list of paths), "section.*" (every raw input of a section), or a
+# function of the config that lists the files.
+Item = Union[str, Callable[[Any], list]]
 
 
 @dataclass(frozen=True)
 class Step:
     id: str                          # "capfilt.filter"
     module: str                      # "pretrain.filter" (the script is pretrain/filter.py)
-    config: str                      # a key of SCHEMAS; its YAML is configs/<config>.yaml
+    config: str                      # its YAML is configs/<config>.yaml
     title: str                       # what the step does, in a few words
-    reads: tuple[str, ...] = ()      # input files ("${filter.input}"); see expand()
+    reads: tuple[Item, ...] = ()     # input files ("${filter.input}"); see records.expand()
     writes: tuple[str, ...] = ()     # output files or folders
     after: tuple[str, ...] = ()      # steps whose outputs this one reads
     shaped_by: tuple[str, ...] = ()  # config keys/sections whose values shape the outputs
     sets: tuple[str, ...] = ()       # --set this run of the script needs (two-run scripts)
     tasks: tuple[str, ...] = ()      # training tasks in the output (the merge's task list)
-    shards: bool = False             # the module declares SHARDS (see common/shards.py)
-    number: str = ""                 # "2.1", filled in from STAGES
+    defaults: dict = field(default_factory=dict, compare=False, repr=False)   # the config schema
+    rule: "ShardRule | None" = field(default=None, compare=False, repr=False)  # how it is sharded
+    tool: bool = False               # a tool outside the numbered pipeline (translate_file.py)
+    number: str = ""                 # "2.1", filled in by common/pipeline.py
+
+    @property
+    def shards(self) -> bool:
+        return self.rule is not None
 
     @property
     def script(self) -> str:
@@ -57,8 +64,6 @@ class Stage:
     steps: tuple[Step, ...]
 
 
-
 def schema(step: Step) -> dict:
-    module, attr = SCHEMAS[step.config].split(":")
-    return getattr(importlib.import_module(module), attr)
-
+    """The config schema (DEFAULTS) of a step's config."""
+    return step.defaults

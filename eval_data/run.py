@@ -17,6 +17,8 @@ from common.config import Config
 from common.errors import UserError
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
 from common.report import Report
+from common.steptype import Step
+from eval_data.settings import DEFAULTS as EVAL_DEFAULTS
 
 
 def fill(template: str, **values: str) -> str:
@@ -151,6 +153,13 @@ def source_name(path: Path, cfg: Config) -> str:
         return Path(os.path.abspath(path)).relative_to(os.path.abspath(cfg.path("paths.raw_root"))).as_posix()
     except ValueError:
         return Path(path).as_posix()
+
+
+def eval_step(bench: str, title: str, module: str, shaped_by: tuple[str, ...] = ()) -> Step:
+    """The step of one benchmark's converter: reads the raw files of its config
+    section, writes its output folder."""
+    return Step(f"eval.{bench}", module, "eval_data", title, reads=(f"{bench}.*",), writes=(f"${{{bench}.out_dir}}",),
+                shaped_by=(bench, "language_names", *shaped_by), defaults=EVAL_DEFAULTS)
 
 
 def run_main(step_id: str, convert, cfg: Config) -> dict:

@@ -28,8 +28,9 @@ from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
 from common.languages import language_list, load_languages
 from common.report import Report
 from common.sampling import rng
+from common.steptype import Step
 from translate import source
-from match.settings import load_config
+from match.settings import DEFAULTS, load_config
 
 TASK = "capfilt_match"
 
@@ -151,6 +152,13 @@ def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: R
         report.examples["bad input row"] = bad.examples[:5]
     report.extra["rows_per_language"] = dict(per_lang.most_common())
     report.extra["output"] = str(cfg.path("generate.output"))
+
+
+
+STEP = Step("match.final", "match.generate_match_train", "match", "final training file",
+            reads=("${generate.input}", "${generate.translated_templates}", "${match.input}", decontam.web_inputs),
+            writes=("${generate.output}",), after=("match.translate",),
+            shaped_by=("generate", "decontam", "translation"), tasks=("capfilt_match",), defaults=DEFAULTS)
 
 
 @entry_point

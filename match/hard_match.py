@@ -39,11 +39,12 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
 from common.report import Report
 from common.shards import ShardRule, check_shard_args
+from common.steptype import Step
 from match.embed_step import update_cache
 from match.negatives import assign_sides, mine_negatives
 from match.rows import Pair, normalise_caption, read_pairs, text_key
 from match.search import CaptionIndex
-from match.settings import load_config
+from match.settings import DEFAULTS, load_config
 
 
 def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
@@ -192,6 +193,13 @@ def mine(cfg: Config, num_shards: int) -> str:
 # Shards fill the embedding cache (keys by stable_hash % N, embed.only=true); the merge
 # is the one mining run over it (python -m common launch match.mine).
 SHARDS = ShardRule(device="embed", threads=False, worker_sets=("embed.only=true",), combine=mine)
+
+
+
+STEP = Step("match.mine", "match.hard_match", "match", "CLIP embeddings, FAISS search, hard negatives",
+            reads=("${match.input}",), writes=("${match.output}",), after=("capfilt.english",),
+            shaped_by=("match", "embed.model", "embed.max_text_tokens", "search", "negatives"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

@@ -22,8 +22,9 @@ from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
 from common.languages import language_list
 from common.report import Report
 from common.shards import ShardRule
+from common.steptype import Step
 from match.generate_match_train import template_sets
-from match.settings import load_config
+from match.settings import DEFAULTS, load_config
 from translate import source
 
 # Rows dealt round-robin into shard files of translate.output, interleaved back by the
@@ -43,6 +44,13 @@ def with_english_copy(in_path: Path, out_path: Path, max_bad: int) -> tuple[int,
             f.write(dumps(row) + "\n")
             n += 1
     return n, bad.count
+
+
+
+STEP = Step("match.translate", "match.translate_match_train", "match", "translate the candidate captions",
+            reads=("${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
+            after=("match.mine",), shaped_by=("translate", "generate.templates", "translation"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

@@ -61,6 +61,7 @@ from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_json
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import ShardFiles, ShardRule, check_shard_args, key_shard, shard_path
+from common.steptype import Step
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
@@ -502,6 +503,12 @@ def print_summary(summary: dict, file=None) -> None:
           f"at {summary['images_per_second']} images/s", file=file)
     if summary["failures_by_kind"]:
         print("  failures by kind: " + json.dumps(summary["failures_by_kind"]), file=file)
+
+
+
+STEP = Step("capfilt.download", "pretrain.download_images", "capfilt", "download and resize the images",
+            reads=("${download.input}",), writes=("${download.output}", "${download.status}"),
+            after=("capfilt.filter",), shaped_by=("download",), defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

@@ -24,6 +24,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
 from common.sampling import rng, stable_hash
+from common.steptype import Step
 from pretrain import phrase_index as pix
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
@@ -148,6 +149,11 @@ def run(fc: dict, report: Report, extract=None, progress: bool = True, dedupe: b
                                                                    key="filter.max_bad_rows"), report)
     report.count("rows_out", n)
     return n
+
+
+
+STEP = Step("capfilt.filter", "pretrain.filter", "capfilt", "noun-phrase filter of the CapFilt captions",
+            reads=("${filter.input}",), writes=("${filter.output}",), shaped_by=("filter",), defaults=DEFAULTS)
 
 
 @entry_point

@@ -28,6 +28,7 @@ from common.eval_sets import web_keys
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list, load_languages
 from common.report import Report
+from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, clean_text
 from translate import source
 
@@ -134,6 +135,17 @@ def final_run(cfg, argv) -> source.Written:
     report.extra["decontamination"] = dec.report()
     dec.print()
     return source.Written(report, {gc["output"]: n})
+
+
+
+ENGLISH_STEP = Step("capfilt.english", "pretrain.generate_train", "capfilt", "English intermediate",
+                    reads=("${generate.input}",), writes=("${generate.english}",), after=("capfilt.download",),
+                    shaped_by=("generate.caption_templates", "generate.seed", "generate.check_images"),
+                    defaults=DEFAULTS)
+FINAL_STEP = Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
+                  reads=("${generate.translated}", "${generate.templates}", decontam.web_inputs),
+                  writes=("${generate.output}",), after=("capfilt.translate",), shaped_by=("generate", "decontam"),
+                  tasks=("capfilt",), defaults=DEFAULTS)
 
 
 @entry_point

@@ -27,18 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
-from common import lifecycle, pipeline, records
+from common import lifecycle, records
 from common.config import REPO_ROOT, free_mapping, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import atomic_open, write_json
 from common.languages import load_languages
 from common.sampling import rng
 from common.scripts import is_simplified
+from common.steptype import Step
 from pretrain import mix_card
 
 CONFIG = str(REPO_ROOT / "configs" / "merge_train.yaml")
-# Every training task, in pipeline order (declared with the steps that write them).
-TASKS = list(pipeline.TASKS)
+# Every training task, in pipeline order: the tasks the steps declare (common/pipeline.py
+# TASKS; tests/test_pipeline.py checks that the two lists are the same).
+TASKS = ["capfilt", "capfilt_match", "mscoco", "vqav2_vqa", "vqav2_vqg", "aokvqa_cot", "aokvqa_explain",
+         "llava_detail", "llava_conversation", "imagenet_classify", "imagenet_decide"]
 DEFAULTS = {
     "merge": {
         "inputs": [],
@@ -197,6 +200,7 @@ def check_paths(inputs: list[dict], cfg, argv) -> None:
     """Before any work: no input may be overwritten by the merge's own outputs,
     and each input learns the tasks it may hold (``item["tasks"]``: from the
     pipeline step that writes it, else from a file named ``<task>.jsonl``)."""
+    from common import pipeline   # the ordered list of steps, above this one
     report = cfg.path("merge.report")
     ours = {item.strip("${}"): p for item in pipeline.get("merge").writes for p in records.expand(cfg, item)}
     ours.update({"merge.report (.md)": report.with_suffix(".md"), "merge.report (.png)": report.with_suffix(".png")})
@@ -306,6 +310,14 @@ def plot(report: dict, path: Path) -> None:
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
+
+
+
+STEP = Step("merge", "pretrain.merge_train", "merge_train", "merge every final training file",
+            reads=("merge.inputs",), writes=("${merge.output}", "${merge.report}", "${merge.card}"),
+            after=("capfilt.final", "match.final", "mscoco.final", "vqav2.final", "aokvqa.generate",
+                   "llava.final", "imagenet.generate"),
+            shaped_by=("merge",), defaults=DEFAULTS)
 
 
 @entry_point

@@ -23,7 +23,7 @@ import collections
 import json
 from pathlib import Path
 
-from common import lifecycle, pipeline, steptype
+from common import lifecycle, steptype
 from common.errors import UserError
 from common.jsonl import read_json_object
 from common.languages import load_languages
@@ -71,11 +71,13 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
 
 
 def _steps_of(tasks: list[str]) -> list[steptype.Step]:
+    from common import pipeline   # the ordered list, above the step modules: read at call time
     return [s for s in pipeline.STEPS if set(s.tasks) & set(tasks)]
 
 
 def drawn_tasks() -> set[str]:
     """Tasks whose rows get a language drawn by mC4 share (a translate step over rows)."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
     out = set()
     for s in pipeline.STEPS:
         tr = pipeline.get(s.after[0]) if s.after and s.after[0].endswith(".translate") else None
@@ -88,6 +90,7 @@ def drawn_tasks() -> set[str]:
 def fallbacks(tasks: list[str], cfg) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
     """{language: {reason: rows}} summed over the translate steps of the mix's
     sources, and where each step's counts came from."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
     total: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     sources = {}
     for step in _steps_of(tasks):

@@ -22,6 +22,7 @@ from common.config import REPO_ROOT, parse_args
 from common.errors import entry_point
 from common.languages import language_list
 from common.shards import ShardRule, check_shard_args
+from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS
 from pretrain.generate_train import template_sets
 from translate import source
@@ -30,6 +31,13 @@ from translate import source
 # launcher (python -m common launch capfilt.translate); shard 0 writes the templates.
 SHARDS = ShardRule(device="translation", sharded=("${translate.output}",),
                    first_shard=("${translate.templates_output}",))
+
+
+
+STEP = Step("capfilt.translate", "pretrain.translate_train", "capfilt", "translate captions and templates",
+            reads=("${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
+            after=("capfilt.english",), shaped_by=("translate", "generate.caption_templates", "translation"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

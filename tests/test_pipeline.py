@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common import cli, lifecycle, pipeline, records, steptype
+from common import cli, lifecycle, pipeline, records
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "raw"
@@ -27,7 +27,7 @@ def test_every_step_names_a_script_and_config_that_exist():
     for step in pipeline.STEPS:
         assert (REPO / step.script).is_file(), step
         assert step.config_file.is_file(), step
-        assert step.config in steptype.SCHEMAS
+        assert isinstance(step.defaults, dict) and step.defaults, step.id
 
 
 def test_steps_depend_only_on_earlier_steps_and_ids_are_unique():
@@ -44,11 +44,12 @@ def test_numbers_follow_the_stages():
     assert len(set(numbers)) == len(numbers)
 
 
-def test_shardable_steps_declare_their_rule_next_to_their_code():
+def test_each_step_is_declared_by_its_own_module_with_its_rule():
     import importlib
     for step in pipeline.STEPS:
         module = importlib.import_module(step.module)
-        assert hasattr(module, "SHARDS") == step.shards, step.id
+        assert step in {getattr(module, n, None) for n in ("STEP", "ENGLISH_STEP", "FINAL_STEP")}, step.id
+        assert (getattr(module, "SHARDS", None) is step.rule) and (step.rule is None) != step.shards, step.id
 
 
 def test_merge_task_list_and_inputs_come_from_the_pipeline(tmp_path):

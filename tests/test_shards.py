@@ -187,12 +187,10 @@ def test_a_rule_names_its_files_and_merges_them(tmp_path):
     assert own.merge(cfg, 5) == "done my way" and seen == [(cfg, 5)]
 
 
-def test_rule_of_a_module_without_shards_is_named():
-    from types import SimpleNamespace
-    step = SimpleNamespace(id="x.step", shards=True, module="common.errors", script="x/step.py")
+def test_rule_of_a_step_without_a_rule_is_named():
     with pytest.raises(UserError) as e:
-        shards.rule_of(step)
-    assert str(e.value) == "x/step.py declares no SHARDS = ShardRule(...)"
+        shards.rule_of(pipeline.get("capfilt.filter"))
+    assert str(e.value) == "step capfilt.filter is not sharded: run python pretrain/filter.py directly"
 
 
 def test_a_record_without_inputs_or_outputs_does_not_hold(tmp_path):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common import cli, lifecycle, pipeline, records
+from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
 from common.languages import get_language
@@ -88,6 +88,7 @@ def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]]) -> d
 
 def rerun_hint(step_id: str, argv: list[str] | None = None) -> str:
     """'step 4.2 (mscoco.translate): python ...' for a message that says what to run."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
     step = pipeline.get(step_id)
     argv = list(sys.argv[1:] if argv is None else argv)
     return f"step {step.number} ({step.id}): {cli.command(step, argv, step)}"
@@ -107,6 +108,7 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     templates) whose translations were all rejected and stops at
     ``translation.max_reject_rate``; saves the report; ends with
     ``lifecycle.finish``. Returns the counts."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))

@@ -21,6 +21,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl
 from common.languages import load_languages
 from common.shards import RUN_DEFAULTS, ShardRule, check_shard_args
+from common.steptype import Step
 from translate.engine import TRANSLATION_DEFAULTS, Engine, check_settings
 from translate.stage import translate_jsonl
 
@@ -69,6 +70,12 @@ def scan_input(src: Path, fc: dict) -> None:
         raise UserError(f"file.fields: no row of {src} has the field(s) {missing} (text or a list of texts)")
     raise UserError(f"file.lang_field: no row of {src} has {lang_field!r} set to a code of the language table "
                     "(or set file.assign_languages=true to draw languages)")
+
+
+
+STEP = Step("translate.file", "translate.translate_file", "translate_file", "translate fields of any JSONL file",
+            reads=("${file.input}",), writes=("${file.output}",), shaped_by=("file", "translation"),
+            defaults=DEFAULTS, rule=SHARDS, tool=True)
 
 
 @entry_point

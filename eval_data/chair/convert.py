@@ -18,7 +18,7 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row
-from eval_data.run import Accounts, jsonl_records, need, path_for, run_main, require_inputs, source_name
+from eval_data.run import eval_step, Accounts, jsonl_records, need, path_for, run_main, require_inputs, source_name
 
 
 def ground_truth(records, acc: Accounts, source: str) -> dict[str, list[str]]:
@@ -83,6 +83,10 @@ def convert(cfg) -> dict:
         acc.wrote(Path(c["out_dir"]) / f"chair_{split}.jsonl", rows)
     acc.report.count("ground-truth images outside the chosen splits", len(set(objects) - used))
     return acc.close()
+
+
+
+STEP = eval_step("chair", "CHAIR", "eval_data.chair.convert")
 
 
 @entry_point

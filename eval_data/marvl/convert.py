@@ -23,7 +23,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
+from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
 
 MISSING = "marvl images not on disk"
@@ -132,6 +132,10 @@ def convert(cfg) -> dict:
         records = jsonl_records(path, acc, source, max_bad)
         acc.wrote(out / name, nlvr2_rows(records, c, acc, source, lang, train))
     return acc.close()
+
+
+
+STEP = eval_step("marvl", "MaRVL (+ NLVR2)", "eval_data.marvl.convert")
 
 
 @entry_point

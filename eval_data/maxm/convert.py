@@ -16,7 +16,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, run_main,
+from eval_data.run import (eval_step, Accounts, check_template, fill, json_document, need, path_for, run_main,
                            require_inputs, source_name)
 
 MISSING = "maxm questions whose image is not on disk"
@@ -84,6 +84,10 @@ def convert(cfg) -> dict:
         rows = rows_for(data, lang, c, names[lang], finder, acc, source)
         acc.wrote(Path(c["out_dir"]) / f"maxm_test_{lang}.jsonl", rows)
     return acc.close()
+
+
+
+STEP = eval_step("maxm", "MaXM", "eval_data.maxm.convert")
 
 
 @entry_point

@@ -13,7 +13,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
+from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
 
 ANSWERS = ("yes", "no")
@@ -59,6 +59,10 @@ def convert(cfg) -> dict:
         records = jsonl_records(path, acc, source, cfg.at("io.max_bad_rows"))
         acc.wrote(Path(c["out_dir"]) / f"pope_{split}.jsonl", rows_from(records, c, acc, source))
     return acc.close()
+
+
+
+STEP = eval_step("pope", "POPE", "eval_data.pope.convert")
 
 
 @entry_point

@@ -18,7 +18,7 @@ from common.sampling import rng
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import eval_row, language_name, nfc
-from eval_data.run import (Accounts, jsonl_records, need, path_for, require_inputs, run_main,
+from eval_data.run import (eval_step, Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
 
 
@@ -74,6 +74,10 @@ def convert(cfg) -> dict:
         acc.wrote(out / f"{stem}.jsonl", rows)
         acc.wrote_json(out / f"{ref_stem}_coco_{split}_{lang}.json", ref, "references in")
     return acc.close()
+
+
+
+STEP = eval_step("xflickrco", "xFlickrCO (+ Flickr30k)", "eval_data.xflickrco.convert", ("captions",))
 
 
 @entry_point

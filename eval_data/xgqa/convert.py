@@ -14,7 +14,7 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, json_document, need, path_for, run_main,
+from eval_data.run import (eval_step, Accounts, check_template, fill, json_document, need, path_for, run_main,
                            require_inputs, source_name)
 
 
@@ -90,6 +90,10 @@ def convert(cfg) -> dict:
                                     max_bad=cfg.at("io.max_bad_rows"))
             acc.wrote(out / f"xgqa_{split}_{lang}.jsonl", fewshot_rows(records, c, acc, source))
     return acc.close()
+
+
+
+STEP = eval_step("xgqa", "xGQA (+ GQA train)", "eval_data.xgqa.convert")
 
 
 @entry_point

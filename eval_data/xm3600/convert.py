@@ -16,7 +16,7 @@ from common.errors import entry_point
 from eval_data import settings
 from eval_data.captions import captioning_split
 from eval_data.rows import language_name
-from eval_data.run import (Accounts, jsonl_records, need, path_for, require_inputs, run_main,
+from eval_data.run import (eval_step, Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
 
 
@@ -52,6 +52,10 @@ def convert(cfg) -> dict:
         acc.wrote(out / f"xm3600_test_{lang}.jsonl", rows)
         acc.wrote_json(out / f"xm3600_coco_test_{lang}.json", ref, "references in")
     return acc.close()
+
+
+
+STEP = eval_step("xm3600", "XM3600", "eval_data.xm3600.convert", ("captions",))
 
 
 @entry_point

@@ -14,7 +14,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.rows import eval_row, nfc
-from eval_data.run import (Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
+from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
 
 
@@ -70,6 +70,10 @@ def convert(cfg) -> dict:
         records = jsonl_records(path, acc, source, max_bad)
         acc.wrote(Path(c["out_dir"]) / name, rows_from(records, c, acc, source, train))
     return acc.close()
+
+
+
+STEP = eval_step("xvnli", "XVNLI", "eval_data.xvnli.convert")
 
 
 @entry_point

@@ -18,6 +18,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
 from common.sampling import rng
+from common.steptype import Step
 from tasks.coco_images import CocoResolver, coco_id
 from tasks.instructions import check_templates, final_row
 from translate.source import fill
@@ -101,6 +102,12 @@ def read_records(paths, bad: BadRows, report: Report):
         for i, rec in iter_json_array(path, bad):
             report.count("records_in")
             yield f"{path}: [{i}] question_id={rec.get('question_id') if isinstance(rec, dict) else None}", rec
+
+
+
+STEP = Step("aokvqa.generate", "tasks.aokvqa.generate_train", "aokvqa", "rationale and explanation examples",
+            reads=("aokvqa.files", decontam.coco_inputs), writes=("${aokvqa.cot_file}", "${aokvqa.explain_file}"),
+            shaped_by=("aokvqa", "decontam"), tasks=("aokvqa_cot", "aokvqa_explain"), defaults=DEFAULTS)
 
 
 @entry_point

@@ -31,6 +31,7 @@ from common.jsonl import load_json
 from common.languages import language_list
 from common.report import Report
 from common.sampling import rng
+from common.steptype import Step
 from tasks.imagenet.classes import ImagePool, class_names, read_english, read_synsets
 from tasks.imagenet.settings import CONFIG, DEFAULTS, answer_words, check_settings, templates_path, translatable
 from tasks.instructions import final_row
@@ -109,6 +110,14 @@ def read_translations(cfg, languages: list[str], argv) -> dict:
         return {}
     return source.load_store(templates_path(cfg), translatable(c), cfg.at("translation"), languages,
                              "imagenet.translate", argv)
+
+
+
+STEP = Step("imagenet.generate", "tasks.imagenet.generate_train", "imagenet", "classify and decide examples",
+            reads=("${imagenet.class_index}", "${imagenet.classnames_en}", "${imagenet.babel}",
+                   "${imagenet.work_dir}/templates_translated.json"),
+            writes=("${imagenet.classify_file}", "${imagenet.decide_file}"), after=("imagenet.translate",),
+            shaped_by=("imagenet",), tasks=("imagenet_classify", "imagenet_decide"), defaults=DEFAULTS)
 
 
 @entry_point

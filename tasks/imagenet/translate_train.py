@@ -19,6 +19,7 @@ from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import load_json
 from common.languages import language_list
+from common.steptype import Step
 from tasks.imagenet.settings import CONFIG, DEFAULTS, check_settings, templates_path, translatable
 from translate import source
 from translate.engine import Engine
@@ -36,6 +37,13 @@ def run(cfg, engine: Engine | None = None, argv=None) -> dict[str, dict[str, lis
     print(f"[imagenet translate_train] {len(languages)} languages; yes and no both translated for {words}",
           file=sys.stderr)
     return out
+
+
+
+STEP = Step("imagenet.translate", "tasks.imagenet.translate_train", "imagenet", "translate instructions and yes/no",
+            writes=("${imagenet.work_dir}/templates_translated.json",),
+            shaped_by=("imagenet.templates", "imagenet.yes_no", "imagenet.languages", "translation"),
+            defaults=DEFAULTS)
 
 
 @entry_point

@@ -18,6 +18,7 @@ from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
+from common.steptype import Step
 from tasks.coco_images import CocoResolver, coco_id
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
@@ -99,6 +100,20 @@ def final_run(cfg) -> source.Written:
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
     return source.Written(report, {str(outs[t]): sum(langs[t].values()) for t in TASKS})
+
+
+
+ENGLISH_STEP = Step("llava.english", "tasks.llava.generate_train", "llava", "LLaVA: English intermediate",
+                    reads=("${llava.detail_file}", "${llava.conversation_file}"),
+                    writes=("${llava.work_dir}/turns_en.jsonl",),
+                    shaped_by=tuple(f"llava.{k}" for k in ("detail_file", "conversation_file", "image_dir",
+                                                           "image_patterns", "max_answer_sentences")),
+                    defaults=DEFAULTS)
+FINAL_STEP = Step("llava.final", "tasks.llava.generate_train", "llava", "LLaVA: final training file",
+                  reads=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json",
+                         decontam.coco_inputs),
+                  writes=("${llava.detail_out}", "${llava.conversation_out}"), after=("llava.translate",),
+                  shaped_by=("llava", "decontam"), tasks=("llava_detail", "llava_conversation"), defaults=DEFAULTS)
 
 
 @entry_point

@@ -10,6 +10,7 @@ from common.config import parse_args
 from common.errors import entry_point
 from common.languages import language_list
 from common.shards import ShardRule
+from common.steptype import Step
 from tasks.llava.settings import CONFIG, DEFAULTS, work_paths
 from translate import source
 
@@ -17,6 +18,14 @@ from translate import source
 # (python -m common launch llava.translate); shard 0 writes the whole files.
 SHARDS = ShardRule(device="translation", sharded=("${llava.work_dir}/turns_translated.jsonl",),
                    first_shard=("${llava.work_dir}/templates_translated.json",))
+
+
+
+STEP = Step("llava.translate", "tasks.llava.translate_train", "llava", "LLaVA: translate rows and templates",
+            reads=("${llava.work_dir}/turns_en.jsonl",),
+            writes=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json"),
+            after=("llava.english",), shaped_by=("llava.languages", "llava.seed", "llava.templates", "translation"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

@@ -16,6 +16,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import write_json, write_jsonl
 from common.languages import get_language
 from common.report import Report
+from common.steptype import Step
 from tasks.coco_captions import coco_caption_file
 from tasks.mscoco.settings import CONFIG, DEFAULTS, read_images
 
@@ -23,6 +24,12 @@ from tasks.mscoco.settings import CONFIG, DEFAULTS, read_images
 def eval_rows(images: list[tuple[str, list[str]]], lang: str = "en") -> list[dict]:
     name = get_language(lang).name
     return [{"context": name, "label": "", "image_id": image_id, "text_label": lang} for image_id, _ in images]
+
+
+
+STEP = Step("mscoco.eval", "tasks.mscoco.generate_eval", "mscoco", "Karpathy val/test evaluation files",
+            reads=("${mscoco.karpathy}",), writes=("${mscoco.eval_dir}",),
+            shaped_by=("mscoco.eval_splits", "mscoco.image_patterns"), defaults=DEFAULTS)
 
 
 @entry_point

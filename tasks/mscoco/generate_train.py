@@ -17,6 +17,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list
 from common.report import Report
+from common.steptype import Step
 from tasks.instructions import check_templates, final_row
 from tasks.mscoco.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, intermediate_paths, read_images
 from translate import source
@@ -84,6 +85,18 @@ def final_run(cfg, argv) -> source.Written:
     report.extra["instructions"] = dict(picker.counts)
     report.extra["train_file"] = str(cfg.path("mscoco.train_file"))
     return source.Written(report, {str(cfg.path("mscoco.train_file")): n})
+
+
+
+ENGLISH_STEP = Step("mscoco.english", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: English intermediate",
+                    reads=("${mscoco.karpathy}",), writes=("${mscoco.work_dir}/captions_en.jsonl",),
+                    shaped_by=tuple(f"mscoco.{k}" for k in ("karpathy", "image_dir", "image_patterns",
+                                                            "check_images", "train_splits")), defaults=DEFAULTS)
+FINAL_STEP = Step("mscoco.final", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: final training file",
+                  reads=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json",
+                         decontam.coco_inputs),
+                  writes=("${mscoco.train_file}",), after=("mscoco.translate",), shaped_by=("mscoco", "decontam"),
+                  tasks=("mscoco",), defaults=DEFAULTS)
 
 
 @entry_point

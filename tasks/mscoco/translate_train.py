@@ -10,6 +10,7 @@ from common.config import parse_args
 from common.errors import entry_point
 from common.languages import language_list
 from common.shards import ShardRule
+from common.steptype import Step
 from tasks.instructions import check_templates
 from tasks.mscoco.generate_train import template_sets
 from tasks.mscoco.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, intermediate_paths
@@ -19,6 +20,14 @@ from translate import source
 # (python -m common launch mscoco.translate); shard 0 writes the whole files.
 SHARDS = ShardRule(device="translation", sharded=("${mscoco.work_dir}/captions_translated.jsonl",),
                    first_shard=("${mscoco.work_dir}/templates_translated.json",))
+
+
+
+STEP = Step("mscoco.translate", "tasks.mscoco.translate_train", "mscoco", "MSCOCO: translate rows and templates",
+            reads=("${mscoco.work_dir}/captions_en.jsonl",),
+            writes=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json"),
+            after=("mscoco.english",), shaped_by=("mscoco.languages", "mscoco.seed", "mscoco.templates", "translation"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point

@@ -10,6 +10,7 @@ from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import write_jsonl
 from common.report import Report
+from common.steptype import Step
 from tasks.vqa.settings import CONFIG, DEFAULTS, joined
 
 
@@ -18,6 +19,12 @@ def eval_rows(cfg, report: Report):
         if len(q["answers"]) != 10:
             report.count("questions_without_ten_answers")
         yield {"context": q["question"], "label": "", "image_id": q["image_id"], "text_label": q["answers"]}
+
+
+
+STEP = Step("vqav2.eval", "tasks.vqa.generate_eval", "vqav2", "val evaluation file",
+            reads=("${vqav2.val_questions}", "${vqav2.val_annotations}"), writes=("${vqav2.eval_file}",),
+            shaped_by=("vqav2.val_image_pattern",), defaults=DEFAULTS)
 
 
 @entry_point

@@ -24,6 +24,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
 from common.languages import language_list
 from common.report import Report
+from common.steptype import Step
 from tasks.instructions import check_templates, final_row
 from tasks.vqa.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, frequent_answers, joined, work_paths
 from translate import source
@@ -117,6 +118,20 @@ def final_run(cfg, argv) -> source.Written:
         report.extra[f"{task}_languages"] = dict(langs[task].most_common())
     report.count("bad_intermediate_rows", bad.count)
     return source.Written(report, {str(outs[t]): sum(langs[t].values()) for t in TASKS})
+
+
+
+ENGLISH_STEP = Step("vqav2.english", "tasks.vqa.generate_train", "vqav2", "VQAv2: English intermediate",
+                    reads=("${vqav2.train_questions}", "${vqav2.train_annotations}"),
+                    writes=("${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
+                    shaped_by=tuple(f"vqav2.{k}" for k in ("train_questions", "train_annotations",
+                                                           "train_image_pattern", "image_dir", "check_images",
+                                                           "answer_min_count")), defaults=DEFAULTS)
+FINAL_STEP = Step("vqav2.final", "tasks.vqa.generate_train", "vqav2", "VQAv2: final training file",
+                  reads=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
+                         "${vqav2.work_dir}/answers_translated.json", decontam.coco_inputs),
+                  writes=("${vqav2.vqa_file}", "${vqav2.vqg_file}"), after=("vqav2.translate",),
+                  shaped_by=("vqav2", "decontam"), tasks=("vqav2_vqa", "vqav2_vqg"), defaults=DEFAULTS)
 
 
 @entry_point

@@ -11,6 +11,7 @@ from common.errors import UserError, entry_point
 from common.jsonl import load_json, write_json
 from common.languages import language_list
 from common.shards import ShardRule
+from common.steptype import Step
 from tasks.instructions import check_templates
 from tasks.vqa.answers import round_trip
 from tasks.vqa.generate_train import template_sets
@@ -42,6 +43,15 @@ def run(cfg, engine=None, argv=None) -> dict:
                                  store=p["templates"], rows_in=p["en"], rows_out=p["translated"], fields=["question"],
                                  seed=c["seed"], max_bad_rows=c["max_bad_rows"], engine=engine, after=answers,
                                  argv=argv)
+
+
+
+STEP = Step("vqav2.translate", "tasks.vqa.translate_train", "vqav2", "VQAv2: translate rows and templates",
+            reads=("${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
+            writes=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
+                    "${vqav2.work_dir}/answers_translated.json"),
+            after=("vqav2.english",), shaped_by=("vqav2.languages", "vqav2.seed", "vqav2.templates", "translation"),
+            defaults=DEFAULTS, rule=SHARDS)
 
 
 @entry_point
