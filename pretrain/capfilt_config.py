@@ -23,6 +23,7 @@ DEFAULTS: dict = {
         "output": "${paths.work_dir}/capfilt/capfilt_filtered.jsonl",
         "index_dir": "${paths.work_dir}/capfilt/phrase_index",
         "spacy_model": "${paths.spacy_model}",
+        "stopwords": "nltk",
         "n_process": 2,
         "batch_size": 256,
         "min_captions": 10,

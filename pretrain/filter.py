@@ -1,7 +1,9 @@
 """Step 1 of BLIP Web CapFilt: sample a diverse caption subset.
 
 Streams ``blip/ccs_synthetic_filtered_large.json`` (a JSON array of
-{url, caption}), extracts the noun phrases of every caption with spaCy, keeps
+{url, caption}), extracts the noun phrases of every caption with spaCy (stop
+words removed: NLTK's English list, as the original, or spaCy's with
+``filter.stopwords: spacy``), keeps
 phrases found in at least ``filter.min_captions`` captions and samples at most
 ``filter.max_captions`` captions per phrase; the union is written as
 {id, url, caption} rows in input order. The phrase index is cached in
@@ -53,14 +55,14 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
     spaCy extractor (tests count calls through it); ``dedupe=False`` parses
     every row (the benchmark's baseline; the index is the same)."""
     index_dir = Path(fc["index_dir"])
-    key = pix.cache_key(path, fc["spacy_model"])
+    key = pix.cache_key(path, fc["spacy_model"], fc["stopwords"])
     cached = pix.load_index(index_dir, key)
     if cached is not None:
         report.extra["index"] = f"cached ({index_dir})"
         return cached
     if extract is None:
         model = pix.resolve_spacy(fc["spacy_model"])     # a missing model stops the run before any reading
-        extract = pix.spacy_extractor(model, fc["n_process"], fc["batch_size"])
+        extract = pix.spacy_extractor(model, fc["n_process"], fc["batch_size"], fc["stopwords"])
 
     last = -1
 
@@ -141,6 +143,7 @@ def run(fc: dict, report: Report, extract=None, progress: bool = True, dedupe: b
     path = Path(fc["input"])
     if fc["min_captions"] < 1 or fc["max_captions"] < 1:
         raise UserError("filter.min_captions and filter.max_captions must be at least 1")
+    pix.check_stopwords(fc["stopwords"])
     check_json_array_file(path)
     index = get_index(path, fc, report, extract, progress, dedupe)
     selected, stats = select(index, fc["min_captions"], fc["max_captions"], fc["seed"])

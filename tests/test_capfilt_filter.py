@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.errors import UserError
 from common.report import Report
 from tests.conftest import FIXTURES_RAW, PYTHON, REPO, root_sets
 from pretrain import filter as flt
@@ -41,10 +42,81 @@ def write_array(path: Path, rows: list, raw_tail: str = "") -> Path:
 
 def test_noun_phrases_are_lowercased_without_stopwords(nlp):
     doc = nlp("A Brown Dog sleeping on the red couch next to two cats")
-    phrases = pix.doc_phrases(doc)
-    assert "brown dog" in phrases and "red couch" in phrases
-    assert all(p == p.lower() for p in phrases)
-    assert not any(w in {"a", "the", "two"} for p in phrases for w in p.split())
+    for words in (pix.load_stopwords("nltk"), pix.load_stopwords("spacy")):
+        phrases = pix.doc_phrases(doc, words)
+        assert "brown dog" in phrases and "red couch" in phrases
+        assert all(p == p.lower() for p in phrases)
+        assert not any(w in {"a", "the"} for p in phrases for w in p.split())
+
+
+def test_nltk_stopwords_keep_numbers_and_positions_spacy_drops_them(nlp):
+    """The original CapFilt rule (NLTK's list) keeps "two dogs" and "front";
+    spaCy's list (the option) drops number words and position nouns."""
+    doc = nlp("two dogs in front of the house and a cat on top of the car")
+    nltk = pix.doc_phrases(doc, pix.load_stopwords("nltk"))
+    spacy = pix.doc_phrases(doc, pix.load_stopwords("spacy"))
+    assert "two dogs" in nltk and "front" in nltk and "top" in nltk
+    assert "dogs" in spacy and "two dogs" not in spacy
+    assert "front" not in spacy and "top" not in spacy
+    assert {"house", "cat", "car"} <= set(nltk) & set(spacy)
+
+
+def test_the_nltk_list_is_the_179_words_and_ships_in_the_wheel(tmp_path):
+    import shutil
+    words = pix.NLTK_STOPWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    assert len(words) == len(set(words)) == 179 and all(w == w.strip().lower() and w for w in words)
+    assert {"i", "the", "a", "and", "not", "wouldn't", "ma", "y", "should've", "that'll"} <= set(words)
+    assert not {"two", "front", "top", "back", "one", "many"} & set(words)
+    from spacy.lang.en.stop_words import STOP_WORDS
+    assert len(STOP_WORDS) == 326 and pix.load_stopwords("nltk") == frozenset(words)
+    # An installed package has the file: build the wheel from a copy of the packages.
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(REPO / "pyproject.toml", src)
+    for pkg in ("common", "translate", "pretrain", "match", "tasks", "eval_data"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    r = subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import zipfile
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert z.read("pretrain/data/stopwords_nltk_en.txt") == pix.NLTK_STOPWORDS_FILE.read_bytes()
+
+
+def test_stopword_list_is_part_of_the_index_key_and_checked_before_parsing(tmp_path, nlp):
+    src = FIXTURES_RAW / "blip" / "ccs_synthetic_filtered_large.json"
+    phrases = {}
+    for name in ("nltk", "spacy", "nltk"):
+        fc = fc_for(tmp_path, src, stopwords=name)   # one index_dir for all three runs
+        report = Report("t")
+        flt.run(fc, report, extract=pix.spacy_extractor(nlp, 1, 64, name), progress=False)
+        index = pix.load_index(Path(fc["index_dir"]), pix.cache_key(src, SPACY_MODEL, name))
+        assert index is not None and report.extra["index"].startswith("built")  # never the other list's
+        phrases.setdefault(name, set(index.phrases))
+    assert phrases["nltk"] != phrases["spacy"]
+    assert any(p.split()[0] in {"two", "three", "front", "top", "back"} for p in phrases["nltk"] - phrases["spacy"])
+
+    def must_not_parse(pairs):
+        raise AssertionError("a bad stop-word list must stop the run before parsing")
+    with pytest.raises(UserError, match="filter.stopwords: 'nope'.*nltk, spacy"):
+        flt.run(fc_for(tmp_path / "bad", src, stopwords="nope"), Report("t"), extract=must_not_parse,
+                progress=False)
+    with pytest.raises(UserError, match="filter.stopwords"):
+        pix.spacy_extractor(nlp, 1, 64, "NLTK")
+
+
+def test_the_stopword_option_shapes_the_filter_fingerprint(tmp_path):
+    from common import pipeline
+    step = pipeline.get("capfilt.filter")
+    prints = {}
+    for name in ("nltk", "spacy"):
+        cfg = pipeline.load_config(step, [*root_sets(tmp_path), "--set", f"filter.stopwords={name}"])
+        values = pipeline.shaping_values(step, cfg)
+        assert values["filter.stopwords"] == name
+        prints[name] = pipeline.config_fingerprint(values)
+    assert prints["nltk"] != prints["spacy"]
+    assert pipeline.load_config(step, root_sets(tmp_path))["filter"]["stopwords"] == "nltk"   # the default
 
 
 def test_fixture_sample_thresholds_and_bad_rows(tmp_path, nlp):
@@ -134,6 +206,8 @@ def test_cli_missing_input_and_bad_key_exit_2(tmp_path):
     r = subprocess.run(base + ["--set", "filter.spacy_model=no_such_model_xx"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "spacy download" in r.stderr
+    r = subprocess.run(base + ["--set", "filter.stopwords=nope"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "filter.stopwords" in r.stderr and "nltk" in r.stderr
 
 
 def test_index_is_compact_lazy_and_order_independent(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import PYTHON, REPO, SHARED_REAL
 
 TOOLS = ["tiny_nllb", "tiny_clip", "make_task_fixtures", "make_eval_fixtures", "serve_web",
-         "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters", "mutation"]
+         "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters", "mutation",
+         "compare_stopwords"]
 BENCH = REPO / "tests" / "fixtures" / "bench"
 
 
@@ -105,6 +106,23 @@ def test_bench_filter_runs_ci_sized(tmp_path):
     res = json.loads(out.read_text())
     assert res["captions"] == 300 and res["captions_parsed"] == res["distinct"] < 300
     assert res["ratio_before_dedupe"] > 0 and res["dedupe_gain"] > 0 and res["machine_ceiling"] > 0
+
+
+def test_compare_stopwords_runs_ci_sized(tmp_path):
+    """NLTK's list keeps number words and position nouns that spaCy's drops, so
+    the two filters keep other phrases and draw other samples."""
+    out = tmp_path / "cmp.json"
+    p = subprocess.run([PYTHON, str(REPO / "tests/tools/compare_stopwords.py"), "--n", "600", "--min-captions", "3",
+                        "--json", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["captions"] == 600 and 0 < res["captions_with_other_phrases"] < 600
+    assert res["kept_only_nltk"] > 0 and res["sample_only_nltk"] + res["sample_only_spacy"] > 0
+    assert res["sample_both"] + res["sample_only_nltk"] == res["sample"]["nltk"]
+    dropped = dict(res["spacy_only_stopwords_top"])
+    assert dropped.get("two", 0) > 0
+    for caption, nltk, spacy in res["examples"]:
+        assert nltk != spacy
 
 
 def test_bench_memory_runs_ci_sized(tmp_path):

@@ -38,6 +38,22 @@ LABELLED = [REPO / "tests" / "fixtures" / "segment" / f"{name}.jsonl" for name i
     ("It looks delicious! 🎂 Everyone is happy.", ["It looks delicious! 🎂", "Everyone is happy."]),
     ("Great photo! 👍", ["Great photo! 👍"]),
     ("The road goes on... There is no car.", ["The road goes on...", "There is no car."]),
+    # an inch mark or a stray quote is no quotation: splitting goes on after it
+    ('It has a 55" wide screen. The sofa is grey. A cat sleeps.',
+     ['It has a 55" wide screen.', "The sofa is grey.", "A cat sleeps."]),
+    ('The board is 2\' x 3" in size. It is white. Words are on it.',
+     ['The board is 2\' x 3" in size.', "It is white.", "Words are on it."]),
+    ('He shouts "Run. Nobody moves. The dog barks.',
+     ['He shouts "Run.', "Nobody moves.", "The dog barks."]),
+    ('A 12" pizza. He said "Stop. Now." Then he left.',
+     ['A 12" pizza.', 'He said "Stop. Now."', "Then he left."]),
+    ('A \u201cstray quote. Then more text. The end.',
+     ["A \u201cstray quote.", "Then more text.", "The end."]),
+    # initialisms: "U.S. Navy" is one name; a sentence after one still splits
+    ("A U.S. Navy ship is in port. Sailors wave.", ["A U.S. Navy ship is in port.", "Sailors wave."]),
+    ("The U.K. Parliament meets in London. It is old.", ["The U.K. Parliament meets in London.", "It is old."]),
+    ("She moved to the U.S. The weather is warm there.", ["She moved to the U.S.", "The weather is warm there."]),
+    ("U.S.A. is large. It has fifty states.", ["U.S.A. is large.", "It has fifty states."]),
 ])
 def test_reader_splits(text, pieces):
     got, seps = segment.split(text, 100)

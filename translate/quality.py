@@ -77,11 +77,20 @@ def placeholders(text: str) -> list[str]:
 # confidently in a language other than its target is rejected as
 # ``off_target``. Calibrated on real human text in 14 languages (README, "Off-
 # target check"): tests/tools/calibrate_langid.py prints the tables.
+#
+# lid.176 has no label for nine languages of the table; for them CLD2 (pycld2,
+# whose model is compiled into the wheel: offline too) names the language
+# instead, so every target but English is checked, English output included.
 
 # Our code -> lid.176 label, where they differ.
 _LID_LABEL = {"fil": "tl", "iw": "he"}
-# Languages of common/languages.tsv that lid.176 does not know: exempt.
-LANGID_UNKNOWN = frozenset({"ha", "ig", "mi", "ny", "sm", "sn", "st", "xh", "zu"})
+# Languages of common/languages.tsv that lid.176 does not know: identified with CLD2.
+CLD2_LANGUAGES = frozenset({"ha", "ig", "mi", "ny", "sm", "sn", "st", "xh", "zu"})
+# CLD2 labels it confuses with these targets (close neighbours): on target.
+CLD2_SIBLINGS: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
+    "zu": "xh ss nr", "xh": "zu ss nr", "st": "tn nso", "sn": "", "ny": "", "ha": "", "ig": "",
+    "mi": "", "sm": "",
+}.items()}
 # Labels the detector confuses with a target (dialects, close neighbours): an
 # output detected as one of them counts as on target.
 LANGID_SIBLINGS: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
@@ -118,13 +127,24 @@ def _nllb_to_code() -> dict[str, str]:
 
 
 def langid_targets(tgt_nllb: str) -> frozenset[str] | None:
-    """The lid.176 labels that count as the target language, or None when the
-    target is exempt (the detector does not know it, or it is not in the table)."""
+    """The labels (lid.176's, or CLD2's for ``CLD2_LANGUAGES``) that count as
+    the target language, or None when the target is exempt (English, or not in
+    the table)."""
     code = _nllb_to_code().get(tgt_nllb)
-    if code is None or code in LANGID_UNKNOWN or code == "en":
+    if code is None or code == "en":
         return None
+    if code in CLD2_LANGUAGES:
+        return frozenset({code}) | CLD2_SIBLINGS.get(code, frozenset())
     label = _LID_LABEL.get(code, code)
     return frozenset({label}) | LANGID_SIBLINGS.get(label, frozenset())
+
+
+def langid_model(tgt_nllb: str) -> str | None:
+    """Which identifier checks outputs in this target: "lid176", "cld2", or None (exempt)."""
+    code = _nllb_to_code().get(tgt_nllb)
+    if code is None or code == "en":
+        return None
+    return "cld2" if code in CLD2_LANGUAGES else "lid176"
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,6 +159,37 @@ def detect_language(text: str) -> tuple[str, float]:
     """(lid.176 label, probability) of the most likely language of text."""
     best = _detector().detect(" ".join(text.split()), model="lite", k=1)[0]
     return best["lang"], float(best["score"])
+
+
+@functools.lru_cache(maxsize=1)
+def _cld2():
+    try:
+        import pycld2
+    except ImportError:
+        from common.errors import UserError
+        raise UserError("translation.quality.langid: the off-target check of ha, ig, mi, ny, sm, sn, st, xh "
+                        "and zu needs pycld2 (a dependency of this package): pip install pycld2, or set "
+                        "translation.quality.langid=false") from None
+    return pycld2
+
+
+# C0/C1 controls and lone surrogates: CLD2 refuses text holding some of them.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def detect_language_cld2(text: str) -> tuple[str, float]:
+    """(CLD2 label, share of the text in that language, 0-1) of the most likely
+    language; ("un", 0.0) when CLD2 is not sure (its own reliability flag) or
+    cannot read the text."""
+    pycld2 = _cld2()
+    try:
+        reliable, _, details = pycld2.detect(_NOT_TEXT.sub(" ", " ".join(text.split())))
+    except pycld2.error:
+        return "un", 0.0
+    _, label, percent, _ = details[0]
+    if not reliable or label == "un":
+        return "un", 0.0
+    return label, percent / 100.0
 
 
 def _in_own_script(text: str, tgt_nllb: str) -> bool:
@@ -162,17 +213,21 @@ def _script_pattern(ranges: str) -> re.Pattern:
 
 def off_target(output: str, tgt_nllb: str, *, threshold: float = 0.8, english_threshold: float = 0.5,
                min_letters: int = 12) -> str | None:
-    """The lid.176 label of an output confidently in a language other than its
-    target (probability >= english_threshold for English, the usual failure:
-    an untranslated copy; >= threshold for any other), else None. Exempt:
-    targets the detector does not know, outputs with fewer than min_letters
-    letters (too short to tell), outputs mostly in a script only the target uses."""
+    """The label of an output confidently in a language other than its target
+    (probability >= english_threshold for English, the usual failure: an
+    untranslated copy; >= threshold for any other), else None. lid.176 decides,
+    or CLD2 for the targets lid.176 does not know (``CLD2_LANGUAGES``; its
+    "probability" is the share of the text it puts in that language, 0 when it
+    is not reliable). Exempt: English and targets not in the table, outputs
+    with fewer than min_letters letters (too short to tell), outputs mostly in
+    a script only the target uses."""
     targets = langid_targets(tgt_nllb)
     if targets is None or sum(1 for ch in output if ch.isalpha()) < min_letters:
         return None
     if _in_own_script(output, tgt_nllb):
         return None
-    label, prob = detect_language(output)
+    detect = detect_language_cld2 if langid_model(tgt_nllb) == "cld2" else detect_language
+    label, prob = detect(output)
     if label in targets:
         return None
     return label if prob >= (english_threshold if label == "en" else threshold) else None

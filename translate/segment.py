@@ -15,7 +15,11 @@ capital letter, a quote or a bracket, or a number ("12 of them are pigeons")
 unless the word before is an abbreviation or has inner dots ("approx. 5",
 "p.m. 3", "No. 4" stay together). Known abbreviations and initials ("J. R. R.
 Tolkien") never split, nor does a quotation ("Fresh coffee! Come in!"),
-"Wait... what" and "U.S.A. is" stay together. A
+"Wait... what" and "U.S.A. is" stay together. A quotation holds its sentences
+together only when it closes in the same paragraph: an inch mark ('a 55" wide
+screen') or an unmatched quote does not stop splitting. After an initialism a
+capitalised word continues the name ("U.S. Navy", "U.K. Parliament") unless it
+is a common sentence starter ("... the U.S. The weather is warm"). A
 numbered-list marker ("1.", "2)") starts a sentence and is never one: "1.
 Open the box. 2. Take out the cake." gives two pieces, as does "the
 following: 1. Pack water. 2. Bring hats." plus its lead. An emoji after the
@@ -43,6 +47,15 @@ _ABBREV = re.compile(r"^(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Mt|Ave|Co|Corp|Inc|Ltd|vs|
                      r"Fig|Figs|cf|ca|p|pp|vol|ch|sec|ed|Jan|Feb|Mar|Apr|Aug|Sep|Sept|Oct|Nov|Dec)\.$",
                      re.IGNORECASE)
 _INITIAL = re.compile(r"^[A-Z]\.$")
+_INITIALISM = re.compile(r"^(?:[A-Z]\.){2,}$")  # U.S., U.K., D.C.
+_FIRST_WORD = re.compile(r"\w*")
+# Words that start a sentence after an initialism ("... in the U.S. The weather"); any
+# other capitalised word continues a name ("U.S. Navy", "U.K. Parliament").
+_STARTERS = frozenset(
+    "The A An This That These Those There Here It Its He She They We I You His Her Their Our My Your "
+    "In On At But And So Then Now Today Yes No What When Where Why How Who Which If As After Before "
+    "Many Some All Each Every Most Both One Two Three Also However Still Later Meanwhile".split())
+_QUOTE = re.compile("[\"\u201c\u201d]")
 _LIST_MARKER = re.compile(r"^\(?\d{1,2}[.)]$")
 _OPENERS = "\"'\u201c\u2018\u00ab([\u00bf\u00a1*-\u2022\u2013\u2014"
 _SPACES = re.compile(r"(\s+)")
@@ -86,15 +99,60 @@ def _sentence_ends(text: str, pos: int, sep_start: int, nxt_at: int) -> bool:
     piece = text[pos:sep_start]
     if _LIST_MARKER.match(piece):
         return False  # "1." before its item
-    if piece.count('"') % 2 or piece.count("\u201c") > piece.count("\u201d"):
+    if _inside_quotation(text, pos, sep_start):
         return False  # inside a quotation: "Fresh coffee! Come in!" is one
     word = _LAST_WORD.search(piece).group(1).lstrip("\"'(\u201c\u2018[")
     if _ABBREV.match(word) or _INITIAL.match(word):
         return False
+    if _INITIALISM.match(word) and nxt.isupper():
+        # "U.S. Navy" is one name; "the U.S. The weather ..." starts a sentence.
+        nxt_word = _FIRST_WORD.match(text, nxt_at).group(0)
+        return nxt_word in _STARTERS
     if nxt.isdigit():
         # A number starts a sentence, unless the word before has inner dots ("p.m. 3").
         return "." not in word.rstrip(".!?\u2026\"')]\u201d\u2019")
     return True
+
+
+def _quotes(text: str, start: int, end: int) -> list[tuple[int, str]]:
+    """The quotation marks in text[start:end], as (index, mark); a straight double
+    quote right after a digit and before a space, letter or the end is an inch
+    mark ('a 55" wide screen', '3" x 5"'), no quotation mark."""
+    out = []
+    for m in _QUOTE.finditer(text, start, end):
+        i = m.start()
+        if m.group(0) == '"' and i > 0 and text[i - 1].isdigit():
+            after = text[i + 1:i + 2]
+            if not after or after.isspace() or after.isalnum():
+                continue
+        out.append((i, m.group(0)))
+    return out
+
+
+def _inside_quotation(text: str, pos: int, sep_start: int) -> bool:
+    """Is text[sep_start] inside a quotation opened in text[pos:sep_start] and
+    closed later in the same paragraph? A quotation mark nobody closes (a typo,
+    a mark we do not know as an inch sign) does not hold the rest of the
+    paragraph together: splitting goes on after it."""
+    marks = _quotes(text, pos, sep_start)
+    straight_open = sum(1 for _, q in marks if q == '"') % 2 == 1
+    curly_open = sum(1 for _, q in marks if q == "\u201c") > sum(1 for _, q in marks if q == "\u201d")
+    if not (straight_open or curly_open):
+        return False
+    para_end = text.find("\n", sep_start)
+    if para_end < 0:
+        para_end = len(text)
+    later = _quotes(text, sep_start, para_end)
+    if straight_open:
+        nxt = next((i for i, q in later if q == '"'), None)
+        # the next straight quote closes ours if it follows a non-space ('Stop."')
+        if nxt is not None and not text[nxt - 1].isspace():
+            return True
+    if curly_open:
+        nxt = next((q for _, q in later if q in "\u201c\u201d"), None)
+        if nxt == "\u201d":
+            return True
+    return False
 
 
 def _add(pieces: list[str], seps: list[str], sentence: str, max_words: int) -> None:

@@ -71,7 +71,8 @@ def filter_run(nlp, src: Path, out: Path, n_process: int, batch_size: int, dedup
               spacy_model="en_core_web_sm", n_process=n_process, batch_size=batch_size)
     report = Report("bench")
     t = time.perf_counter()
-    flt.run(fc, report, extract=pix.spacy_extractor(nlp, n_process, batch_size), progress=False, dedupe=dedupe)
+    extract = pix.spacy_extractor(nlp, n_process, batch_size, fc["stopwords"])
+    flt.run(fc, report, extract=extract, progress=False, dedupe=dedupe)
     return time.perf_counter() - t, dict(report.extra)
 
 
