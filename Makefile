@@ -37,8 +37,9 @@ demo: setup
 
 # Every numbered step: done / stale / missing, and the next command.
 # Point it at your run with e.g. make status STATUS_ARGS="--set paths.work_dir=/data/work"
+# After make demo OUT=DIR, make status OUT=DIR reads the demo's settings from DIR/status.args.
 status: setup
-	$(VPY) -m common status $(STATUS_ARGS)
+	$(VPY) -m common status $(if $(wildcard $(OUT)/status.args),--args-file $(OUT)/status.args) $(STATUS_ARGS)
 
 # The shardable steps through python -m common launch (local workers, and Ray when
 # installed), checked byte for byte against a one-process run (in $(OUT)/one).

@@ -1,6 +1,6 @@
 """``python -m common status``: every numbered step, done / stale / missing, and what to run next.
 
-    python -m common status [--paths FILE] [--set paths.raw_root=DIR --set paths.work_dir=DIR ...]
+    python -m common status [--paths FILE] [--args-file FILE] [--set paths.raw_root=DIR --set paths.work_dir=DIR ...]
 
 Each step's config is built the way its script builds it (configs/<stage>.yaml,
 configs/paths.yaml, and the --set values that apply to that stage: paths.* and
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import cli, pipeline
-from .errors import entry_point
+from .errors import UserError, entry_point
 
 MARK = {"done": "done", "stale": "STALE", "missing": "missing", "error": "ERROR"}
 
@@ -26,8 +27,15 @@ def _parse(argv: list[str]) -> list[str]:
     ap.add_argument("--paths", default=None, help="paths YAML (default: configs/paths.yaml)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value for every step that has it (repeatable)")
+    ap.add_argument("--args-file", default=None, metavar="FILE",
+                    help="more arguments, one per line, read before --set (make demo writes OUT/status.args)")
     args = ap.parse_args(argv)
     out = ["--paths", args.paths] if args.paths else []
+    if args.args_file:
+        try:
+            out += [line for line in Path(args.args_file).read_text(encoding="utf-8").splitlines() if line]
+        except OSError as e:
+            raise UserError(f"--args-file {args.args_file}: cannot read it ({e.strerror or e})") from None
     for s in args.overrides:
         out += ["--set", s]
     return out

@@ -115,3 +115,10 @@ def test_the_demo_mix_explains_itself(demos):
     assert front["size_categories"] == ["n<1K"] and "cc-by-nc-4.0" in front["license"]
     assert front["configs"][0]["data_files"] == [{"split": "train", "path": "task_mix.jsonl"}]
     assert len(front["configs"]) == 1 + 11    # the mix and one config per task file
+
+
+def test_status_after_the_demo_says_every_step_is_done(demo_out):
+    """make status OUT=DIR after make demo OUT=DIR: the demo leaves its settings in DIR/status.args."""
+    r = subprocess.run([PYTHON, "-m", "common", "status", "--args-file", str(demo_out / "status.args")], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("every step is done"), r.stdout[-1500:]

@@ -135,12 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     for s in dict.fromkeys([*(x for sets in DEMO_SETS.values() for x in sets), *args.overrides,
                             f"paths.clip_model={out}/work/models/tiny-clip"]):
         status_sets += ["--set", s]
+    # The demo's settings, where `make status OUT=...` (python -m common status --args-file) finds them.
+    (out / "status.args").write_text("".join(f"{a}\n" for a in status_sets), encoding="utf-8")
     print("== status", flush=True)
-    status = subprocess.run([py, "-m", "common", "status", *status_sets], cwd=ROOT, capture_output=True, text=True)
+    status = subprocess.run([py, "-m", "common", "status", "--args-file", str(out / "status.args")], cwd=ROOT, capture_output=True, text=True)
     print(status.stdout.strip().splitlines()[-1] if status.stdout.strip() else status.stderr, flush=True)
     if status.returncode != 0 or "every step is done" not in status.stdout:
         sys.exit(f"demo: not every step is done afterwards:\n{status.stdout}{status.stderr}")
-    print(f"demo finished: outputs under {out}/out")
+    print(f"demo finished: outputs under {out}/out (status: make status OUT={out})")
 
 
 if __name__ == "__main__":
