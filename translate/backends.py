@@ -168,7 +168,13 @@ class CTranslate2Backend(_NllbTokenizer):
         return outs
 
 
-BACKENDS = {"dry-run": DryRunBackend, "hf": HFBackend, "ctranslate2": CTranslate2Backend}
+def _openai_backend(cfg: dict):
+    from .openai_backend import OpenAIBackend
+    return OpenAIBackend(cfg)
+
+
+BACKENDS = {"dry-run": DryRunBackend, "hf": HFBackend, "ctranslate2": CTranslate2Backend,
+            "openai": _openai_backend}
 
 
 def make_backend(cfg: dict):

@@ -36,12 +36,13 @@ from common.errors import UserError
 from common.languages import nllb_code
 from . import quality, segment
 from .backends import make_backend
+from .openai_backend import OPENAI_DEFAULTS, Failed, check_openai_settings
 from .cache import TranslationCache, cache_key
 
 # The schema every stage embeds as its ``translation`` section (the values
 # themselves come from configs/translation.yaml, shared by all stages).
 TRANSLATION_DEFAULTS: dict = {
-    "backend": "dry-run",            # hf | ctranslate2 | dry-run
+    "backend": "dry-run",            # hf | ctranslate2 | openai | dry-run
     "model": "${paths.nllb_model}",  # hf: hub name or local folder
     "ct2_model": "${paths.ct2_model}",  # ctranslate2: converted folder
     "device": "auto",                # auto | cpu | cuda | cuda:N
@@ -70,6 +71,8 @@ TRANSLATION_DEFAULTS: dict = {
         "langid_english_threshold": 0.5,  # ... of English (the usual failure: an untranslated copy)
         "langid_min_letters": 12,    # shorter outputs are too short to tell
     },
+    # backend=openai: an OpenAI-compatible server (docs/translation-openai.md).
+    "openai": OPENAI_DEFAULTS,
 }
 
 
@@ -107,6 +110,8 @@ def check_settings(cfg: dict) -> None:
     if isinstance(q.get("min_ratio"), (int, float)) and isinstance(q.get("max_ratio"), (int, float)) \
             and q["min_ratio"] >= q["max_ratio"]:
         raise UserError(f"translation.quality.min_ratio ({q['min_ratio']}) must be below max_ratio ({q['max_ratio']})")
+    if cfg.get("backend") == "openai" or "openai" in cfg:
+        check_openai_settings({**cfg, "openai": {**OPENAI_DEFAULTS, **(cfg.get("openai") or {})}})
 
 
 class Result(NamedTuple):
@@ -178,6 +183,8 @@ class Engine:
     def summary(self) -> dict:
         s = dict(self.stats)
         s["model_calls"] = self.backend.calls
+        if getattr(self.backend, "stats", None):   # requests, retries, failures by kind (openai)
+            s["backend"] = dict(sorted(self.backend.stats.items()))
         s["seconds_translating"] = round(self.seconds, 2)
         # A rate only where a model translated: dry-run or an all-cached run would
         # divide a few segments by microseconds.
@@ -190,11 +197,13 @@ class Engine:
         file = file or sys.stderr
         s = self.summary()
         keys = ["texts_in", "passed_through", "segments_in", "unique", "cached", "translated",
-                "rejected", "texts_rejected", "model_calls"]
+                "rejected", "texts_rejected", "failed", "model_calls"]
         rate = s.get("segments_per_second", "n/a (dry-run)" if getattr(self.backend, "name", "") == "dry-run"
                      else "n/a (nothing translated by the model)")
         print("[translate] " + ", ".join(f"{k}={s.get(k, 0)}" for k in keys) + f", segments_per_second={rate}",
               file=file)
+        if s.get("backend"):
+            print("[translate] backend: " + ", ".join(f"{k}={v}" for k, v in s["backend"].items()), file=file)
         flags = {k[len("rejected:"):]: v for k, v in s.items() if k.startswith("rejected:")}
         if flags:
             print("[translate] rejected by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(flags.items())), file=file)
@@ -225,6 +234,8 @@ class Engine:
 
     def close(self) -> None:
         self.cache.close()
+        if hasattr(self.backend, "close"):
+            self.backend.close()
 
     # -- internals ----------------------------------------------------------
     def _translate_unique(self, pairs: list[tuple[str, str]], src: str, src_nllb: str,
@@ -317,6 +328,10 @@ class Engine:
         rows = []
         for j, text, tgt_code, out in zip(todo, texts, tgts, outs):
             pair = pairs[j]
+            if isinstance(out, Failed):   # no usable reply (openai): counted, not cached, a rerun asks again
+                done[pair] = ("", out.reason)
+                self.stats["failed"] += 1
+                continue
             done[pair] = self._verdict(text, out, tgt_code)
             rows.append((keys[j], self.gen_key, src, pair[1], text, out))  # the raw output, no verdict
         self.stats["translated"] += len(rows)
@@ -325,7 +340,11 @@ class Engine:
     def _verdict(self, text: str, raw: str, tgt_code: str) -> tuple[str, str | None]:
         """(output, reason or None) of a raw model output: Chinese made Simplified, then checked."""
         out = to_simplified(raw) if tgt_code == "zho_Hans" else raw
-        return out, quality.check(text, out, tgt_code, **self.qcfg)
+        flag = quality.check(text, out, tgt_code, **self.qcfg)
+        if flag is None and getattr(self.backend, "keeps_placeholders", False) and \
+                collections.Counter(quality.placeholders(out)) != collections.Counter(quality.placeholders(text)):
+            flag = "placeholders"
+        return out, flag
 
     def _count_flag(self, pair, output, flag) -> None:
         if not flag:
