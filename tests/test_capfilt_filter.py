@@ -107,16 +107,16 @@ def test_stopword_list_is_part_of_the_index_key_and_checked_before_parsing(tmp_p
 
 
 def test_the_stopword_option_shapes_the_filter_fingerprint(tmp_path):
-    from common import pipeline
+    from common import cli, pipeline, records
     step = pipeline.get("capfilt.filter")
     prints = {}
     for name in ("nltk", "spacy"):
-        cfg = pipeline.load_config(step, [*root_sets(tmp_path), "--set", f"filter.stopwords={name}"])
-        values = pipeline.shaping_values(step, cfg)
+        cfg = cli.load_config(step, [*root_sets(tmp_path), "--set", f"filter.stopwords={name}"])
+        values = records.shaping_values(step, cfg)
         assert values["filter.stopwords"] == name
-        prints[name] = pipeline.config_fingerprint(values)
+        prints[name] = records.config_fingerprint(values)
     assert prints["nltk"] != prints["spacy"]
-    assert pipeline.load_config(step, root_sets(tmp_path))["filter"]["stopwords"] == "nltk"   # the default
+    assert cli.load_config(step, root_sets(tmp_path))["filter"]["stopwords"] == "nltk"   # the default
 
 
 def test_fixture_sample_thresholds_and_bad_rows(tmp_path, nlp):

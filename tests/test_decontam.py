@@ -213,7 +213,7 @@ def test_status_notices_a_changed_evaluation_file(tmp_path):
     ("aokvqa.generate", "coco"), ("llava.final", "coco")])
 def test_every_final_training_step_reads_the_evaluation_files(step_id, collection):
     step = pipeline.get(step_id)
-    assert f"common.decontam:{collection}_inputs" in step.reads and "decontam" in step.shaped_by
+    assert getattr(decontam, f"{collection}_inputs") in step.reads and "decontam" in step.shaped_by
     assert "decontam" in steptype.schema(step)
     cfg = cli.load_config(step, root_sets("/tmp/unused"))
     names = {Path(p).name for p in records.inputs(step, cfg)}
