@@ -41,6 +41,8 @@ DEFAULTS: dict = {
         "connect_timeout": 5.0,
         "read_timeout": 10.0,
         "max_seconds": 30.0,
+        "allow_private": False,
+        "allow_hosts": [],
         "retries": 2,
         "backoff": 0.5,
         "max_backoff": 10.0,

@@ -91,6 +91,7 @@ def check_config(dc: dict) -> None:
         raise UserError("download.background must be three 0..255 values")
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
+    fetchmod.check_guard_config(dc)
 
 
 class Worker:

@@ -10,6 +10,11 @@ read at a time so that check runs between reads, not after a 64 KiB chunk).
 redirect hop and the final response, before the body is read. A body sent as
 ``text/html`` is only read as far as its first bytes: image magic there means
 the header lied (it happens) and the image is kept.
+
+``download.max_seconds`` is a hard deadline per URL (every attempt, backoff,
+DNS, connect, headers, redirects and body together), kept by a watchdog that
+shuts the connection down (pretrain/fetch_guard.py); hosts that resolve to an
+internal address are refused (``blocked_address``) on every hop.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from dataclasses import dataclass
 import requests
 import urllib3.exceptions
 
+from pretrain.fetch_guard import AddressPolicy, BlockedAddress, Deadline, GuardedAdapter
+from pretrain.fetch_guard import check_config as check_guard_config  # noqa: F401  (download_images calls it)
+
 RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 
 
@@ -27,7 +35,7 @@ RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 class Fetched:
     data: bytes | None
     kind: str     # ok | http_<code> | timeout | connection_error | dns_error | too_large | opted_out | not_image
-    #              | bad_url | too_many_redirects | request_error
+    #              | bad_url | too_many_redirects | request_error | blocked_address
     status: int | None = None
     detail: str = ""
     attempts: int = 1
@@ -60,14 +68,27 @@ def _retry_after(resp: requests.Response, default: float) -> float:
 
 
 def fetch(session: requests.Session, url: str, dc: dict) -> Fetched:
-    """GET ``url`` with the limits of the ``download`` config section."""
+    """GET ``url`` with the limits of the ``download`` config section, all of it
+    (retries and their waits too) within ``download.max_seconds``."""
+    with Deadline(dc["max_seconds"]) as deadline:
+        result = _fetch_within(session, url, dc, deadline)
+    if deadline.expired or deadline.remaining() <= 0:
+        # The watchdog shut the connection: whatever came back is cut short.
+        return Fetched(None, "timeout", result.status, f"over download.max_seconds={dc['max_seconds']:g} "
+                       "(DNS, connect, headers, redirects and body together)", result.attempts)
+    return result
+
+
+def _fetch_within(session: requests.Session, url: str, dc: dict, deadline: Deadline) -> Fetched:
     tokens = {t.lower() for t in dc["opt_out_tokens"]} if dc["honour_opt_out"] else set()
     attempts = dc["retries"] + 1
     last = Fetched(None, "connection_error")
     for attempt in range(attempts):
         wait = min(dc["backoff"] * (2 ** attempt), dc["max_backoff"])
         try:
-            result = _get_once(session, url, dc, tokens)
+            result = _get_once(session, url, dc, tokens, deadline)
+        except BlockedAddress as e:
+            return Fetched(None, "blocked_address", detail=str(e)[:300], attempts=attempt + 1)
         except requests.exceptions.Timeout as e:
             result = Fetched(None, "timeout", detail=type(e).__name__)
             retry = dc["retry_timeouts"]
@@ -91,7 +112,8 @@ def fetch(session: requests.Session, url: str, dc: dict) -> Fetched:
                 wait = min(float(result.detail.split("=", 1)[1]), dc["max_backoff"])
         result.attempts = attempt + 1
         last = result
-        if not retry or attempt == attempts - 1:
+        # No retry that could not finish in time (nor a wait past the deadline).
+        if not retry or attempt == attempts - 1 or wait >= deadline.remaining():
             return result
         time.sleep(wait)
     return last
@@ -114,8 +136,7 @@ def looks_like_image(head: bytes) -> bool:
     return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:8] == b"ftyp"
 
 
-def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -> Fetched:
-    start = time.monotonic()
+def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str], deadline: Deadline) -> Fetched:
     with session.get(url, timeout=(dc["connect_timeout"], dc["read_timeout"]), stream=True,
                      allow_redirects=True) as resp:
         status = resp.status_code
@@ -139,7 +160,7 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -
             size += len(chunk)
             if size > dc["max_bytes"]:
                 return Fetched(None, "too_large", status, f"over {dc['max_bytes']} bytes")
-            if time.monotonic() - start > dc["max_seconds"]:
+            if deadline.remaining() <= 0:
                 return Fetched(None, "timeout", status, f"body took over {dc['max_seconds']}s")
             chunks.append(chunk)
             if html and size >= 16:
@@ -217,7 +238,9 @@ def make_session(dc: dict) -> requests.Session:
     _use_environment_once(s)
     s.max_redirects = dc["max_redirects"]   # a redirect loop ends as too_many_redirects
     # One connection pool per worker thread; keep-alive is where the speed comes from.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+    # Every connection resolves, checks and connects to the checked address (fetch_guard).
+    policy = AddressPolicy(dc["allow_private"], dc["allow_hosts"])
+    adapter = GuardedAdapter(policy, pool_connections=4, pool_maxsize=4, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s

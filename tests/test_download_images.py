@@ -170,7 +170,8 @@ def config(tmp_path: Path, **over) -> dict:
     dc.update(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"),
               status=str(tmp_path / "status.jsonl"),
               image_root=str(tmp_path / "images"), threads=4, connect_timeout=2.0, read_timeout=0.5,
-              retries=2, backoff=0.01, max_bytes=10000, progress=False)
+              retries=2, backoff=0.01, max_bytes=10000, progress=False,
+              allow_hosts=["127.0.0.1"])   # the loopback test server (refused by default)
     dc.update(over)
     return dc
 
@@ -359,7 +360,7 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
     journal = dl.journal_path(Path(dc["status"]))
     Handler.hang_seconds = 60.0
     sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status",
-                                                                  "image_root", "threads", "retries")]
+                                                                  "image_root", "threads", "retries", "allow_hosts")]
     proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", *root_sets(tmp_path),
                              "--set", "download.read_timeout=90",
                              "--set", "download.progress=false", *sum((["--set", x] for x in sets), [])],

@@ -1,0 +1,282 @@
+"""The downloader's guards: a hard deadline per URL, and no internal addresses.
+
+Servers are raw sockets on 127.0.0.1 that misbehave on purpose (headers a byte
+at a time, a chain of slow redirects). Other address ranges are checked through
+the address check itself and a resolver stub (``socket.getaddrinfo``), never
+by connecting: a fixture fails any test that tries to connect elsewhere.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import socket
+import socketserver
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import urllib3.util.connection
+from PIL import Image
+
+from common.errors import UserError
+from common.report import Report
+from pretrain import download_images as dl
+from pretrain import fetch_guard
+from pretrain.capfilt_config import DEFAULTS
+from pretrain.fetch import fetch, make_session
+
+
+def jpeg() -> bytes:
+    b = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(b, "JPEG")
+    return b.getvalue()
+
+
+JPEG = jpeg()
+STOP = threading.Event()     # set at the end of each test: the trickling handlers stop
+
+
+def _send_slowly(w, data: bytes, pause: float) -> None:
+    for i in range(len(data)):
+        if STOP.is_set():
+            return
+        w.write(data[i:i + 1])
+        w.flush()
+        time.sleep(pause)
+
+
+class Handler(socketserver.StreamRequestHandler):
+    hits: dict[str, int] = {}
+
+    def handle(self):
+        try:
+            path = self.rfile.readline().split()[1].decode()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            self.hits[path] = self.hits.get(path, 0) + 1
+            self.route(path)
+        except (OSError, IndexError):
+            pass
+
+    def route(self, path: str):
+        w = self.wfile
+        if path == "/photo.jpg":
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG) + JPEG)
+        elif path == "/slow_headers.jpg":      # ~9 s of headers, a byte every 0.1 s (each read inside the read timeout)
+            _send_slowly(w, b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 60 + b"\r\n\r\n", 0.1)
+        elif path == "/slow_body.jpg":
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG))
+            _send_slowly(w, JPEG, 0.1)
+        elif path.startswith("/hop/"):          # /hop/<n>: 0.4 s, then a redirect to /hop/<n-1>; /hop/0 is the image
+            n = int(path.rsplit("/", 1)[1])
+            time.sleep(0.4)
+            if n == 0:
+                return self.route("/photo.jpg")
+            w.write(b"HTTP/1.1 302 Found\r\nLocation: /hop/%d\r\nContent-Length: 0\r\n\r\n" % (n - 1))
+        elif path.startswith("/to/"):           # /to/<url>: a redirect there
+            target = path[4:].encode()
+            w.write(b"HTTP/1.1 302 Found\r\nLocation: " + target + b"\r\nContent-Length: 0\r\n\r\n")
+        else:
+            w.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.fixture()
+def server():
+    Handler.hits = {}
+    STOP.clear()
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    STOP.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Every connection the downloader opens must go to 127.0.0.1."""
+    real = urllib3.util.connection.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        assert address[0] == "127.0.0.1", f"a test tried to connect to {address}"
+        return real(address, *args, **kwargs)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+
+
+@pytest.fixture()
+def resolver(monkeypatch):
+    """A stub for socket.getaddrinfo: names of ``table`` resolve to its addresses
+    (a list, or a function of the call count); numeric hosts as usual; others fail."""
+    real = socket.getaddrinfo
+    table: dict = {}
+    calls: dict[str, int] = {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in table:
+            return real(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        calls[host] = calls.get(host, 0) + 1
+        addrs = table[host](calls[host]) if callable(table[host]) else table[host]
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+                for a in addrs]
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table, calls
+
+
+def config(**over) -> dict:
+    dc = copy.deepcopy(DEFAULTS["download"])
+    dc.update(connect_timeout=2.0, read_timeout=0.5, retries=0, backoff=0.01, max_bytes=100000,
+              allow_hosts=["127.0.0.1"])
+    dc.update(over)
+    return dc
+
+
+def get(url: str, **over):
+    dc = config(**over)
+    s = make_session(dc)
+    try:
+        return fetch(s, url, dc)
+    finally:
+        s.close()
+
+
+# -- 1. a hard deadline per URL -------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["slow_headers.jpg", "slow_body.jpg", "hop/20"])
+def test_a_slow_server_is_cut_at_max_seconds(server, path):
+    """Headers a byte at a time (9 s), a body a byte at a time (70 s), twenty
+    redirects of 0.4 s each: every read is inside the read timeout, the whole far over."""
+    t = time.monotonic()
+    got = get(f"http://127.0.0.1:{server}/{path}", max_seconds=1.0, read_timeout=0.5, max_redirects=25)
+    took = time.monotonic() - t
+    assert got.kind == "timeout" and "max_seconds" in got.detail, got
+    assert took < 5, took        # 1 s plus slack for a loaded machine; without the deadline 8-70 s
+
+
+def test_fast_redirects_still_arrive_and_retries_stay_within_the_deadline(server):
+    assert get(f"http://127.0.0.1:{server}/hop/1", max_seconds=2.0).kind == "ok"
+    # A retry whose wait cannot finish before the deadline is not started.
+    t = time.monotonic()
+    got = get("http://127.0.0.1:9/refused.jpg", max_seconds=1.0, retries=5, backoff=0.8)
+    assert got.kind == "connection_error" and got.attempts <= 2 and time.monotonic() - t < 5
+
+
+def test_a_dns_lookup_that_hangs_is_cut_too(server, resolver):
+    table, _ = resolver
+    release = threading.Event()
+    table["hangs.test"] = lambda n: release.wait(30) and ["127.0.0.1"]
+    try:
+        t = time.monotonic()
+        got = get(f"http://hangs.test:{server}/photo.jpg", max_seconds=1.0)
+        assert got.kind == "timeout" and time.monotonic() - t < 5, got
+    finally:
+        release.set()
+
+
+def test_a_slow_url_in_a_run_is_timed_out_and_counted(tmp_path, server):
+    dc = config(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"),
+                status=str(tmp_path / "status.jsonl"), image_root=str(tmp_path / "img"), threads=2,
+                progress=False, max_seconds=1.0)
+    Path(dc["input"]).write_text("".join(json.dumps({"url": f"http://127.0.0.1:{server}/{p}", "caption": p}) + "\n"
+                                         for p in ("slow_headers.jpg", "photo.jpg")))
+    summary = dl.run(dc, Report("t"), progress=False)
+    assert summary["by_kind"] == {"ok": 1, "timeout": 1}
+
+
+# -- 2. internal addresses ------------------------------------------------------------------------
+@pytest.mark.parametrize("addr,why", [
+    ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("10.1.2.3", "private"), ("172.16.0.1", "private"),
+    ("192.168.1.1", "private"), ("169.254.169.254", "link-local"), ("224.0.0.1", "multicast"),
+    ("0.0.0.0", "unspecified"), ("240.0.0.1", "reserved"), ("255.255.255.255", "reserved"),
+    ("100.64.0.1", "not globally routable"), ("::1", "loopback"), ("::", "unspecified"),
+    ("fe80::1", "link-local"), ("fc00::1", "private"), ("ff02::1", "multicast"),
+    ("::ffff:127.0.0.1", "loopback"), ("::ffff:169.254.169.254", "link-local"), ("::ffff:10.0.0.1", "private"),
+    ("2002:7f00:1::", "loopback"), ("64:ff9b::a9fe:a9fe", "link-local"),
+    ("8.8.8.8", None), ("93.184.216.34", None), ("::ffff:8.8.8.8", None), ("2606:4700:4700::1111", None),
+    ("2002:808:808::1", None)])
+def test_internal_addresses(addr, why):
+    got = fetch_guard.internal_reason(addr)
+    assert (got is None if why is None else got.startswith(why)), got
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "017700000001", "127.1", "0x7f.1", "0177.0.0.1",
+                                  "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "0"])
+def test_numeric_host_forms_are_checked_as_the_address_they_mean(host):
+    addrs = fetch_guard.resolve(host, 80, None)
+    with pytest.raises(fetch_guard.BlockedAddress, match="refused"):
+        fetch_guard.AddressPolicy().check(host, addrs)
+
+
+def test_loopback_is_refused_by_default_and_allowed_by_option(server):
+    for host in ("127.0.0.1", "2130706433", "0x7f.1"):
+        url = f"http://{host}:{server}/photo.jpg"
+        got = get(url, allow_hosts=[])
+        assert got.kind == "blocked_address" and "127.0.0.1" in got.detail, got
+        assert get(url, allow_hosts=["127.0.0.0/8"]).kind == "ok"
+        assert get(url, allow_hosts=[], allow_private=True).kind == "ok"
+    assert Handler.hits["/photo.jpg"] == 6          # the refused ones never reached the server
+
+
+def test_a_redirect_to_an_internal_address_is_refused(server, resolver):
+    """A host allowed by name redirects to loopback (not allowed) and to a name
+    that resolves to the metadata service: refused on the hop, not fetched."""
+    table, calls = resolver
+    table["cdn.test"] = ["127.0.0.1"]
+    table["metadata.test"] = ["169.254.169.254"]
+    to_loopback = f"http://cdn.test:{server}/to/http://127.0.0.1:{server}/photo.jpg"
+    got = get(to_loopback, allow_hosts=["cdn.test"])
+    assert got.kind == "blocked_address" and "loopback" in got.detail, got
+    assert "/photo.jpg" not in Handler.hits
+    assert get(to_loopback, allow_hosts=["cdn.test", "127.0.0.1"]).kind == "ok"
+    got = get(f"http://127.0.0.1:{server}/to/http://metadata.test/latest/meta-data/")
+    assert got.kind == "blocked_address" and "169.254.169.254" in got.detail and calls["metadata.test"] == 1
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused(resolver):
+    table, _ = resolver
+    table["intranet.test"] = ["10.0.0.5"]
+    table["mixed.test"] = ["93.184.216.34", "192.168.0.1"]     # one internal address is enough
+    table["mapped.test"] = ["::ffff:10.0.0.5"]
+    for name in table:
+        got = get(f"http://{name}/a.jpg")
+        assert got.kind == "blocked_address" and got.attempts == 1, got
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(server, resolver):
+    """A DNS server that answers loopback (allowed here) first and an internal
+    address afterwards gets asked once: no second lookup decides where to connect."""
+    table, calls = resolver
+    table["rebind.test"] = lambda n: ["127.0.0.1"] if n == 1 else ["10.9.9.9"]
+    got = get(f"http://rebind.test:{server}/photo.jpg", allow_hosts=["127.0.0.1"])
+    assert got.kind == "ok" and calls["rebind.test"] == 1
+
+
+def test_blocked_urls_are_their_own_kind_and_retried_on_a_later_run(tmp_path, server):
+    dc = config(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"),
+                status=str(tmp_path / "status.jsonl"), image_root=str(tmp_path / "img"), threads=2,
+                progress=False, allow_hosts=[], min_success_rate=0.0)
+    Path(dc["input"]).write_text(json.dumps({"url": f"http://127.0.0.1:{server}/photo.jpg", "caption": "a"}) + "\n")
+    report = Report("t")
+    assert dl.run(dc, report, progress=False)["failures_by_kind"] == {"blocked_address": 1}
+    assert report.skipped["no image: blocked_address"] == 1
+    assert dl.run(dict(dc, allow_hosts=["127.0.0.1"]), Report("t"), progress=False)["by_kind"] == {"ok": 1}
+
+
+@pytest.mark.parametrize("key,value", [
+    ("allow_hosts", "127.0.0.1"), ("allow_hosts", [""]), ("allow_hosts", ["http://10.0.0.1/"]),
+    ("allow_hosts", [7]), ("allow_private", "yes"), ("max_seconds", 0), ("max_seconds", -1.0)])
+def test_bad_guard_settings_stop_before_any_work(key, value):
+    with pytest.raises(UserError, match=f"download.{key}"):
+        dl.check_config(config(**{key: value}))
+
+
+def test_a_bad_allow_hosts_on_the_command_line_exits_2_naming_the_key(tmp_path, capsys):
+    from tests.conftest import root_sets
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"url": "http://127.0.0.1:9/a.jpg", "caption": "a"}) + "\n")
+    with pytest.raises(SystemExit) as e:
+        dl.main([*root_sets(tmp_path), "--set", f"download.input={src}", "--set", "download.allow_hosts=[a b]"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].startswith("error: download.allow_hosts"), err
+    assert not (tmp_path / "work" / "capfilt").exists()
