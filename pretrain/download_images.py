@@ -92,6 +92,7 @@ def check_config(dc: dict) -> None:
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
     fetchmod.check_guard_config(dc)
+    fetchmod.check_polite_config(dc)
 
 
 class Worker:
@@ -106,6 +107,7 @@ class Worker:
         self.journal = journal
         self.images = images
         self.local = threading.local()
+        self.hosts = fetchmod.Hosts(dc)    # robots.txt and per-host limits, shared by the threads
         self.sessions: list = []
         self.lock = threading.Lock()
 
@@ -122,7 +124,7 @@ class Worker:
         journal (or the exception that stopped it). With image processes the
         thread does not wait for its image: ``done`` is called from the pool's
         thread when the image is written, and this thread fetches the next URL."""
-        got = fetchmod.fetch(self.session(), url, self.dc)
+        got = fetchmod.fetch(self.session(), url, self.dc, self.hosts)
         head = {"url": url, "id": rid, "kind": got.kind, "http_status": got.status, "attempts": got.attempts}
         if got.kind != "ok":
             return done(self.record({**head, "detail": got.detail}))
