@@ -47,6 +47,11 @@ def _send_slowly(w, data: bytes, pause: float) -> None:
         time.sleep(pause)
 
 
+def _reply(w, status: str, body: bytes, *headers: str) -> None:
+    head = [f"HTTP/1.1 {status}", "Connection: close", f"Content-Length: {len(body)}", *headers]
+    w.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+
 class Handler(socketserver.StreamRequestHandler):
     """One request per connection (Connection: close), so keep-alive never races a close."""
     hits: dict[str, int] = {}
@@ -71,26 +76,25 @@ class Handler(socketserver.StreamRequestHandler):
     def route(self, path: str):
         w = self.wfile
         if path == "/photo.jpg":
-            w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG) + JPEG)
-        elif path == "/slow_headers.jpg":      # ~9 s of headers, a byte every 0.1 s (each read inside the read timeout)
+            _reply(w, "200 OK", JPEG, "Content-Type: image/jpeg")
+        elif path == "/slow_headers.jpg":      # ~9 s of headers, a byte every 0.1 s (each read in the read timeout)
             _send_slowly(w, b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 60 + b"\r\n\r\n", 0.1)
         elif path == "/slow_body.jpg":
             w.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG))
             _send_slowly(w, JPEG, 0.1)
-        elif path.startswith("/hop/"):          # /hop/<n>: 0.4 s, then a redirect to /hop/<n-1>; /hop/0 is the image
+        elif path.startswith("/hop/"):          # /hop/<n>: 0.4 s, then a redirect to /hop/<n-1>; /hop/0: image
             n = int(path.rsplit("/", 1)[1])
             time.sleep(0.4)
             if n == 0:
                 return self.route("/photo.jpg")
-            w.write(b"HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: /hop/%d\r\nContent-Length: 0\r\n\r\n" % (n - 1))
+            _reply(w, "302 Found", b"", f"Location: /hop/{n - 1}")
         elif path.startswith("/to/"):           # /to/<url>: a redirect there
-            target = path[4:].encode()
-            w.write(b"HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: " + target + b"\r\nContent-Length: 0\r\n\r\n")
+            _reply(w, "302 Found", b"", f"Location: {path[4:]}")
         elif path == "/robots.txt":
             code, body = self.robots
-            w.write(b"HTTP/1.1 %d X\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % (code, len(body)) + body)
+            _reply(w, f"{code} X", body)
         elif path.startswith("/busy/") and self.hits[path] == 1:   # 429 first, then the image
-            w.write(b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n")
+            _reply(w, "429 Too Many Requests", b"", "Retry-After: 1")
         elif path.startswith(("/busy/", "/wait/", "/private/", "/all-bots/")):
             with self.lock:
                 Handler.busy += 1
@@ -100,7 +104,7 @@ class Handler(socketserver.StreamRequestHandler):
                 Handler.busy -= 1
             self.route("/photo.jpg")
         else:
-            w.write(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            _reply(w, "404 Not Found", b"")
 
 
 @pytest.fixture()
