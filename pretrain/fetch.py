@@ -43,6 +43,7 @@ class Fetched:
     status: int | None = None
     detail: str = ""
     attempts: int = 1
+    opt_out: bool = False   # kept although X-Robots-Tag opted out (download.honour_opt_out off)
 
 
 def opted_out(header_values: list[str], tokens: set[str], agent: str) -> bool:
@@ -85,7 +86,7 @@ def fetch(session: requests.Session, url: str, dc: dict, hosts: Hosts | None = N
 
 
 def _fetch_within(session: requests.Session, url: str, dc: dict, deadline: Deadline, hosts: Hosts | None) -> Fetched:
-    tokens = {t.lower() for t in dc["opt_out_tokens"]} if dc["honour_opt_out"] else set()
+    tokens = {t.lower() for t in dc["opt_out_tokens"]}
     host = hosts.get(url) if hosts is not None else None
     if hosts is not None:
         refused = hosts.robots_refusal(url, lambda robots_url: _get_robots(session, robots_url, dc, deadline),
@@ -184,8 +185,9 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str], d
             return Fetched(None, f"http_{status}", status, detail)
         # Every hop: a host that opts out and redirects to a CDN that does not
         # repeat the header has still opted out.
-        if tokens and any(opted_out(_header_values(r, "X-Robots-Tag"), tokens, dc["robots_agent"])
-                          for r in (*resp.history, resp)):
+        opt_out = bool(tokens) and any(opted_out(_header_values(r, "X-Robots-Tag"), tokens, dc["robots_agent"])
+                                       for r in (*resp.history, resp))
+        if opt_out and dc["honour_opt_out"]:
             return Fetched(None, "opted_out", status, "X-Robots-Tag")
         content_type = resp.headers.get("Content-Type", "")
         length = resp.headers.get("Content-Length")
@@ -207,7 +209,7 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str], d
                 html = False
         if html:   # a body shorter than 16 bytes
             return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
-        return Fetched(b"".join(chunks), "ok", status, content_type)
+        return Fetched(b"".join(chunks), "ok", status, content_type, opt_out=opt_out)
 
 
 def _body_reads(resp: requests.Response):

@@ -277,6 +277,30 @@ def test_opt_out_can_be_switched_off_and_fanout(tmp_path, server):
         assert im.size == (256, 192)
 
 
+def test_turning_the_opt_out_on_removes_images_kept_while_it_was_off(tmp_path, server):
+    """Run 1 (and 2) with honour_opt_out off keep an opted-out image and mark its
+    status; run 3 with it on removes the image without asking the host again."""
+    dc = config(tmp_path, honour_opt_out=False)
+    write_input(Path(dc["input"]), [{"url": f"{server}/noai.jpg", "caption": "a", "id": "kept"},
+                                    {"url": f"{server}/photo.jpg", "caption": "b", "id": "fine"}])
+    root = Path(dc["image_root"])
+    dl.run(dc, Report("t"), progress=False)
+    st = statuses(dc)
+    assert st["noai.jpg"]["kind"] == "ok" and st["noai.jpg"]["x_robots_opt_out"] is True
+    assert "x_robots_opt_out" not in st["photo.jpg"] and (root / "kept.jpg").is_file()
+    dl.run(dc, Report("t"), progress=False)           # still off: the mark is kept
+    assert statuses(dc)["noai.jpg"]["kind"] == "exists" and statuses(dc)["noai.jpg"]["x_robots_opt_out"] is True
+    Handler.hits.clear()
+    for _ in range(2):                                  # turned on, and once more
+        summary = dl.run(dict(dc, honour_opt_out=True), Report("t"), progress=False)
+        st = statuses(dc)
+        assert st["noai.jpg"]["kind"] == "opted_out" and st["photo.jpg"]["kind"] == "exists"
+        assert summary["failures_by_kind"] == {"opted_out": 1}
+        assert not (root / "kept.jpg").exists() and (root / "fine.jpg").is_file()
+        assert [json.loads(x)["id"] for x in Path(dc["output"]).read_text().splitlines()] == ["fine"]
+    assert "/noai.jpg" not in Handler.hits
+
+
 @pytest.mark.parametrize("values,expected", [
     (["noai"], True), (["noindex, noimageai"], True), (["NoAI"], True), (["noindex"], False),
     (["otherbot: noai"], False), (["mblip-data: noai"], True), (["*: noimageai"], True),
