@@ -65,7 +65,7 @@ from common.steptype import Step
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
-from pretrain.download_resume import is_permanent, journal_path, open_journal, previous_failures, \
+from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, open_journal, previous_failures, \
     remove_stale_tmp  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
@@ -92,6 +92,8 @@ def check_config(dc: dict) -> None:
         raise UserError("download.background must be three 0..255 values")
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
+    fetchmod.check_guard_config(dc)
+    fetchmod.check_polite_config(dc)
 
 
 class Worker:
@@ -106,6 +108,7 @@ class Worker:
         self.journal = journal
         self.images = images
         self.local = threading.local()
+        self.hosts = fetchmod.Hosts(dc)    # robots.txt and per-host limits, shared by the threads
         self.sessions: list = []
         self.lock = threading.Lock()
 
@@ -122,8 +125,10 @@ class Worker:
         journal (or the exception that stopped it). With image processes the
         thread does not wait for its image: ``done`` is called from the pool's
         thread when the image is written, and this thread fetches the next URL."""
-        got = fetchmod.fetch(self.session(), url, self.dc)
+        got = fetchmod.fetch(self.session(), url, self.dc, self.hosts)
         head = {"url": url, "id": rid, "kind": got.kind, "http_status": got.status, "attempts": got.attempts}
+        if got.opt_out:
+            head["x_robots_opt_out"] = True
         if got.kind != "ok":
             return done(self.record({**head, "detail": got.detail}))
         path, size, ctype = str(self.image_root / rel), len(got.data), got.detail
@@ -241,10 +246,11 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
     num_shards, shard_index = shard
     out_path, status_path = Path(dc["output"]), Path(dc["status"])
     failed_before: dict[int, tuple] = {}
-    if not dc["retry_failed"]:
-        previous_failures(status_path, failed_before)
-        if num_shards > 1:   # an earlier run may have been merged, or not
-            previous_failures(shard_path(status_path, shard_index, num_shards), failed_before)
+    previous_failures(status_path, failed_before)
+    if num_shards > 1:   # an earlier run may have been merged, or not
+        previous_failures(shard_path(status_path, shard_index, num_shards), failed_before)
+    if dc["retry_failed"]:   # only the opt-outs seen on kept images still count
+        failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN}
     if num_shards > 1:
         out_path = shard_path(out_path, shard_index, num_shards)
         status_path = shard_path(status_path, shard_index, num_shards)
@@ -358,7 +364,7 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
                 if key in where:
                     report.count("rows_duplicate_url")
                     continue
-                known = _known_outcome(row, key, image_root, dc["fanout"], failed_before)
+                known = _known_outcome(row, key, image_root, dc, failed_before)
                 if known is not None:
                     where[key] = worker.record(known, flush=False)
                     bar.update(1)
@@ -377,12 +383,19 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
     return where
 
 
-def _known_outcome(row: dict, key: int, image_root: Path, fanout: int, failed_before: dict) -> dict | None:
-    """The status of a URL that needs no fetch (image on disk, failed for good before), else None."""
-    rel = image_rel(row["id"], fanout)
+def _known_outcome(row: dict, key: int, image_root: Path, dc: dict, failed_before: dict) -> dict | None:
+    """The status of a URL that needs no fetch (image on disk, failed for good before), else None.
+    An image kept while opt-outs were not honoured is removed once they are."""
+    rel = image_rel(row["id"], dc["fanout"])
+    seen = failed_before.get(key) is OPT_OUT_SEEN
+    if seen and dc["honour_opt_out"]:
+        (image_root / rel).unlink(missing_ok=True)
+        return {"url": row["url"], "id": row["id"], "kind": "opted_out", "http_status": None,
+                "detail": "X-Robots-Tag opt-out seen by an earlier run (honour_opt_out was off): image removed"}
     if (image_root / rel).is_file():
-        return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk"}
-    if key in failed_before:
+        return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk",
+                **({"x_robots_opt_out": True} if seen else {})}
+    if key in failed_before and not seen:
         kind, http_status = failed_before[key]
         return {"url": row["url"], "id": row["id"], "kind": kind, "http_status": http_status,
                 "detail": "not retried: failed in an earlier run (download.retry_failed=true retries)"}

@@ -26,13 +26,18 @@ def is_permanent(kind: str) -> bool:
                     "too_many_redirects")
 
 
+# An image stored while opt-outs were not honoured, from a host that opted out
+# (status rows with "x_robots_opt_out": true): removed once download.honour_opt_out is on.
+OPT_OUT_SEEN = ("opt_out_seen", None)
+
+
 def journal_path(status_path: Path) -> Path:
     return status_path.with_name(status_path.name + ".journal")
 
 
 def previous_failures(status_path: Path, out: dict | None = None) -> dict[int, tuple]:
     """url hash -> (kind, http_status), for URLs that failed for good in an earlier
-    run: from its status file, then its journal (later rows win; a torn last
+    run (and OPT_OUT_SEEN for images kept despite an opt-out): from its status file, then its journal (later rows win; a torn last
     line of a killed run is skipped quietly). Outcome tuples are shared, so an
     entry costs a dict slot and an int."""
     out = {} if out is None else out
@@ -47,6 +52,8 @@ def previous_failures(status_path: Path, out: dict | None = None) -> dict[int, t
             if is_permanent(kind):
                 outcome = (kind, row.get("http_status"))
                 out[key] = shared.setdefault(outcome, outcome)
+            elif row.get("x_robots_opt_out") is True:
+                out[key] = OPT_OUT_SEEN
             else:
                 out.pop(key, None)
     return out

@@ -10,15 +10,26 @@ read at a time so that check runs between reads, not after a 64 KiB chunk).
 redirect hop and the final response, before the body is read. A body sent as
 ``text/html`` is only read as far as its first bytes: image magic there means
 the header lied (it happens) and the image is kept.
+
+``download.max_seconds`` is a hard deadline per URL (every attempt, backoff,
+DNS, connect, headers, redirects and body together), kept by a watchdog that
+shuts the connection down (pretrain/fetch_guard.py); hosts that resolve to an
+internal address are refused (``blocked_address``) on every hop.
 """
 from __future__ import annotations
 
 import http.cookiejar
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import requests
 import urllib3.exceptions
+
+from pretrain.fetch_guard import AddressPolicy, BlockedAddress, Deadline, GuardedAdapter
+from pretrain.fetch_guard import check_config as check_guard_config  # noqa: F401  (download_images calls it)
+from pretrain.polite import ROBOTS_MAX_BYTES, Hosts
+from pretrain.polite import check_config as check_polite_config  # noqa: F401  (download_images calls it)
 
 RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 
@@ -27,10 +38,12 @@ RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 class Fetched:
     data: bytes | None
     kind: str     # ok | http_<code> | timeout | connection_error | dns_error | too_large | opted_out | not_image
-    #              | bad_url | too_many_redirects | request_error
+    #              | bad_url | too_many_redirects | request_error | blocked_address | robots_disallowed
+    #              | rate_limited
     status: int | None = None
     detail: str = ""
     attempts: int = 1
+    opt_out: bool = False   # kept although X-Robots-Tag opted out (download.honour_opt_out off)
 
 
 def opted_out(header_values: list[str], tokens: set[str], agent: str) -> bool:
@@ -59,42 +72,89 @@ def _retry_after(resp: requests.Response, default: float) -> float:
         return default
 
 
-def fetch(session: requests.Session, url: str, dc: dict) -> Fetched:
-    """GET ``url`` with the limits of the ``download`` config section."""
-    tokens = {t.lower() for t in dc["opt_out_tokens"]} if dc["honour_opt_out"] else set()
+def fetch(session: requests.Session, url: str, dc: dict, hosts: Hosts | None = None) -> Fetched:
+    """GET ``url`` with the limits of the ``download`` config section, all of it
+    (robots.txt, waits for the host and retries too) within ``download.max_seconds``.
+    With ``hosts`` (one per run) robots.txt and the per-host limits apply."""
+    with Deadline(dc["max_seconds"]) as deadline:
+        result = _fetch_within(session, url, dc, deadline, hosts)
+    if deadline.expired or deadline.remaining() <= 0:
+        # The watchdog shut the connection: whatever came back is cut short.
+        return Fetched(None, "timeout", result.status, f"over download.max_seconds={dc['max_seconds']:g} "
+                       "(DNS, connect, headers, redirects and body together)", result.attempts)
+    return result
+
+
+def _fetch_within(session: requests.Session, url: str, dc: dict, deadline: Deadline, hosts: Hosts | None) -> Fetched:
+    tokens = {t.lower() for t in dc["opt_out_tokens"]}
+    host = hosts.get(url) if hosts is not None else None
+    if hosts is not None:
+        refused = hosts.robots_refusal(url, lambda robots_url: _get_robots(session, robots_url, dc, deadline),
+                                       deadline.remaining())
+        if refused is not None:
+            return Fetched(None, *refused)
     attempts = dc["retries"] + 1
-    last = Fetched(None, "connection_error")
     for attempt in range(attempts):
         wait = min(dc["backoff"] * (2 ** attempt), dc["max_backoff"])
+        if host is not None and not host.turn(deadline.remaining()):
+            return Fetched(None, "rate_limited", None, "no turn at this host within download.max_seconds "
+                           "(per_host_connections / per_host_rate, or it asked us to wait)", attempt + 1)
         try:
-            result = _get_once(session, url, dc, tokens)
-        except requests.exceptions.Timeout as e:
-            result = Fetched(None, "timeout", detail=type(e).__name__)
-            retry = dc["retry_timeouts"]
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema, UnicodeError, ValueError) as e:
-            return Fetched(None, "bad_url", detail=str(e)[:200], attempts=attempt + 1)
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as e:
-            # A host that does not resolve will not resolve a second later either.
-            dns = "NameResolutionError" in repr(e) or "getaddrinfo" in repr(e)
-            result = Fetched(None, "dns_error" if dns else "connection_error", detail=_short(e))
-            retry = not dns
-        except requests.exceptions.TooManyRedirects as e:
-            return Fetched(None, "too_many_redirects", detail=_short(e), attempts=attempt + 1)
-        except requests.exceptions.RequestException as e:
-            result = Fetched(None, "request_error", detail=_short(e))
-            retry = False
-        else:
-            retry = result.status in RETRY_STATUS
-            if retry and result.detail.startswith("retry-after="):
-                wait = min(float(result.detail.split("=", 1)[1]), dc["max_backoff"])
+            result, retry, final = _classified(lambda: _get_once(session, url, dc, tokens, deadline), dc)
+        finally:
+            if host is not None:
+                host.done()
+        if retry and result.detail.startswith("retry-after="):
+            wait = min(float(result.detail.split("=", 1)[1]), dc["max_backoff"])
+        paused = host is not None and result.status in (429, 503)
+        if paused:
+            host.pause(wait)     # the whole host waits (in host.turn), not only this URL
         result.attempts = attempt + 1
-        last = result
-        if not retry or attempt == attempts - 1:
+        # No retry that could not finish in time (nor a wait past the deadline).
+        if final or not retry or attempt == attempts - 1 or wait >= deadline.remaining():
             return result
-        time.sleep(wait)
-    return last
+        if not paused:
+            time.sleep(wait)
+    return result
+
+
+def _classified(call: Callable[[], Fetched], dc: dict) -> tuple[Fetched, bool, bool]:
+    """``call()``'s result or its error as a kind: (result, worth a retry, final)."""
+    try:
+        result = call()
+    except BlockedAddress as e:
+        return Fetched(None, "blocked_address", detail=str(e)[:300]), False, True
+    except requests.exceptions.Timeout as e:
+        return Fetched(None, "timeout", detail=type(e).__name__), dc["retry_timeouts"], False
+    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema, UnicodeError, ValueError) as e:
+        return Fetched(None, "bad_url", detail=str(e)[:200]), False, True
+    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as e:
+        # A host that does not resolve will not resolve a second later either.
+        dns = "NameResolutionError" in repr(e) or "getaddrinfo" in repr(e)
+        return Fetched(None, "dns_error" if dns else "connection_error", detail=_short(e)), not dns, False
+    except requests.exceptions.TooManyRedirects as e:
+        return Fetched(None, "too_many_redirects", detail=_short(e)), False, True
+    except requests.exceptions.RequestException as e:
+        return Fetched(None, "request_error", detail=_short(e)), False, False
+    return result, result.status in RETRY_STATUS, False
+
+
+def _get_robots(session: requests.Session, url: str, dc: dict, deadline: Deadline) -> tuple:
+    """(kind, http_status, body or detail) of a host's robots.txt."""
+    def get() -> Fetched:
+        with session.get(url, timeout=(dc["connect_timeout"], dc["read_timeout"]), stream=True) as resp:
+            if resp.status_code != 200:
+                return Fetched(None, f"http_{resp.status_code}", resp.status_code)
+            data = b""
+            for chunk in _body_reads(resp):
+                data += chunk
+                if len(data) > ROBOTS_MAX_BYTES or deadline.remaining() <= 0:
+                    break
+            return Fetched(data, "ok", 200)
+    got = _classified(get, dc)[0]
+    return got.kind, got.status, got.data if got.kind == "ok" else got.detail
 
 
 def _short(e: Exception) -> str:
@@ -114,8 +174,7 @@ def looks_like_image(head: bytes) -> bool:
     return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[4:8] == b"ftyp"
 
 
-def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -> Fetched:
-    start = time.monotonic()
+def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str], deadline: Deadline) -> Fetched:
     with session.get(url, timeout=(dc["connect_timeout"], dc["read_timeout"]), stream=True,
                      allow_redirects=True) as resp:
         status = resp.status_code
@@ -126,8 +185,9 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -
             return Fetched(None, f"http_{status}", status, detail)
         # Every hop: a host that opts out and redirects to a CDN that does not
         # repeat the header has still opted out.
-        if tokens and any(opted_out(_header_values(r, "X-Robots-Tag"), tokens, dc["robots_agent"])
-                          for r in (*resp.history, resp)):
+        opt_out = bool(tokens) and any(opted_out(_header_values(r, "X-Robots-Tag"), tokens, dc["robots_agent"])
+                                       for r in (*resp.history, resp))
+        if opt_out and dc["honour_opt_out"]:
             return Fetched(None, "opted_out", status, "X-Robots-Tag")
         content_type = resp.headers.get("Content-Type", "")
         length = resp.headers.get("Content-Length")
@@ -139,7 +199,7 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -
             size += len(chunk)
             if size > dc["max_bytes"]:
                 return Fetched(None, "too_large", status, f"over {dc['max_bytes']} bytes")
-            if time.monotonic() - start > dc["max_seconds"]:
+            if deadline.remaining() <= 0:
                 return Fetched(None, "timeout", status, f"body took over {dc['max_seconds']}s")
             chunks.append(chunk)
             if html and size >= 16:
@@ -149,7 +209,7 @@ def _get_once(session: requests.Session, url: str, dc: dict, tokens: set[str]) -
                 html = False
         if html:   # a body shorter than 16 bytes
             return Fetched(None, "not_image", status, f"Content-Type: {content_type[:80]}")
-        return Fetched(b"".join(chunks), "ok", status, content_type)
+        return Fetched(b"".join(chunks), "ok", status, content_type, opt_out=opt_out)
 
 
 def _body_reads(resp: requests.Response):
@@ -217,7 +277,9 @@ def make_session(dc: dict) -> requests.Session:
     _use_environment_once(s)
     s.max_redirects = dc["max_redirects"]   # a redirect loop ends as too_many_redirects
     # One connection pool per worker thread; keep-alive is where the speed comes from.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+    # Every connection resolves, checks and connects to the checked address (fetch_guard).
+    policy = AddressPolicy(dc["allow_private"], dc["allow_hosts"])
+    adapter = GuardedAdapter(policy, pool_connections=4, pool_maxsize=4, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s

@@ -101,7 +101,8 @@ def _capfilt_download(tmp, request):
     inp = tmp / "in.jsonl"
     write_input(inp, [{"url": f"{url}/photo.jpg", "caption": "a photo"}, *BROKEN,
                       {"url": f"{url}/missing.jpg", "caption": "gone"}])
-    sets = {"download.input": inp, "download.threads": 2, "download.retries": 0, "download.progress": "false"}
+    sets = {"download.input": inp, "download.threads": 2, "download.retries": 0, "download.progress": "false",
+            "download.allow_hosts": "[127.0.0.1]"}
     return download_images.main, [*root_sets(tmp), *(x for k, v in sets.items() for x in ("--set", f"{k}={v}"))], 2, inp
 
 

@@ -170,7 +170,8 @@ def config(tmp_path: Path, **over) -> dict:
     dc.update(input=str(tmp_path / "in.jsonl"), output=str(tmp_path / "out.jsonl"),
               status=str(tmp_path / "status.jsonl"),
               image_root=str(tmp_path / "images"), threads=4, connect_timeout=2.0, read_timeout=0.5,
-              retries=2, backoff=0.01, max_bytes=10000, progress=False)
+              retries=2, backoff=0.01, max_bytes=10000, progress=False,
+              allow_hosts=["127.0.0.1"])   # the loopback test server (refused by default)
     dc.update(over)
     return dc
 
@@ -205,7 +206,9 @@ def test_every_awkward_case_gets_its_kind(tmp_path, server):
         "huge.jpg": "too_large", "huge_stream.jpg": "too_large", "redirect.jpg": "ok",
         "noai.jpg": "opted_out", "otherbot.jpg": "ok", "refused.jpg": "connection_error"}
     assert st["flaky.jpg"]["attempts"] == 2 and st["busy.jpg"]["attempts"] == 2
-    assert st["always500.jpg"]["attempts"] == 3 and st["refused.jpg"]["attempts"] == 3
+    assert st["always500.jpg"]["attempts"] == 3
+    # A host that cannot be reached fails on its robots.txt already (asked again by its next URL).
+    assert st["refused.jpg"]["attempts"] == 1 and "robots.txt unreachable" in st["refused.jpg"]["detail"]
     assert "text/html" in st["page.html"]["detail"]
     # The duplicate URL was fetched once and shares the first row's image.
     assert Handler.hits["/photo.jpg"] == 2  # once directly, once through the redirect
@@ -257,7 +260,7 @@ def test_resume_skips_images_on_disk_and_permanent_failures(tmp_path, server):
     st = statuses(dc)
     assert st["photo.jpg"]["kind"] == "exists" and st["missing.jpg"]["kind"] == "http_404"
     # Only the transient failure is tried again.
-    assert set(Handler.hits) == {"/always500.jpg"}
+    assert set(Handler.hits) - {"/robots.txt"} == {"/always500.jpg"}   # robots.txt: once per run
     assert summary["downloaded_now"] == 0 and Path(dc["output"]).read_text() == first
     Handler.hits.clear()
     dl.run(config(tmp_path, retry_failed=True), Report("t"), progress=False)
@@ -272,6 +275,30 @@ def test_opt_out_can_be_switched_off_and_fanout(tmp_path, server):
     assert row["image_id"] == "ab/abcdef.jpg"
     with Image.open(Path(dc["image_root"]) / "ab" / "abcdef.jpg") as im:
         assert im.size == (256, 192)
+
+
+def test_turning_the_opt_out_on_removes_images_kept_while_it_was_off(tmp_path, server):
+    """Run 1 (and 2) with honour_opt_out off keep an opted-out image and mark its
+    status; run 3 with it on removes the image without asking the host again."""
+    dc = config(tmp_path, honour_opt_out=False)
+    write_input(Path(dc["input"]), [{"url": f"{server}/noai.jpg", "caption": "a", "id": "kept"},
+                                    {"url": f"{server}/photo.jpg", "caption": "b", "id": "fine"}])
+    root = Path(dc["image_root"])
+    dl.run(dc, Report("t"), progress=False)
+    st = statuses(dc)
+    assert st["noai.jpg"]["kind"] == "ok" and st["noai.jpg"]["x_robots_opt_out"] is True
+    assert "x_robots_opt_out" not in st["photo.jpg"] and (root / "kept.jpg").is_file()
+    dl.run(dc, Report("t"), progress=False)           # still off: the mark is kept
+    assert statuses(dc)["noai.jpg"]["kind"] == "exists" and statuses(dc)["noai.jpg"]["x_robots_opt_out"] is True
+    Handler.hits.clear()
+    for _ in range(2):                                  # turned on, and once more
+        summary = dl.run(dict(dc, honour_opt_out=True), Report("t"), progress=False)
+        st = statuses(dc)
+        assert st["noai.jpg"]["kind"] == "opted_out" and st["photo.jpg"]["kind"] == "exists"
+        assert summary["failures_by_kind"] == {"opted_out": 1}
+        assert not (root / "kept.jpg").exists() and (root / "fine.jpg").is_file()
+        assert [json.loads(x)["id"] for x in Path(dc["output"]).read_text().splitlines()] == ["fine"]
+    assert "/noai.jpg" not in Handler.hits
 
 
 @pytest.mark.parametrize("values,expected", [
@@ -359,7 +386,7 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
     journal = dl.journal_path(Path(dc["status"]))
     Handler.hang_seconds = 60.0
     sets = [f"download.{k}={v}" for k, v in dc.items() if k in ("input", "output", "status",
-                                                                  "image_root", "threads", "retries")]
+                                                                  "image_root", "threads", "retries", "allow_hosts")]
     proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", *root_sets(tmp_path),
                              "--set", "download.read_timeout=90",
                              "--set", "download.progress=false", *sum((["--set", x] for x in sets), [])],
@@ -385,7 +412,7 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
     Handler.hang_seconds = 0.0
     summary = dl.run(dc, Report("t"), progress=False)
     assert not any(p.startswith("/missing") for p in Handler.hits) and "/photo.jpg" not in Handler.hits
-    assert sorted(Handler.hits) == [f"/hang/{i}.jpg" for i in range(6)]
+    assert sorted(set(Handler.hits) - {"/robots.txt"}) == [f"/hang/{i}.jpg" for i in range(6)]
     st = statuses(dc)
     assert len(st) == 10 and all(st[f"missing{i}.jpg"]["kind"] == "http_404" for i in range(3))
     assert "not retried" in st["missing0.jpg"]["detail"] and st["photo.jpg"]["kind"] == "exists"

@@ -435,7 +435,7 @@ def test_a_download_with_no_image_stops(tmp_path, capsys):
     src = tmp_path / "sample.jsonl"
     write_jsonl(src, [{"url": f"http://127.0.0.1:{port}/{i}.jpg", "caption": f"a photo {i}"} for i in range(4)])
     argv = [*root_sets(tmp_path), "--set", f"download.input={src}", "--set", "download.retries=0",
-            "--set", "download.progress=false"]
+            "--set", "download.progress=false", "--set", "download.allow_hosts=[127.0.0.1]"]
     line = fails(capsys, download_images.main, argv)
     assert line.startswith("error: only 0 of 4 URLs gave an image (0.0% < download.min_success_rate=0.05;")
     assert "connection" in line

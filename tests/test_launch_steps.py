@@ -109,7 +109,8 @@ def download_args(tmp_path: Path, out: Path) -> list[str]:
     sets = {"download.input": tmp_path / "in.jsonl",
             "download.output": out / "out.jsonl", "download.status": out / "status.jsonl",
             "download.image_root": out / "images",
-            "download.threads": 3, "download.retries": 0, "download.read_timeout": 2.0, "download.progress": "false"}
+            "download.threads": 3, "download.retries": 0, "download.read_timeout": 2.0, "download.progress": "false",
+            "download.allow_hosts": "[127.0.0.1]"}
     return [*root_sets(out), *(x for k, v in sets.items() for x in ("--set", f"{k}={v}"))]
 
 

@@ -42,7 +42,8 @@ from tests.tools.demo import DEMO_SETS, tiny_clip  # noqa: E402
 QUIET = ["translation.backend=dry-run", "translation.progress=false"]
 BENCH_SETS: dict[str, list[str]] = {
     **DEMO_SETS,
-    "capfilt": ["filter.n_process=2", "download.threads=16", "download.progress=false", *QUIET],
+    "capfilt": ["filter.n_process=2", "download.threads=16", "download.progress=false",
+                "download.allow_hosts=[127.0.0.1]", *QUIET],
 }
 
 

@@ -34,7 +34,9 @@ QUIET = ["translation.backend=dry-run", "translation.progress=false"]
 # dozen captions, so the CapFilt phrase thresholds are scaled down.
 DEMO_SETS: dict[str, list[str]] = {
     "capfilt": ["filter.min_captions=3", "filter.max_captions=4", "filter.n_process=1", "download.threads=4",
-                "download.backoff=0.05", "download.progress=false", *QUIET],
+                "download.backoff=0.05", "download.progress=false",
+                # The loopback server below: internal addresses are refused unless allowed.
+                "download.allow_hosts=[127.0.0.1]", *QUIET],
     "match": [*QUIET, "embed.progress=false"],
     "mscoco": QUIET, "vqav2": QUIET, "llava": QUIET, "imagenet": QUIET,
 }
