@@ -1,15 +1,16 @@
-"""The lifecycle of a step script: before any work ``begin`` (every file it
-will write must be writable, one line and exit 2 otherwise; a killed run's
-temporaries are removed), ``save_report`` (always
-``${paths.work_dir}/reports/<step id>.json``), and ``finish`` (the run record
-and the ``next:`` command)."""
+"""The lifecycle of a step script, written once in ``run_step``: before any
+work ``begin`` (every file it will write must be writable, one line and exit 2
+otherwise; a killed run's temporaries are removed), the work, ``save_report``
+(always ``${paths.work_dir}/reports/<step id>.json``, a shard's under its own
+name), and ``finish`` (the run record and the ``next:`` command)."""
 from __future__ import annotations
 
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from .cli import combine_command, command
 from .config import Config
@@ -149,3 +150,38 @@ def shard_files(step: Step, cfg: Config, index: int, num_shards: int) -> list[Pa
     """The files shard ``index`` of ``step`` writes, by the step's SHARDS rule (common/shards.py)."""
     from .shards import rule_of
     return rule_of(step).files(cfg, index, num_shards)
+
+
+@dataclass
+class Done:
+    """What the work of a step gives ``run_step``: its report (a Report or a
+    dict), checks to make once the report is saved (``then``; a UserError there
+    leaves no run record), and whether the run is a whole one (``record``: False
+    for a partial run, e.g. an embedding-only pass, that must not count as done)."""
+    report: Any
+    then: Callable[[], None] | None = None
+    record: bool = True
+
+
+def run_step(step: Step, cfg: Config, argv: list[str] | None, work: Callable[[], Any],
+             extra: Iterable[tuple[str, Path, bool]] = (), partial: Any = None) -> Any:
+    """The one lifecycle of every step script: ``begin`` (``extra``: other files
+    it writes, as for begin), ``work()`` (returns a report or a ``Done``), save
+    the report under the step id (a shard's under its shard name), the checks
+    of ``Done.then``, and ``finish`` (run record, ``next:``). ``partial``: a
+    report the work fills as it goes, saved also when the work fails."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    begin(step.id, cfg, extra)
+    try:
+        done = work()
+    except BaseException:
+        if partial is not None:
+            save_report(partial, step.id, cfg)
+        raise
+    done = done if isinstance(done, Done) else Done(done)
+    save_report(done.report, step.id, cfg)
+    if done.then is not None:
+        done.then()
+    if done.record:
+        finish(step.id, cfg, argv)
+    return done.report

@@ -162,13 +162,7 @@ def eval_step(bench: str, title: str, module: str, shaped_by: tuple[str, ...] = 
                 shaped_by=(bench, "language_names", *shaped_by), defaults=EVAL_DEFAULTS)
 
 
-def run_main(step_id: str, convert, cfg: Config) -> dict:
-    """A converter's entry point: check that its outputs can be written, convert,
-    save the report, then record the step and print what comes next."""
+def run_main(step: Step, convert, cfg: Config) -> dict:
+    """A converter's entry point: the step's lifecycle (common/lifecycle.py run_step) around ``convert``."""
     from common import lifecycle
-
-    lifecycle.begin(step_id, cfg)
-    result = convert(cfg)
-    lifecycle.save_report(result, step_id, cfg)
-    lifecycle.finish(step_id, cfg)
-    return result
+    return lifecycle.run_step(step, cfg, None, lambda: convert(cfg))

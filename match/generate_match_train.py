@@ -170,7 +170,12 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"generate.input: input file not found: {src}; run "
                         f"{source.rerun_hint('match.translate', argv)} (or point generate.input at the English "
                         "hard_match output)")
-    lifecycle.begin("match.final", cfg, [("generate.templates_out", cfg.path("generate.templates_out"), False)])
+    lifecycle.run_step(STEP, cfg, argv, lambda: generate(cfg, src, templates, argv),
+                       [("generate.templates_out", cfg.path("generate.templates_out"), False)])
+
+
+def generate(cfg, src: Path, templates, argv) -> lifecycle.Done:
+    """The final file: localised templates, then the examples (no evaluation image)."""
     report = Report("generate_match_train")
     languages = collections.Counter(row.get("lang", "en") for row in
                                     read_jsonl(src, BadRows(max_bad=None, quiet=True), validate=validate))
@@ -185,9 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     report.extra["decontamination"] = dec.report()
     dec.print()
     report.print()
-    lifecycle.save_report(report, "match.final", cfg)
-    print(f"[generate_match_train] wrote {cfg.path('generate.output')}", file=sys.stderr)
-    lifecycle.finish("match.final", cfg, argv)
+    return lifecycle.Done(report, lambda: print(f"[generate_match_train] wrote {cfg.path('generate.output')}",
+                                                file=sys.stderr))
 
 
 if __name__ == "__main__":

@@ -205,15 +205,17 @@ STEP = Step("match.mine", "match.hard_match", "match", "CLIP embeddings, FAISS s
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(__doc__, argv)
-    lifecycle.begin("match.mine", cfg, [("match.skipped_images", cfg.path("match.skipped_images"), False)])
-    report = run(cfg)
-    report.print()
-    lifecycle.save_report(report, "match.mine", cfg)
-    if cfg.at("embed.only") and cfg.at("run.num_shards") == 1:
-        print("[hard_match] embed.only: the embedding cache is filled; run again without it to mine",
-              file=sys.stderr)
-        return
-    lifecycle.finish("match.mine", cfg, argv)
+
+    def work() -> lifecycle.Done:
+        report = run(cfg)
+        report.print()
+        if cfg.at("embed.only") and cfg.at("run.num_shards") == 1:   # a partial run: no run record
+            return lifecycle.Done(report, lambda: print("[hard_match] embed.only: the embedding cache is filled; "
+                                                        "run again without it to mine", file=sys.stderr),
+                                  record=False)
+        return report
+
+    lifecycle.run_step(STEP, cfg, argv, work, [("match.skipped_images", cfg.path("match.skipped_images"), False)])
 
 
 if __name__ == "__main__":

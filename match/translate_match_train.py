@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import lifecycle
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
 from common.languages import language_list
@@ -63,15 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     if not src.is_file():
         raise UserError(f"translate.input: input file not found: {src}; run {source.rerun_hint('match.mine', argv)}")
     staged = out.with_name(out.name + ".english.jsonl")
-    lifecycle.begin("match.translate", cfg, [("translate.output", staged, False)])
-    # Every shard writes the same staged copy; the rename is atomic, so racing shards are harmless.
-    _, bad_rows = with_english_copy(src, staged, tc["max_bad_rows"])
-    report = Report("match.translate")
-    report.count("bad_rows", bad_rows)
+
+    def prepare(report: Report) -> None:
+        # Every shard writes the same staged copy; the rename is atomic, so racing shards are harmless.
+        report.count("bad_rows", with_english_copy(src, staged, tc["max_bad_rows"])[1])
+
     source.translate_step("match.translate", cfg, languages=languages, template_sets=sets,
                           store=cfg.path("translate.templates_output"), rows_in=staged, rows_out=out,
-                          fields=["caption"], seed=tc["seed"], max_bad_rows=tc["max_bad_rows"], report=report,
-                          argv=argv)
+                          fields=["caption"], seed=tc["seed"], max_bad_rows=tc["max_bad_rows"],
+                          report=Report("match.translate"), argv=argv, prepare=prepare,
+                          extra=(("translate.output", staged, False),))
 
 
 if __name__ == "__main__":

@@ -531,17 +531,22 @@ def main(argv: list[str] | None = None) -> None:
     dc = cfg["download"]
     check_config(dc)
     num_shards, shard_index = check_shard_args(cfg["run"])
-    lifecycle.begin("capfilt.download", cfg, [("download.image_root", cfg.path("download.image_root"), True)])
-    report = Report("capfilt.download")
-    summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
-    report.print()
-    print_summary(summary)
-    lifecycle.save_report(report, "capfilt.download", cfg)
-    out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
-    print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}", file=sys.stderr)
-    if num_shards == 1:   # a shard holds too few URLs to judge: the launcher's merge checks the whole
-        check_success_rate(summary, dc["min_success_rate"])
-    lifecycle.finish("capfilt.download", cfg, argv)
+
+    def work() -> lifecycle.Done:
+        report = Report("capfilt.download")
+        summary = run(dc, report, progress=dc["progress"], shard=(num_shards, shard_index))
+        report.print()
+        print_summary(summary)
+
+        def then() -> None:
+            out = dc["output"] if num_shards == 1 else shard_path(dc["output"], shard_index, num_shards)
+            print(f"wrote {report.counts['rows_out']} rows to {out}; status per URL in {dc['status']}",
+                  file=sys.stderr)
+            if num_shards == 1:   # a shard holds too few URLs to judge: the launcher's merge checks the whole
+                check_success_rate(summary, dc["min_success_rate"])
+        return lifecycle.Done(report, then)
+
+    lifecycle.run_step(STEP, cfg, argv, work, [("download.image_root", cfg.path("download.image_root"), True)])
 
 
 def check_success_rate(summary: dict, minimum: float) -> None:

@@ -164,16 +164,21 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, str(REPO_ROOT / "configs" / CONFIG_FILE), argv)
     cfg.require_file("filter.input")
     fc = cfg["filter"]
-    lifecycle.begin("capfilt.filter", cfg, [("filter.index_dir", cfg.path("filter.index_dir"), True)])
-    report = Report("capfilt.filter")
-    n = run(fc, report)
-    report.print()
-    lifecycle.save_report(report, "capfilt.filter", cfg)
-    print(f"wrote {n} rows to {fc['output']}", file=sys.stderr)
-    if n == 0:   # every later step would only pass nothing along
-        raise UserError(f"nothing was selected: no noun phrase is in at least filter.min_captions="
-                        f"{fc['min_captions']} captions (lower it for a small input: --set filter.min_captions=2)")
-    lifecycle.finish("capfilt.filter", cfg, argv)
+
+    def work() -> lifecycle.Done:
+        report = Report("capfilt.filter")
+        n = run(fc, report)
+        report.print()
+
+        def then() -> None:
+            print(f"wrote {n} rows to {fc['output']}", file=sys.stderr)
+            if n == 0:   # every later step would only pass nothing along
+                raise UserError(f"nothing was selected: no noun phrase is in at least filter.min_captions="
+                                f"{fc['min_captions']} captions (lower it for a small input: "
+                                "--set filter.min_captions=2)")
+        return lifecycle.Done(report, then)
+
+    lifecycle.run_step(STEP, cfg, argv, work, [("filter.index_dir", cfg.path("filter.index_dir"), True)])
 
 
 if __name__ == "__main__":

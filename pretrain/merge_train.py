@@ -333,7 +333,12 @@ def main(argv=None) -> None:
     caps = check_numbers("caps", m["caps"], tasks, int)
     argv = list(sys.argv[1:] if argv is None else argv)
     check_paths(inputs, cfg, argv)
-    lifecycle.begin("merge", cfg)
+    lifecycle.run_step(STEP, cfg, argv, lambda: merge(cfg, inputs, tasks, weights, caps))
+
+
+def merge(cfg, inputs: list[dict], tasks: list[str], weights: dict, caps: dict) -> dict:
+    """The mix, its report (+ .md, .png) and dataset card; returns the step report."""
+    m = cfg.at("merge")
     for item in inputs:  # every input checked before any work
         if not item["path"].is_file():
             if not item["optional"]:
@@ -368,10 +373,9 @@ def main(argv=None) -> None:
     print(f"dataset card: {cfg.path('merge.card')}", file=sys.stderr)
     print(markdown(report).split("\n## ")[0], file=sys.stderr)
     print(f"wrote {len(order)} rows -> {out_path}; report {report_path} (.md, .png)", file=sys.stderr)
-    lifecycle.save_report({"stage": "merge", "rows_out": len(order), "inputs": per_file,
-                          "missing_optional_inputs": report["missing_optional_inputs"],
-                          "duplicates_dropped": dropped, "mix_report": str(report_path)}, "merge", cfg)
-    lifecycle.finish("merge", cfg, argv)
+    return {"stage": "merge", "rows_out": len(order), "inputs": per_file,
+            "missing_optional_inputs": report["missing_optional_inputs"],
+            "duplicates_dropped": dropped, "mix_report": str(report_path)}
 
 
 if __name__ == "__main__":

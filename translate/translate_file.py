@@ -91,9 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     num_shards, _ = check_shard_args(cfg["run"])
     if num_shards > 1:
         cfg.path("paths.work_dir")   # where the shard's completion record goes: set, or one clear line
-    fc = cfg["file"]
     check_settings(cfg["translation"])
-    lifecycle.begin("translate.file", cfg)
+    # A tool: only a shard of a sharded run leaves a run record (for the launcher's merge).
+    lifecycle.run_step(STEP, cfg, argv, lambda: translate(cfg, src, record=num_shards > 1))
+
+
+def translate(cfg, src: Path, record: bool) -> lifecycle.Done:
+    """Translate the file; the rejection check comes after the report is saved."""
+    fc = cfg["file"]
     scan_input(src, fc)
     engine = Engine(cfg["translation"])
     try:
@@ -104,13 +109,17 @@ def main(argv: list[str] | None = None) -> None:
                                  assign_stage="translate.file")
         engine.print_summary()
         print("[translate_file] " + ", ".join(f"{k}={v}" for k, v in counts.items()), file=sys.stderr)
-        lifecycle.save_report({"stage": "translate.file", "counts": counts, "translation": engine.summary()},
-                             "translate.file", cfg)
-        engine.check_rejections("translate.file")
-    finally:
+    except BaseException:
         engine.close()
-    if num_shards > 1:
-        lifecycle.finish("translate.file", cfg, argv)
+        raise
+
+    def then() -> None:
+        try:
+            engine.check_rejections("translate.file")
+        finally:
+            engine.close()
+    return lifecycle.Done({"stage": "translate.file", "counts": counts, "translation": engine.summary()}, then,
+                          record=record)
 
 
 if __name__ == "__main__":

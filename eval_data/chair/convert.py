@@ -91,7 +91,7 @@ STEP = eval_step("chair", "CHAIR", "eval_data.chair.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.chair", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ STEP = eval_step("marvl", "MaRVL (+ NLVR2)", "eval_data.marvl.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.marvl", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

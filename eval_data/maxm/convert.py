@@ -92,7 +92,7 @@ STEP = eval_step("maxm", "MaXM", "eval_data.maxm.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.maxm", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

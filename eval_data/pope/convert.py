@@ -67,7 +67,7 @@ STEP = eval_step("pope", "POPE", "eval_data.pope.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.pope", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ STEP = eval_step("xflickrco", "xFlickrCO (+ Flickr30k)", "eval_data.xflickrco.co
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.xflickrco", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

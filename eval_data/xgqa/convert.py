@@ -98,7 +98,7 @@ STEP = eval_step("xgqa", "xGQA (+ GQA train)", "eval_data.xgqa.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.xgqa", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

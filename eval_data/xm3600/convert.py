@@ -60,7 +60,7 @@ STEP = eval_step("xm3600", "XM3600", "eval_data.xm3600.convert", ("captions",))
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.xm3600", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

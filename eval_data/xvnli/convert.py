@@ -78,7 +78,7 @@ STEP = eval_step("xvnli", "XVNLI", "eval_data.xvnli.convert")
 
 @entry_point
 def main(argv: list[str] | None = None) -> dict:
-    return run_main("eval.xvnli", convert, settings.load(__doc__, argv))
+    return run_main(STEP, convert, settings.load(__doc__, argv))
 
 
 if __name__ == "__main__":

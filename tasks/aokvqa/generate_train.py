@@ -119,7 +119,12 @@ def main(argv=None) -> None:
     for p in paths:
         if not p.is_file():
             raise UserError(f"aokvqa.files: input file not found: {p}")
-    lifecycle.begin("aokvqa.generate", cfg)
+    lifecycle.run_step(STEP, cfg, argv, lambda: generate(cfg, paths))
+
+
+def generate(cfg, paths: list[Path]) -> lifecycle.Done:
+    """Both files in one pass over the records (no evaluation image)."""
+    c = cfg.at("aokvqa")
     resolve = CocoResolver(cfg.path("aokvqa.image_dir"), c["image_patterns"])
     report = Report("aokvqa generate_train")
     bad = BadRows(max_bad=c["max_bad_rows"], key="aokvqa.max_bad_rows")
@@ -135,10 +140,11 @@ def main(argv=None) -> None:
     report.extra["decontamination"] = dec.report()
     dec.print()
     report.print()
-    lifecycle.save_report(report, "aokvqa.generate", cfg)
-    for task, path in outs.items():
-        print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
-    lifecycle.finish("aokvqa.generate", cfg, argv)
+
+    def then() -> None:
+        for task, path in outs.items():
+            print(f"wrote {report.counts[f'{task}_out']} rows -> {path}", file=sys.stderr)
+    return lifecycle.Done(report, then)
 
 
 if __name__ == "__main__":

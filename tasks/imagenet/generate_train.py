@@ -130,7 +130,12 @@ def main(argv=None) -> None:
         cfg.require_file(f"imagenet.{key}")
     cfg.require_dir("imagenet.train_dir")
     translated = read_translations(cfg, languages, argv)
-    lifecycle.begin("imagenet.generate", cfg)
+    lifecycle.run_step(STEP, cfg, argv, lambda: generate(cfg, languages, translated))
+
+
+def generate(cfg, languages: list[str], translated: dict) -> Report:
+    """Both files: class names per language, answer words, images, examples."""
+    c = cfg.at("imagenet")
     report = Report("imagenet generate_train")
     synsets = read_synsets(cfg.path("imagenet.class_index"))
     english = read_english(cfg.path("imagenet.classnames_en"), len(synsets))
@@ -154,8 +159,7 @@ def main(argv=None) -> None:
     report.extra["languages"] = sorted(names)
     report.extra["classes_per_language"] = {k: len(v) for k, v in names.items()}
     report.print()
-    lifecycle.save_report(report, "imagenet.generate", cfg)
-    lifecycle.finish("imagenet.generate", cfg, argv)
+    return report
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def main(argv=None) -> None:
     if leak:
         raise UserError(f"mscoco.eval_splits: {sorted(leak)} are training splits and never evaluation data")
     cfg.require_file("mscoco.karpathy")
+    lifecycle.run_step(STEP, cfg, argv, lambda: generate(cfg, splits))
+
+
+def generate(cfg, splits: list[str]) -> Report:
+    """One file and one COCO reference file per Karpathy split."""
     out_dir = cfg.path("mscoco.eval_dir")
-    lifecycle.begin("mscoco.eval", cfg)
     report = Report("mscoco generate_eval")
     by_split: dict[str, list] = {s: [] for s in splits}
     seen: set[str] = set()
@@ -59,8 +63,7 @@ def main(argv=None) -> None:
         if n == 0:
             print(f"warning: no {split} images in {cfg.path('mscoco.karpathy')}", file=sys.stderr)
     report.print()
-    lifecycle.save_report(report, "mscoco.eval", cfg)
-    lifecycle.finish("mscoco.eval", cfg, argv)
+    return report
 
 
 if __name__ == "__main__":

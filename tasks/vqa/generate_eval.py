@@ -32,13 +32,14 @@ def main(argv=None) -> None:
     cfg = parse_args(__doc__, DEFAULTS, CONFIG, argv)
     cfg.require_file("vqav2.val_questions")
     cfg.require_file("vqav2.val_annotations")
-    lifecycle.begin("vqav2.eval", cfg)
+    lifecycle.run_step(STEP, cfg, argv, lambda: generate(cfg))
+
+
+def generate(cfg) -> Report:
     report = Report("vqav2 generate_eval")
-    n = write_jsonl(cfg.path("vqav2.eval_file"), eval_rows(cfg, report))
-    report.count("rows_out", n)
+    report.count("rows_out", write_jsonl(cfg.path("vqav2.eval_file"), eval_rows(cfg, report)))
     report.print()
-    lifecycle.save_report(report, "vqav2.eval", cfg)
-    lifecycle.finish("vqav2.eval", cfg, argv)
+    return report
 
 
 if __name__ == "__main__":
