@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,8 +11,10 @@ from .config import REPO_ROOT
 from .errors import UserError
 from .sampling import rng
 
-# The table ships with the project (a copy of shared/data/languages.tsv).
-LANGUAGES_TSV = REPO_ROOT / "common" / "languages.tsv"
+# The table ships with the project (a copy of shared/data/languages.tsv); MBLIP_LANGUAGE_TABLE
+# names another (an edited copy). Every step that uses it lists it among its inputs
+# (``table_inputs``), so an edit makes those steps stale.
+LANGUAGES_TSV = Path(os.environ.get("MBLIP_LANGUAGE_TABLE") or REPO_ROOT / "common" / "languages.tsv")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ def load_languages(path: str | Path = LANGUAGES_TSV) -> dict[str, Language]:
                 raise UserError(f"{path}:{lineno}: duplicate language code {lang.code!r}")
             table[lang.code] = lang
     return table
+
+
+def table_inputs(cfg=None) -> list[Path]:
+    """The language table, as an input of the steps that use it (a ``reads`` entry)."""
+    return [LANGUAGES_TSV]
 
 
 def get_language(code: str) -> Language:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 from common.config import Config
 from common.errors import UserError
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
+from common.languages import table_inputs
 from common.report import Report
 from common.steptype import Step
 from eval_data.settings import DEFAULTS as EVAL_DEFAULTS
@@ -158,7 +159,7 @@ def source_name(path: Path, cfg: Config) -> str:
 def eval_step(bench: str, title: str, module: str, shaped_by: tuple[str, ...] = ()) -> Step:
     """The step of one benchmark's converter: reads the raw files of its config
     section, writes its output folder."""
-    return Step(f"eval.{bench}", module, "eval_data", title, reads=(f"{bench}.*",), writes=(f"${{{bench}.out_dir}}",),
+    return Step(f"eval.{bench}", module, "eval_data", title, reads=(f"{bench}.*", table_inputs), writes=(f"${{{bench}.out_dir}}",),
                 shaped_by=(bench, "language_names", *shaped_by), defaults=EVAL_DEFAULTS)
 
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from common import decontam, lifecycle
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
-from common.languages import language_list, load_languages
+from common.languages import language_list, load_languages, table_inputs
 from common.report import Report
 from common.sampling import rng
 from common.steptype import Step
@@ -156,7 +156,7 @@ def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: R
 
 
 STEP = Step("match.final", "match.generate_match_train", "match", "final training file",
-            reads=("${generate.input}", "${generate.translated_templates}", "${match.input}", decontam.web_inputs),
+            reads=(table_inputs, "${generate.input}", "${generate.translated_templates}", "${match.input}", decontam.web_inputs),
             writes=("${generate.output}",), after=("match.translate",),
             shaped_by=("generate", "decontam", "translation"), tasks=("capfilt_match",), defaults=DEFAULTS)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.report import Report
 from common.shards import ShardRule
 from common.steptype import Step
@@ -47,7 +47,7 @@ def with_english_copy(in_path: Path, out_path: Path, max_bad: int) -> tuple[int,
 
 
 STEP = Step("match.translate", "match.translate_match_train", "match", "translate the candidate captions",
-            reads=("${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
+            reads=(table_inputs, "${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
             after=("match.mine",), shaped_by=("translate", "generate.templates", "translation"),
             defaults=DEFAULTS, rule=SHARDS)
 

@@ -26,7 +26,7 @@ from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.eval_sets import web_keys
 from common.jsonl import BadRows, read_jsonl, write_jsonl
-from common.languages import language_list, load_languages
+from common.languages import language_list, load_languages, table_inputs
 from common.report import Report
 from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, clean_text
@@ -143,7 +143,7 @@ ENGLISH_STEP = Step("capfilt.english", "pretrain.generate_train", "capfilt", "En
                     shaped_by=("generate.caption_templates", "generate.seed", "generate.check_images"),
                     defaults=DEFAULTS)
 FINAL_STEP = Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
-                  reads=("${generate.translated}", "${generate.templates}", decontam.web_inputs),
+                  reads=(table_inputs, "${generate.translated}", "${generate.templates}", decontam.web_inputs),
                   writes=("${generate.output}",), after=("capfilt.translate",), shaped_by=("generate", "decontam"),
                   tasks=("capfilt",), defaults=DEFAULTS)
 

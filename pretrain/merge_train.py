@@ -31,7 +31,7 @@ from common import lifecycle, records
 from common.config import REPO_ROOT, free_mapping, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import atomic_open, write_json
-from common.languages import load_languages
+from common.languages import load_languages, table_inputs
 from common.sampling import rng
 from common.scripts import is_simplified
 from common.steptype import Step
@@ -314,7 +314,7 @@ def plot(report: dict, path: Path) -> None:
 
 
 STEP = Step("merge", "pretrain.merge_train", "merge_train", "merge every final training file",
-            reads=("merge.inputs",), writes=("${merge.output}", "${merge.report}", "${merge.card}"),
+            reads=(table_inputs, "merge.inputs", mix_card.report_inputs), writes=("${merge.output}", "${merge.report}", "${merge.card}"),
             after=("capfilt.final", "match.final", "mscoco.final", "vqav2.final", "aokvqa.generate",
                    "llava.final", "imagenet.generate"),
             shaped_by=("merge",), defaults=DEFAULTS)

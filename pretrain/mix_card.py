@@ -70,6 +70,23 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     return merged, f"{len(parts)} shard reports of {step_id}"
 
 
+def report_inputs(cfg) -> list[Path]:
+    """The step reports the mix report reads (the final steps' decontamination
+    counts, the translate steps' fallbacks): the merge step declares them, so a
+    changed report makes the merge stale."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
+    tasks = [str(t) for t in cfg.at("merge.tasks")]
+    ids = []
+    for step in _steps_of(tasks):
+        ids.append(step.id)
+        if step.after and step.after[0].endswith(".translate") and pipeline.get(step.after[0]).reads:
+            ids.append(step.after[0])
+    try:
+        return [lifecycle.report_path(sid, cfg) for sid in dict.fromkeys(ids)]
+    except UserError:
+        return []   # paths.work_dir not set: the merge stops on it before any work
+
+
 def _steps_of(tasks: list[str]) -> list[steptype.Step]:
     from common import pipeline   # the ordered list, above the step modules: read at call time
     return [s for s in pipeline.STEPS if set(s.tasks) & set(tasks)]

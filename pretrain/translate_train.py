@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from common.config import REPO_ROOT, parse_args
 from common.errors import entry_point
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.shards import ShardRule, check_shard_args
 from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS
@@ -35,7 +35,7 @@ SHARDS = ShardRule(device="translation", sharded=("${translate.output}",),
 
 
 STEP = Step("capfilt.translate", "pretrain.translate_train", "capfilt", "translate captions and templates",
-            reads=("${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
+            reads=(table_inputs, "${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
             after=("capfilt.english",), shaped_by=("translate", "generate.caption_templates", "translation"),
             defaults=DEFAULTS, rule=SHARDS)
 

@@ -129,3 +129,20 @@ def test_distinct_images_shared_collection(tmp_path):
     merge_train.main(argv)
     report = json.loads((train / "task_mix_report.json").read_text())
     assert report["mix"]["distinct_images"] == 7 and report["tasks"]["vqav2_vqa"]["distinct_images"] == 7
+
+
+def test_the_merge_declares_the_step_reports_it_reads(tmp_path):
+    """The mix report reads the final and translate steps' reports: a changed report makes the merge stale."""
+    from common import cli, lifecycle, records
+    args, train = setup(tmp_path)
+    merge_train.main(args)
+    cfg = cli.load_config(merge_train.STEP, args)
+    reads = [str(p) for p in records.inputs(merge_train.STEP, cfg)]
+    for sid in ("mscoco.final", "mscoco.translate", "vqav2.final", "vqav2.translate"):
+        assert str(lifecycle.report_path(sid, cfg)) in reads, sid
+    assert records.state(merge_train.STEP, cfg).status == "done"
+    report = lifecycle.report_path("mscoco.translate", cfg)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text('{"fallback_to_english": {"de": {"off_target": 1}}}', encoding="utf-8")
+    st = records.state(merge_train.STEP, cfg)
+    assert st.status == "stale" and str(report) in st.reason

@@ -212,3 +212,38 @@ def test_karpathy_images_are_streamed_one_record_at_a_time(tmp_path):
     bad = BadRows(max_bad=None, quiet=True)
     assert [img for _, img in iter_json_array(path, bad, member="images")] == [{"a": 1}]
     assert bad.examples == [f"{path}: images[1]: file ends inside the 'images' array (truncated file?)"]
+
+
+def test_an_edited_language_table_makes_the_translate_step_stale_and_retranslates(tmp_path):
+    """ku's model code edited in the language table: status calls mscoco.translate
+    stale (the table is one of its inputs) and the rerun translates for the new
+    code (the cache is keyed by the code the model receives, not by ours)."""
+    import os
+    import subprocess
+
+    from tests.conftest import PYTHON, REPO
+    table = tmp_path / "languages.tsv"
+    table.write_text((REPO / "common" / "languages.tsv").read_text(encoding="utf-8"), encoding="utf-8")
+    env = {**os.environ, "MBLIP_LANGUAGE_TABLE": str(table)}
+    args = sets(tmp_path, "--set", "mscoco.languages=[ku]")
+
+    def run(*cmd):
+        r = subprocess.run([PYTHON, *cmd, *args], cwd=REPO, env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout + r.stderr
+
+    def status_of(step_id):
+        out = run("-m", "common", "status")
+        return next(line.split()[2] for line in out.splitlines() if f" {step_id} " in f"{line} ")
+
+    run("tasks/mscoco/generate_train.py")
+    run("tasks/mscoco/translate_train.py")
+    translated = tmp_path / "work" / "mscoco" / "captions_translated.jsonl"
+    assert any("[kmr_Latn]" in line for line in translated.read_text(encoding="utf-8").splitlines())
+    assert status_of("mscoco.translate") == "done"
+    table.write_text(table.read_text(encoding="utf-8").replace("kmr_Latn", "ckb_Arab"), encoding="utf-8")
+    assert status_of("mscoco.translate") == "STALE"
+    run("tasks/mscoco/translate_train.py")
+    text = translated.read_text(encoding="utf-8")
+    assert "[ckb_Arab]" in text and "[kmr_Latn]" not in text
+    assert status_of("mscoco.translate") == "done"

@@ -245,7 +245,9 @@ class Engine:
         translates exactly the batches the killed one had not committed, with the
         same inputs, and its output equals an uninterrupted run's."""
         self.stats["unique"] += len(pairs)
-        keys = [cache_key(self.gen_key, src, tgt, text) for text, tgt in pairs]
+        # Keyed by the codes the model receives (kmr_Latn, not ku): a change of a language's
+        # model code in the table never reuses a translation made for the old one.
+        keys = [cache_key(self.gen_key, src_nllb, tgt_nllb[tgt], text) for text, tgt in pairs]
         cached = self.cache.get_many(keys)
         done: dict[tuple[str, str], tuple[str, str | None]] = {}
         for pair, key in zip(pairs, keys):
@@ -333,7 +335,7 @@ class Engine:
                 self.stats["failed"] += 1
                 continue
             done[pair] = self._verdict(text, out, tgt_code)
-            rows.append((keys[j], self.gen_key, src, pair[1], text, out))  # the raw output, no verdict
+            rows.append((keys[j], self.gen_key, src_nllb, tgt_code, text, out))  # the raw output, no verdict
         self.stats["translated"] += len(rows)
         return rows
 

@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
-from common.languages import get_language
+from common.languages import get_language, nllb_code
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
@@ -187,7 +187,10 @@ def translation_settings(tcfg: dict) -> dict:
 
 
 def store_key(template_sets: dict[str, list[str]], tcfg: dict, languages: list[str]) -> dict:
-    key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages)}
+    # model_codes: what the model receives for each language (the table's code), so an edit of
+    # the table makes the store stale.
+    key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages),
+           "model_codes": {c: nllb_code(c) for c in languages}}
     return json.loads(json.dumps(key))  # as it reads back from the file (tuples -> lists)
 
 
@@ -200,7 +203,7 @@ def _changed(old: dict | None, new: dict) -> str:
     if not isinstance(old, dict):
         return "the file has no key"
     out = []
-    for part in ("templates", "languages"):
+    for part in ("templates", "languages", "model_codes"):
         if old.get(part) != new[part]:
             out.append(part)
     old_t = old.get("translation") if isinstance(old.get("translation"), dict) else {}

@@ -19,7 +19,7 @@ from common import lifecycle
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl
-from common.languages import load_languages
+from common.languages import load_languages, table_inputs
 from common.shards import RUN_DEFAULTS, ShardRule, check_shard_args
 from common.steptype import Step
 from translate.engine import TRANSLATION_DEFAULTS, Engine, check_settings
@@ -74,7 +74,7 @@ def scan_input(src: Path, fc: dict) -> None:
 
 
 STEP = Step("translate.file", "translate.translate_file", "translate_file", "translate fields of any JSONL file",
-            reads=("${file.input}",), writes=("${file.output}",), shaped_by=("file", "translation"),
+            reads=(table_inputs, "${file.input}",), writes=("${file.output}",), shaped_by=("file", "translation"),
             defaults=DEFAULTS, rule=SHARDS, tool=True)
 
 

@@ -28,7 +28,7 @@ from common import lifecycle
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import load_json
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.report import Report
 from common.sampling import rng
 from common.steptype import Step
@@ -114,7 +114,7 @@ def read_translations(cfg, languages: list[str], argv) -> dict:
 
 
 STEP = Step("imagenet.generate", "tasks.imagenet.generate_train", "imagenet", "classify and decide examples",
-            reads=("${imagenet.class_index}", "${imagenet.classnames_en}", "${imagenet.babel}",
+            reads=(table_inputs, "${imagenet.class_index}", "${imagenet.classnames_en}", "${imagenet.babel}",
                    "${imagenet.work_dir}/templates_translated.json"),
             writes=("${imagenet.classify_file}", "${imagenet.decide_file}"), after=("imagenet.translate",),
             shaped_by=("imagenet",), tasks=("imagenet_classify", "imagenet_decide"), defaults=DEFAULTS)

@@ -18,7 +18,7 @@ import sys
 from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import load_json
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.steptype import Step
 from tasks.imagenet.settings import CONFIG, DEFAULTS, check_settings, templates_path, translatable
 from translate import source
@@ -41,7 +41,7 @@ def run(cfg, engine: Engine | None = None, argv=None) -> dict[str, dict[str, lis
 
 
 STEP = Step("imagenet.translate", "tasks.imagenet.translate_train", "imagenet", "translate instructions and yes/no",
-            writes=("${imagenet.work_dir}/templates_translated.json",),
+            reads=(table_inputs,), writes=("${imagenet.work_dir}/templates_translated.json",),
             shaped_by=("imagenet.templates", "imagenet.yes_no", "imagenet.languages", "translation"),
             defaults=DEFAULTS)
 

@@ -19,6 +19,7 @@ from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
 from common.steptype import Step
+from common.languages import table_inputs
 from tasks.coco_images import CocoResolver, coco_id
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
@@ -110,7 +111,7 @@ ENGLISH_STEP = Step("llava.english", "tasks.llava.generate_train", "llava", "LLa
                                                            "image_patterns", "max_answer_sentences")),
                     defaults=DEFAULTS)
 FINAL_STEP = Step("llava.final", "tasks.llava.generate_train", "llava", "LLaVA: final training file",
-                  reads=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json",
+                  reads=(table_inputs, "${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json",
                          decontam.coco_inputs),
                   writes=("${llava.detail_out}", "${llava.conversation_out}"), after=("llava.translate",),
                   shaped_by=("llava", "decontam"), tasks=("llava_detail", "llava_conversation"), defaults=DEFAULTS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from common.config import parse_args
 from common.errors import entry_point
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.shards import ShardRule
 from common.steptype import Step
 from tasks.llava.settings import CONFIG, DEFAULTS, work_paths
@@ -22,7 +22,7 @@ SHARDS = ShardRule(device="translation", sharded=("${llava.work_dir}/turns_trans
 
 
 STEP = Step("llava.translate", "tasks.llava.translate_train", "llava", "LLaVA: translate rows and templates",
-            reads=("${llava.work_dir}/turns_en.jsonl",),
+            reads=(table_inputs, "${llava.work_dir}/turns_en.jsonl",),
             writes=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json"),
             after=("llava.english",), shaped_by=("llava.languages", "llava.seed", "llava.templates", "translation"),
             defaults=DEFAULTS, rule=SHARDS)

@@ -15,7 +15,7 @@ from common import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl, write_jsonl
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.report import Report
 from common.steptype import Step
 from tasks.instructions import check_templates, final_row
@@ -93,7 +93,7 @@ ENGLISH_STEP = Step("mscoco.english", "tasks.mscoco.generate_train", "mscoco", "
                     shaped_by=tuple(f"mscoco.{k}" for k in ("karpathy", "image_dir", "image_patterns",
                                                             "check_images", "train_splits")), defaults=DEFAULTS)
 FINAL_STEP = Step("mscoco.final", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: final training file",
-                  reads=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json",
+                  reads=(table_inputs, "${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json",
                          decontam.coco_inputs),
                   writes=("${mscoco.train_file}",), after=("mscoco.translate",), shaped_by=("mscoco", "decontam"),
                   tasks=("mscoco",), defaults=DEFAULTS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from common.config import parse_args
 from common.errors import entry_point
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.shards import ShardRule
 from common.steptype import Step
 from tasks.instructions import check_templates
@@ -24,7 +24,7 @@ SHARDS = ShardRule(device="translation", sharded=("${mscoco.work_dir}/captions_t
 
 
 STEP = Step("mscoco.translate", "tasks.mscoco.translate_train", "mscoco", "MSCOCO: translate rows and templates",
-            reads=("${mscoco.work_dir}/captions_en.jsonl",),
+            reads=(table_inputs, "${mscoco.work_dir}/captions_en.jsonl",),
             writes=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json"),
             after=("mscoco.english",), shaped_by=("mscoco.languages", "mscoco.seed", "mscoco.templates", "translation"),
             defaults=DEFAULTS, rule=SHARDS)

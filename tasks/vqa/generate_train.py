@@ -22,7 +22,7 @@ from common import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.report import Report
 from common.steptype import Step
 from tasks.instructions import check_templates, final_row
@@ -128,7 +128,7 @@ ENGLISH_STEP = Step("vqav2.english", "tasks.vqa.generate_train", "vqav2", "VQAv2
                                                            "train_image_pattern", "image_dir", "check_images",
                                                            "answer_min_count")), defaults=DEFAULTS)
 FINAL_STEP = Step("vqav2.final", "tasks.vqa.generate_train", "vqav2", "VQAv2: final training file",
-                  reads=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
+                  reads=(table_inputs, "${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                          "${vqav2.work_dir}/answers_translated.json", decontam.coco_inputs),
                   writes=("${vqav2.vqa_file}", "${vqav2.vqg_file}"), after=("vqav2.translate",),
                   shaped_by=("vqav2", "decontam"), tasks=("vqav2_vqa", "vqav2_vqg"), defaults=DEFAULTS)

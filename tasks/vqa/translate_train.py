@@ -9,7 +9,7 @@ from __future__ import annotations
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import load_json, write_json
-from common.languages import language_list
+from common.languages import language_list, table_inputs
 from common.shards import ShardRule
 from common.steptype import Step
 from tasks.instructions import check_templates
@@ -47,7 +47,7 @@ def run(cfg, engine=None, argv=None) -> dict:
 
 
 STEP = Step("vqav2.translate", "tasks.vqa.translate_train", "vqav2", "VQAv2: translate rows and templates",
-            reads=("${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
+            reads=(table_inputs, "${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
             writes=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                     "${vqav2.work_dir}/answers_translated.json"),
             after=("vqav2.english",), shaped_by=("vqav2.languages", "vqav2.seed", "vqav2.templates", "translation"),
