@@ -330,3 +330,26 @@ def test_split_defaults_and_quotes():
     ]:
         got, seps = segment.split(text, 100)
         assert got == pieces and segment.join(got, seps) == text
+
+
+def test_the_batch_token_budget_follows_the_device():
+    """max_batch_tokens: auto (the default) is 4096 on a CPU and grows with a GPU's free
+    memory: 32768 on an H200 (where the old 4096 made the engine slower than a plain loop)."""
+    from common.errors import UserError
+    from translate.engine import TRANSLATION_DEFAULTS, batch_token_budget, check_settings
+    assert TRANSLATION_DEFAULTS["max_batch_tokens"] == "auto"
+    gib = 2 ** 30
+    assert batch_token_budget("auto", "cpu") == 4096
+    assert batch_token_budget("auto", "cuda", free_bytes=139 * gib) == 32768
+    assert batch_token_budget("auto", "cuda:1", free_bytes=78 * gib) == 16384
+    assert batch_token_budget("auto", "cuda", free_bytes=6 * gib) == 8192        # never below 8192
+    assert batch_token_budget("auto", "cuda", free_bytes=1000 * gib) == 65536    # nor above 65536
+    assert batch_token_budget("12000", "cuda") == batch_token_budget(12000, "cpu") == 12000
+    base = {**TRANSLATION_DEFAULTS, "cache": ""}
+    for ok in ("auto", "8192", 8192):
+        check_settings({**base, "max_batch_tokens": ok})
+    for bad, says in (("fast", "must be auto or a whole number"), (0, "must be a number >= 1"),
+                      ("0", "must be a number >= 1")):
+        with pytest.raises(UserError) as e:
+            check_settings({**base, "max_batch_tokens": bad})
+        assert str(e.value).startswith("translation.max_batch_tokens: " + says), e.value

@@ -141,7 +141,7 @@ class CTranslate2Backend(_NllbTokenizer):
         if not (Path(self.path) / "model.bin").is_file():
             raise UserError(f"translation.ct2_model: no converted model at {self.path} "
                             f"(run translate/convert_ct2.py first)")
-        device = _resolve_device(cfg["device"])
+        device = self.device = _resolve_device(cfg["device"])
         compute = cfg["dtype"]
         if compute == "auto":
             compute = "float16" if device.startswith("cuda") else "int8"
