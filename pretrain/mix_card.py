@@ -70,6 +70,12 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     return merged, f"{len(parts)} shard reports of {step_id}"
 
 
+def rows_translated(step: steptype.Step) -> bool:
+    """A translate step over rows (each row draws a language; its rows are dealt to
+    shards), not one that translates templates only (imagenet.translate)."""
+    return step.rule is not None
+
+
 def report_inputs(cfg) -> list[Path]:
     """The step reports the mix report reads (the final steps' decontamination
     counts, the translate steps' fallbacks): the merge step declares them, so a
@@ -79,7 +85,7 @@ def report_inputs(cfg) -> list[Path]:
     ids = []
     for step in _steps_of(tasks):
         ids.append(step.id)
-        if step.after and step.after[0].endswith(".translate") and pipeline.get(step.after[0]).reads:
+        if step.after and step.after[0].endswith(".translate") and rows_translated(pipeline.get(step.after[0])):
             ids.append(step.after[0])
     try:
         return [lifecycle.report_path(sid, cfg) for sid in dict.fromkeys(ids)]
@@ -98,7 +104,7 @@ def drawn_tasks() -> set[str]:
     out = set()
     for s in pipeline.STEPS:
         tr = pipeline.get(s.after[0]) if s.after and s.after[0].endswith(".translate") else None
-        if s.tasks and tr is not None and tr.reads:
+        if s.tasks and tr is not None and rows_translated(tr):
             out.update(s.tasks)
     return out
 
@@ -111,7 +117,7 @@ def fallbacks(tasks: list[str], cfg) -> tuple[dict[str, dict[str, int]], dict[st
     total: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     sources = {}
     for step in _steps_of(tasks):
-        if not step.after or not step.after[0].endswith(".translate") or not pipeline.get(step.after[0]).reads:
+        if not step.after or not step.after[0].endswith(".translate") or not rows_translated(pipeline.get(step.after[0])):
             continue
         rep, where = step_report(step.after[0], cfg)
         sources[step.after[0]] = where if rep is not None and "fallback_to_english" in rep else f"not recorded ({where})"

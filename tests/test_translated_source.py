@@ -55,6 +55,7 @@ def capfilt(tmp_path: Path, raw: Path, *extra: str) -> list[str]:
             "--set", f"paths.out_root={tmp_path}/out", "--set", f"paths.spacy_model={SPACY_MODEL}",
             "--set", "filter.max_captions=2", "--set", "filter.n_process=1", "--set", "download.threads=4",
             "--set", "download.progress=false", "--set", "download.backoff=0.05",
+            "--set", "download.allow_hosts=[127.0.0.1]",
             *translation_sets("dry-run", tmp_path / "cache.sqlite"), *extra]
 
 

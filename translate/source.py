@@ -104,20 +104,18 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
                    store: Path, rows_in: Path | None = None, rows_out: Path | None = None,
                    fields: list[str] = (), seed: int = 0, max_bad_rows: int = 1000, chunk_rows: int = 20000,
                    engine: Engine | None = None, after: Callable | None = None, report: Report | None = None,
-                   argv: list[str] | None = None, prepare: Callable[[Report], None] | None = None,
-                   extra: tuple = ()) -> dict:
+                   argv: list[str] | None = None, keep: dict[str, str] | None = None) -> dict:
     """The translate step of a source: the rows of ``rows_in`` (each gets a
     language of ``languages`` by mC4 share, seeded over the whole file) into
     ``rows_out``, then, in shard 0 only, the template sets into the store and
     ``after(engine, languages)`` (extra work, returns counts). ``report``: one
     the caller started (counts of its own). Warns loudly about languages (or
     templates) whose translations were all rejected and stops at
-    ``translation.max_reject_rate``. ``prepare(report)``: work before the
-    translation (after the outputs are checked writable; ``extra``: more files it
-    writes, as for ``lifecycle.begin``). Runs in ``lifecycle.run_step``; the
+    ``translation.max_reject_rate``. ``keep``: English copies of translated
+    fields kept in the rows (translate_jsonl). Runs in ``lifecycle.run_step``; the
     report is saved also when the translation fails. Returns the counts."""
     from common import pipeline   # the ordered list, above the step modules: read at call time
-    if prepare is None and rows_in is not None and not rows_in.is_file():   # prepare writes its own
+    if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
     run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
@@ -126,26 +124,25 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     bad_key = "translate.max_bad_rows" if "translate" in cfg else f"{pipeline.get(step_id).config}.max_bad_rows"
 
     def work() -> Report:
-        if prepare is not None:
-            prepare(report)
         _translate(engine or Engine(cfg.at("translation")), step_id, cfg, report, bad_key, **kw)
         return report
 
     kw = dict(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in, rows_out=rows_out,
               fields=fields, seed=seed, max_bad_rows=max_bad_rows, chunk_rows=chunk_rows, after=after,
-              run=run, shard_index=shard_index)
-    lifecycle.run_step(pipeline.get(step_id), cfg, argv, work, extra, partial=report)
+              run=run, shard_index=shard_index, keep=keep)
+    lifecycle.run_step(pipeline.get(step_id), cfg, argv, work, partial=report)
     return dict(report.counts)
 
 
 def _translate(engine: Engine, step_id: str, cfg, report: Report, bad_key: str, *, languages, template_sets, store,
-               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index) -> None:
+               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index, keep) -> None:
     """The rows, then (shard 0) the template store and ``after``; the engine's summary in the report."""
     try:
         if rows_in is not None:
             counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
                                      assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
-                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id)
+                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id,
+                                     keep=keep)
             # {language: {reason: rows}}: what the mix report explains per language
             report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
             report.counts.update(counts)

@@ -73,7 +73,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
                     lang_field: str = "lang", assign_seed: int | None = None,
                     languages: list[str] | None = None, run: dict | None = None,
                     chunk_rows: int = 20000, max_bad_rows: int = 1000,
-                    max_bad_rows_key: str = "max_bad_rows", assign_stage: str = "") -> dict:
+                    max_bad_rows_key: str = "max_bad_rows", assign_stage: str = "",
+                    keep: dict[str, str] | None = None) -> dict:
     """Stream ``in_path`` -> ``out_path`` (or this run's shard of it). Returns
     counts, and under ``fallback_to_english`` the rows that fell back to English
     as {language asked for: {reason: rows}} (reasons: translate/quality.py).
@@ -81,7 +82,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     With ``assign_seed`` set, every row first gets ``row[lang_field]`` drawn by mC4
     share over the whole file (so shards agree), else the field must be present.
     ``assign_stage`` (the drawing step's name) makes the draw the step's own
-    (common.languages.assign_languages).
+    (common.languages.assign_languages). ``keep``: {field: copy}: the English of a
+    translated field kept beside it (``{"caption": "caption_en"}``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
     num_shards, shard_index = check_shard_args(run or RUN_DEFAULTS)
@@ -96,6 +98,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     def usable_rows():
         # Every shard skips and reports the same unusable rows; the usable ones are dealt round-robin.
         for i, row in enumerate(read_jsonl(in_path, bad)):
+            for field, copy in (keep or {}).items():
+                row[copy] = row.get(field)
             if assigned is not None:
                 row[lang_field] = assigned[i]
             code = row.get(lang_field)
