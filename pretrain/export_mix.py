@@ -2,8 +2,8 @@
 
 - ``llava``: LLaVA conversation JSON (LLaVA, LLaVA-NeXT, Pangea): one JSON list
   of {"id", "image", "conversations": [{"from": "human", "value": "<image>\\n"
-  + context}, {"from": "gpt", "value": label}]}, ``image`` relative to
-  ``export.llava.image_root``. A mix row is one question-answer turn (the
+  + context}, {"from": "gpt", "value": label}]}, ``image`` is
+  ``<collection>/<image_id>`` (or relative to ``export.llava.image_root``). A mix row is one question-answer turn (the
   LLaVA conversations are split into turns, translated and drawn one by one),
   so each row is one human/gpt pair;
 - ``parquet``: Hugging Face ``datasets`` parquet shards with an ``Image``
@@ -56,7 +56,9 @@ DEFAULTS = {
                                     vqav2_vqg="coco", aokvqa_cot="coco", aokvqa_explain="coco",
                                     llava_detail="coco", llava_conversation="coco",
                                     imagenet_classify="imagenet", imagenet_decide="imagenet"),
-        "llava": {"file": "${export.out_dir}/llava/train.json", "image_root": "${paths.raw_root}"},
+        # image_root "": "image" is "<collection>/<image_id>" (a folder with one link per
+        # collection is the image folder); a folder: the image's path relative to it.
+        "llava": {"file": "${export.out_dir}/llava/train.json", "image_root": ""},
         "parquet": {"dir": "${export.out_dir}/parquet", "embed_images": True,
                     "rows_per_shard": 10000, "rows_per_group": 100},
         "webdataset": {"dir": "${export.out_dir}/webdataset", "max_shard_bytes": 1_000_000_000,
@@ -160,13 +162,16 @@ class LlavaWriter:
 
     def __init__(self, e: dict, cfg):
         self.path = cfg.path("export.llava.file")
-        self.root = os.path.abspath(cfg.path("export.llava.image_root"))
+        root = e["llava"]["image_root"]
+        self.root = os.path.abspath(os.path.expanduser(root)) if root else None
         self.out = _Atomic(self.path)
         self.out.f.write(b"[")
         self.rows = 0
 
-    def add(self, key: str, row: dict, image: Path, data: bytes | None) -> None:
-        item = {"id": key, "image": Path(os.path.relpath(os.path.abspath(image), self.root)).as_posix(),
+    def add(self, key: str, row: dict, image: Path, data: bytes | None, collection: str) -> None:
+        name = Path(os.path.relpath(os.path.abspath(image), self.root)).as_posix() if self.root \
+            else f"{collection}/{row['image_id']}"
+        item = {"id": key, "image": name,
                 "conversations": [{"from": "human", "value": "<image>\n" + row["context"]},
                                   {"from": "gpt", "value": row["label"]}]}
         self.out.f.write(((",\n" if self.rows else "\n") + dumps(item)).encode("utf-8"))
@@ -232,7 +237,7 @@ class ParquetWriter:
         self.buffer: list[dict] = []
         self.in_shard = self.rows = 0
 
-    def add(self, key: str, row: dict, image: Path, data: bytes | None) -> None:
+    def add(self, key: str, row: dict, image: Path, data: bytes | None, collection: str) -> None:
         picture = {"bytes": data, "path": row["image_id"]} if self.embed \
             else {"bytes": None, "path": os.path.abspath(image)}
         self.buffer.append({"id": key, "image": picture, **{k: row[k] for k in KEYS}})
@@ -297,7 +302,7 @@ class TarWriter:
             len(payload), 0, 0o644, 0, 0, "", ""
         return info, io.BytesIO(payload)
 
-    def add(self, key: str, row: dict, image: Path, data: bytes | None) -> None:
+    def add(self, key: str, row: dict, image: Path, data: bytes | None, collection: str) -> None:
         jpeg, reencoded = as_jpeg(data, self.quality)
         self.reencoded += reencoded
         meta = dumps({"id": key, **{k: row[k] for k in KEYS}}).encode("utf-8")
@@ -356,7 +361,7 @@ def export(cfg, e: dict, report: Report) -> dict:
             data = path.read_bytes() if need_bytes else None
             key = f"{index:09d}"
             for w in writers.values():
-                w.add(key, row, path, data)
+                w.add(key, row, path, data, collection)
             report.count("rows_out")
         out = {name: w.close() for name, w in writers.items()}
     except BaseException:

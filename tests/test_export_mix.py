@@ -67,17 +67,23 @@ def report(tmp: Path) -> dict:
     return json.loads((tmp / "work" / "reports" / "export.json").read_text(encoding="utf-8"))
 
 
-def test_llava_json_holds_every_row_as_a_conversation(tmp_path):
+@pytest.mark.parametrize("image_root", ["", "raw"])
+def test_llava_json_holds_every_row_as_a_conversation(tmp_path, image_root):
     args, mix = setup(tmp_path)
-    run(args, f"export.llava.image_root={tmp_path}", "export.formats=[llava]")
+    run(args, f"export.llava.image_root={tmp_path / image_root if image_root else ''}", "export.formats=[llava]")
     items = json.loads((tmp_path / "out" / "export" / "llava" / "train.json").read_text(encoding="utf-8"))
     want = expected(mix)
     assert [it["id"] for it in items] == list(want)
+    folder = tmp_path / "llava_images"   # the image folder a LLaVA user makes: one link per collection
+    folder.mkdir()
+    for coll, root in ROOTS.items():
+        (folder / coll).symlink_to(tmp_path / root)
     for it in items:
         row = want[it["id"]]
         assert set(it) == {"id", "image", "conversations"}
         assert not os.path.isabs(it["image"])
-        assert (tmp_path / it["image"]).resolve() == image_file(tmp_path, row).resolve()
+        base = tmp_path / image_root if image_root else folder
+        assert os.path.samefile(os.path.join(base, it["image"]), image_file(tmp_path, row))
         assert it["conversations"] == [{"from": "human", "value": "<image>\n" + row["context"]},
                                        {"from": "gpt", "value": row["label"]}]
     assert not (tmp_path / "out" / "export" / "parquet").exists()
