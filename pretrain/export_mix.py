@@ -270,6 +270,9 @@ class ParquetWriter:
         return {"files": self.shards.finish(), "rows": self.rows, "embed_images": self.embed}
 
     def abort(self) -> None:
+        if self.writer is not None:   # its footer goes to the temporary, which abort removes
+            self.writer.close()
+            self.writer = None
         self.shards.abort()
 
 
