@@ -30,7 +30,7 @@ from eval_data.xgqa import convert as xgqa
 from eval_data.xm3600 import convert as xm3600
 from eval_data.xvnli import convert as xvnli
 from match import generate_match_train, hard_match, translate_match_train
-from pretrain import download_images, merge_train
+from pretrain import download_images, export_mix, merge_train
 from pretrain import filter as capfilt_filter
 from pretrain import generate_train as capfilt_generate
 from pretrain import translate_train as capfilt_translate
@@ -60,7 +60,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(6, "A-OKVQA", (aokvqa_generate.STEP,)),
     Stage(7, "LLaVA-Instruct", (llava_generate.ENGLISH_STEP, llava_translate.STEP, llava_generate.FINAL_STEP)),
     Stage(8, "ImageNet with Babel-ImageNet names", (imagenet_translate.STEP, imagenet_generate.STEP)),
-    Stage(9, "The task mix", (merge_train.STEP,)),
+    Stage(9, "The task mix", (merge_train.STEP, export_mix.STEP)),
     Stage(10, "Evaluation sets", (xgqa.STEP, xvnli.STEP, marvl.STEP, xflickrco.STEP, xm3600.STEP, maxm.STEP,
                                   pope.STEP, chair.STEP)),
 )
