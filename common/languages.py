@@ -12,6 +12,8 @@ from .sampling import rng
 
 # The table ships with the project (a copy of shared/data/languages.tsv).
 LANGUAGES_TSV = REPO_ROOT / "common" / "languages.tsv"
+# Codes that releases spell otherwise -> the table's code (ISO 639-1 replaced iw by he; XM3600 writes he).
+ALIASES = {"he": "iw"}
 
 
 @dataclass(frozen=True)
