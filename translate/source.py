@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
-from common.languages import get_language
+from common.languages import check_split, get_language, target_percent
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
@@ -109,6 +109,7 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     ``translation.max_reject_rate``; saves the report; ends with
     ``lifecycle.finish``. Returns the counts."""
     from common import pipeline   # the ordered list, above the step modules: read at call time
+    split = drawing_split(step_id, cfg, languages) if rows_in is not None else None
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
@@ -122,9 +123,13 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
         if rows_in is not None:
             counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
                                      assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
-                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id)
+                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id,
+                                     language_split=split)
             # {language: {reason: rows}}: what the mix report explains per language
             report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
+            # the draws and their policy: the mix report's "drawn vs target" (pretrain/mix_card.py)
+            report.extra["language_split"] = {**split, "target_percent": target_percent(languages, split)}
+            report.extra["drawn"] = counts.pop("drawn")
             report.counts.update(counts)
         if shard_index == 0:
             translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
@@ -140,6 +145,23 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
         lifecycle.save_report(report, step_id, cfg)
     lifecycle.finish(step_id, cfg, argv)
     return dict(report.counts)
+
+
+def split_key(step_id: str, cfg) -> str:
+    """The config key of a translate step's language split: ``translate.language_split``
+    (CapFilt, matching) or ``<source>.language_split``, beside the step's ``languages``."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
+    return "translate.language_split" if "translate" in cfg else f"{pipeline.get(step_id).config}.language_split"
+
+
+def drawing_split(step_id: str, cfg, languages: list[str]) -> dict:
+    """The step's language-split policy, checked before any work (one line naming the key)."""
+    key = split_key(step_id, cfg)
+    try:
+        value = cfg.at(key)
+    except UserError:
+        value = {"policy": "mc4"}   # a config without the key draws by mC4 share
+    return check_split(value, key, languages)
 
 
 def _check_templates(translated: dict, template_sets: dict, languages: list[str], report: Report) -> None:
