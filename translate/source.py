@@ -74,15 +74,28 @@ def generate(source: str, cfg, english: Callable[[], Written], final: Callable[[
     return run
 
 
-def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]]) -> dict[str, collections.Counter]:
+# A row's prompt language where it differs from its target's (``lang``): set by the
+# generator, counted and removed by ``write_by_key`` (never written).
+PROMPT_LANG = "_prompt_lang"
+
+
+def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]],
+                 prompts: dict[str, collections.Counter] | None = None) -> dict[str, collections.Counter]:
     """Write (key, row) pairs, in one pass, to one file per key, each
-    atomically. Returns {key: Counter of row["lang"]}."""
+    atomically. Returns {key: Counter of row["lang"]} (the target's language);
+    ``prompts`` gets {key: Counter of the prompt's language} (``PROMPT_LANG``
+    where the generator set it, else the row's ``lang``)."""
     langs = {key: collections.Counter() for key in paths}
+    if prompts is not None:
+        prompts.update({key: collections.Counter() for key in paths})
     with contextlib.ExitStack() as stack:
         files = {key: stack.enter_context(atomic_open(path)) for key, path in paths.items()}
         for key, row in pairs:
+            prompt = row.pop(PROMPT_LANG, None) or row.get("lang")
             files[key].write(dumps(row) + "\n")
             langs[key][row.get("lang")] += 1
+            if prompts is not None:
+                prompts[key][prompt] += 1
     return langs
 
 
