@@ -94,3 +94,16 @@ def test_policy_is_in_the_fingerprint_of_every_drawing_step(step_id, tmp_path):
     base = fingerprint()
     assert fingerprint(f"{key}.policy=english_share") != base
     assert fingerprint(f"{key}.policy=temperature") != fingerprint(f"{key}.policy=temperature", f"{key}.alpha=0.5")
+
+
+def test_policy_table_on_100k_rows_within_tolerance(capsys):
+    """The table of docs/languages.md: every policy within 10% (relative) per language with
+    1,000 rows or more, English within 0.5 points."""
+    from tests.tools import language_split_table as tool
+    assert tool.main(["--n", "100000"]) == 0
+    out = capsys.readouterr().out
+    assert "| en | English | 43.843 | 43.843 | 43843 | 50.000 | 50.000 | 50000 |" in out
+    target, got, rows = tool.realised(100_000, 0, check_split({"policy": "temperature", "alpha": 0.3}, "k"))
+    assert tool.failures("t", target, got, rows) == []
+    assert tool.failures("t", target, {**got, "en": got["en"] + 0.6}, rows)    # the check can fail
+    assert tool.failures("t", target, {**got, "de": got["de"] * 1.2}, rows)
