@@ -15,6 +15,8 @@ from .sampling import rng
 # names another (an edited copy). Every step that uses it lists it among its inputs
 # (``table_inputs``), so an edit makes those steps stale.
 LANGUAGES_TSV = Path(os.environ.get("MBLIP_LANGUAGE_TABLE") or REPO_ROOT / "common" / "languages.tsv")
+# Codes that releases spell otherwise -> the table's code (ISO 639-1 replaced iw by he; XM3600 writes he).
+ALIASES = {"he": "iw"}
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,64 @@ def language_counts(n: int, shares: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+# -- language-split policies ------------------------------------------------------------------------
+# How the rows of a translated source are split over its languages (``<section>.language_split``):
+#   mc4:           each language's mC4 share (mBLIP's split; English 43.8% over the whole table)
+#   english_share: English ``english`` (0..1), the rest uniform over the other chosen languages
+#                  (Centurio's recipe: 0.5)
+#   temperature:   mC4 shares to the power ``alpha`` (0..1; 1 is mc4, 0 uniform), renormalised
+SPLIT_POLICIES = ("mc4", "english_share", "temperature")
+SPLIT_DEFAULT = {"policy": "mc4", "english": 0.5, "alpha": 0.3}
+
+
+def check_split(split, key: str, codes: list[str] | None = None) -> dict:
+    """A configured language split, checked (one line naming the key, exit 2);
+    ``codes``: the chosen languages (english_share needs English among them).
+    Returns the split as the reports record it (only what the policy uses)."""
+    if not isinstance(split, dict):
+        raise UserError(f"{key}: expected a mapping {{policy, english, alpha}}, got {split!r}")
+    policy = split.get("policy", "mc4")
+    if policy not in SPLIT_POLICIES:
+        raise UserError(f"{key}.policy: {policy!r} is not one of {', '.join(SPLIT_POLICIES)}")
+    param = {"mc4": None, "english_share": "english", "temperature": "alpha"}[policy]
+    if param is None:
+        return {"policy": policy}
+    value = split.get(param, SPLIT_DEFAULT[param])
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UserError(f"{key}.{param}: need a number from 0 to 1, got {value!r}")
+    if policy == "english_share" and codes is not None and value > 0 and "en" not in codes:
+        raise UserError(f"{key}.english: an English share of {value} but en is not among the languages drawn")
+    return {"policy": policy, param: float(value)}
+
+
+def split_shares(codes: list[str], split: dict | None = None) -> dict[str, float]:
+    """The relative share of each chosen language under a split policy (not
+    normalised: ``language_counts`` divides by the total). mc4 gives the table's
+    mC4 percentages themselves, so today's draws are reproduced exactly."""
+    table = load_languages()
+    split = split or {"policy": "mc4"}
+    if split["policy"] == "temperature":
+        return {c: table[c].mc4_percent ** split["alpha"] for c in codes}
+    if split["policy"] == "english_share":
+        others = [c for c in codes if c != "en"]
+        rest = (1 - split["english"]) / len(others) if others else 0.0
+        shares = {c: (split["english"] if c == "en" else rest) for c in codes}
+        return shares if sum(shares.values()) > 0 else {c: 1.0 for c in codes}
+    return {c: table[c].mc4_percent for c in codes}
+
+
+def target_percent(codes: list[str], split: dict | None = None) -> dict[str, float]:
+    """Per chosen language, its target share in percent under the policy."""
+    shares = split_shares(codes, split)
+    total = sum(shares.values())
+    return {c: 100 * v / total for c, v in shares.items()}
+
+
 def assign_languages(n: int, seed: int, codes: list[str] | None = None,
-                     exclude: list[str] | None = None, stage: str = "") -> list[str]:
-    """One language per example: counts follow the mC4 shares exactly (largest
-    remainder), positions are a seeded shuffle. Same (n, seed, codes, stage) ->
+                     exclude: list[str] | None = None, stage: str = "", split: dict | None = None) -> list[str]:
+    """One language per example: counts follow the shares of the ``split``
+    policy (default mC4; ``check_split``) exactly (largest remainder),
+    positions are a seeded shuffle. Same (n, seed, codes, stage, split) ->
     same list.
 
     ``stage`` names the step that draws (e.g. "capfilt.translate"): the shuffle
@@ -111,13 +167,12 @@ def assign_languages(n: int, seed: int, codes: list[str] | None = None,
     examples of the same images) draw independently, and the share of rows
     that get the same language in both is what chance gives.
     """
-    table = load_languages()
     chosen = language_list(codes, "language list")  # a repeated code counts once
     check_language_codes(exclude or [], "excluded languages")
     chosen = [c for c in chosen if c not in set(exclude or [])]
     if not chosen:
         raise UserError("no language left to assign (every listed language is excluded)")
-    counts = language_counts(n, {c: table[c].mc4_percent for c in chosen})
+    counts = language_counts(n, split_shares(chosen, split))
     out = [c for c in chosen for _ in range(counts[c])]
     rng(seed, "assign-languages", stage, n).shuffle(out)
     return out

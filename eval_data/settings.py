@@ -10,6 +10,7 @@ from __future__ import annotations
 from common.config import REPO_ROOT, Config, free_mapping, parse_args
 from common.errors import UserError
 from eval_data.captions import DEFAULT_SEGMENTATION, SEGMENTATIONS
+from eval_data.rows import check_language_names
 
 DEFAULT_CONFIG = str(REPO_ROOT / "configs" / "eval_data.yaml")
 
@@ -20,11 +21,15 @@ XM3600_LANGS = ["ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil
                 "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl", "pt", "quz",
                 "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh"]
 
+# mBLIP's MaXM prompt (the published protocol; mBLIP's MaXM config reads the context as it is).
+MAXM_CONTEXT = "Question: {question} Short answer in {language}:"
+
 DEFAULTS: dict = {
     "io": {"max_bad_rows": 1000},
     # How zh/ja/th caption references are split into tokens: mblip | words (eval_data/captions.py).
     "captions": {"segmentation": DEFAULT_SEGMENTATION},
-    # Names for codes missing from common/languages.tsv (XM3600 has he, hr, quz).
+    # Names for codes missing from common/languages.tsv (XM3600 has hr, quz; he is the table's iw).
+    # A code the table has must be named as the table names it (the training mix's name).
     "language_names": free_mapping(he="Hebrew", hr="Croatian", quz="Quechua"),
     "xgqa": {
         "out_dir": "${paths.out_root}/eval/xgqa",
@@ -93,7 +98,7 @@ DEFAULTS: dict = {
         "image_root": "${paths.raw_root}/xm3600/images",
         "image_ext": ".jpg",
         "drop_missing_images": False,
-        "context_template": "About the image: {question} Keep the answer short and in {language}.",
+        "context_template": MAXM_CONTEXT,
     },
     "pope": {
         "out_dir": "${paths.out_root}/eval/pope",
@@ -113,6 +118,7 @@ DEFAULTS: dict = {
 
 def load(description: str, argv: list[str] | None = None) -> Config:
     cfg = parse_args(description, DEFAULTS, default_config=DEFAULT_CONFIG, argv=argv)
+    check_language_names(cfg.at("language_names"))
     if cfg.at("captions.segmentation") not in SEGMENTATIONS:
         raise UserError(f"captions.segmentation: {cfg.at('captions.segmentation')!r} is not one of "
                         f"{', '.join(SEGMENTATIONS)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from common.config import REPO_ROOT, Config, parse_args
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
+from common.languages import SPLIT_DEFAULT, check_split, language_list
 from common.shards import RUN_DEFAULTS
 from translate.engine import TRANSLATION_DEFAULTS
 
@@ -48,6 +49,7 @@ DEFAULTS: dict = {
         "output": "${paths.work_dir}/match/capfilt_match_translated.jsonl",
         "seed": 0,
         "languages": [],              # empty: every language of the table, by mC4 share
+        "language_split": dict(SPLIT_DEFAULT),   # how rows split over the languages (common/languages.py)
         "templates_output": "${paths.work_dir}/match/capfilt_match_templates_translated.json",
         "max_bad_rows": 1000,
     },
@@ -83,6 +85,8 @@ def check(cfg: Config) -> None:
     if cfg.at("search.top_k") < max(ranks):
         raise UserError(f"search.top_k={cfg.at('search.top_k')} must be at least the largest of negatives.ranks "
                         f"({max(ranks)}), plus a margin for the image's own and duplicate captions")
+    check_split(cfg.at("translate.language_split"), "translate.language_split",
+                language_list(cfg.at("translate.languages"), "translate.languages"))
     if cfg.at("search.device") not in ("auto", "cpu", "gpu"):
         raise UserError(f"search.device must be auto, cpu or gpu, got {cfg.at('search.device')!r}")
     model = str(cfg.at("embed.model"))

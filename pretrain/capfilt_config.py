@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
+from common.languages import SPLIT_DEFAULT
 from common.sampling import stable_hash
 from common.shards import RUN_DEFAULTS
 from translate.engine import TRANSLATION_DEFAULTS
@@ -90,6 +91,7 @@ DEFAULTS: dict = {
         "templates_output": "${paths.work_dir}/capfilt/capfilt_templates.json",
         "seed": 0,
         "languages": [],
+        "language_split": dict(SPLIT_DEFAULT),   # how rows split over the languages (common/languages.py)
         "chunk_rows": 20000,
         "max_bad_rows": 10000,
     },

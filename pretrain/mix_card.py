@@ -3,12 +3,14 @@
 ``explain`` adds to the merge's report, from the reports the steps saved
 (``${paths.work_dir}/reports/<step id>.json``, common/pipeline.py):
 
-* ``languages``: per language, the target share (mC4, common/languages.tsv:
-  the share among all the table's languages), the actual share of the mix and of the
-  rows whose language was drawn by mC4 share (the translated sources), the
-  rows whose translation fell back to English and why (the translate steps'
-  quality verdicts: off-target, length out of bounds, copied, repetition,
-  empty), and the rows dropped for an evaluation image;
+* ``languages``: per language, the target share (what the translate steps'
+  language-split policies ask for, common/languages.py) and the drawn share
+  (the draws those steps recorded, before any fallback), the rows of the mix
+  by the prompt's and by the target's language (``lang``), the rows whose
+  translation fell back to English and why (the translate steps' quality
+  verdicts: off-target, length out of bounds, copied, repetition, empty), and
+  the rows dropped for an evaluation image;
+* ``draws``: rows drawn and each translate step's policy;
 * ``decontamination``: per task and evaluation set, the rows dropped for an
   evaluation image (common/decontam.py), the rows kept where an exclusion is
   off, and the training texts identical to an evaluation text.
@@ -62,6 +64,9 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
     n = max(shards, key=lambda p: p.stat().st_mtime).name.rsplit("-of-", 1)[1]
     parts = [r for r in (read_json_object(p) for p in shards if p.name.endswith("-of-" + n)) if r]
     merged: dict = {"fallback_to_english": {}}
+    for key in ("drawn", "language_split"):   # every shard draws over the whole file: the same in each
+        if parts and key in parts[0]:
+            merged[key] = parts[0][key]
     for r in parts:
         for lang, reasons in (r.get("fallback_to_english") or {}).items():
             for reason, k in reasons.items():
@@ -98,17 +103,6 @@ def _steps_of(tasks: list[str]) -> list[steptype.Step]:
     return [s for s in pipeline.STEPS if set(s.tasks) & set(tasks)]
 
 
-def drawn_tasks() -> set[str]:
-    """Tasks whose rows get a language drawn by mC4 share (a translate step over rows)."""
-    from common import pipeline   # the ordered list, above the step modules: read at call time
-    out = set()
-    for s in pipeline.STEPS:
-        tr = pipeline.get(s.after[0]) if s.after and s.after[0].endswith(".translate") else None
-        if s.tasks and tr is not None and rows_translated(tr):
-            out.update(s.tasks)
-    return out
-
-
 # -- explain -----------------------------------------------------------------------------------------
 def fallbacks(tasks: list[str], cfg) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
     """{language: {reason: rows}} summed over the translate steps of the mix's
@@ -124,6 +118,56 @@ def fallbacks(tasks: list[str], cfg) -> tuple[dict[str, dict[str, int]], dict[st
         for lang, reasons in ((rep or {}).get("fallback_to_english") or {}).items():
             total[lang].update(reasons)
     return {k: dict(v) for k, v in sorted(total.items())}, sources
+
+
+def _translate_steps(tasks: list[str]) -> list[str]:
+    """The translate steps that draw a language per row for the mix's tasks, in pipeline order."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
+    out = [s.after[0] for s in _steps_of(tasks) if s.after and s.after[0].endswith(".translate")
+           and pipeline.get(s.after[0]).reads]
+    return list(dict.fromkeys(out))
+
+
+def draws(tasks: list[str], cfg) -> dict:
+    """What the translate steps drew (their reports): rows drawn per language
+    (before any fallback to English), the rows each language's target share
+    asks for under each step's policy, and the policies."""
+    drawn, target = collections.Counter(), collections.Counter()
+    policies, missing = {}, []
+    for step_id in _translate_steps(tasks):
+        rep, where = step_report(step_id, cfg)
+        if not rep or "drawn" not in rep or "language_split" not in rep:
+            missing.append(f"{step_id} ({where if rep is None else 'no draws recorded: rerun it'})")
+            continue
+        n = sum(rep["drawn"].values())
+        drawn.update(rep["drawn"])
+        for lang, pct in rep["language_split"].get("target_percent", {}).items():
+            target[lang] += n * pct / 100
+        policies[step_id] = {k: v for k, v in rep["language_split"].items() if k != "target_percent"}
+    return {"drawn": dict(drawn), "target_rows": dict(target), "policies": policies, "not_recorded": missing}
+
+
+def prompt_languages(report: dict, cfg, tasks: list[str]) -> dict[str, int]:
+    """Rows of the mix per language of the prompt. A row's ``lang`` is its
+    target's language; where a step recorded its prompts' languages
+    (``<task>_prompt_languages``: VQAv2 questions in the drawn language with an
+    English answer), the task's rows are counted by those, scaled to the rows
+    the mix took of the task (exact at weight 1 without a cap)."""
+    out = collections.Counter(report["mix"]["rows_per_language"])
+    for step in _steps_of(tasks):
+        rep = None
+        for task in step.tasks:
+            t = report["tasks"].get(task)
+            if not t or not t["rows"]:
+                continue
+            rep = rep or step_report(step.id, cfg)[0] or {}
+            prompts, targets = rep.get(f"{task}_prompt_languages"), rep.get(f"{task}_languages")
+            if not prompts or not targets:
+                continue
+            scale = t["rows"] / (sum(targets.values()) or 1)
+            out.subtract(t["rows_per_language"])
+            out.update({lang: round(k * scale) for lang, k in prompts.items()})
+    return {k: v for k, v in out.items() if v > 0}
 
 
 def decontamination(tasks: list[str], cfg) -> dict:
@@ -152,25 +196,24 @@ def decontamination(tasks: list[str], cfg) -> dict:
     return out
 
 
-def languages(report: dict, fell_back: dict, dec: dict) -> dict[str, dict]:
-    """Per language of the mix (or with a fallback): target, actual shares and why rows are English."""
+def languages(report: dict, fell_back: dict, dec: dict, drew: dict, prompts: dict[str, int]) -> dict[str, dict]:
+    """Per language of the mix (or drawn, or with a fallback): target and drawn
+    shares (from the translate steps' draws), rows by the prompt's and by the
+    target's language, and why rows are English."""
     table = load_languages()
     mix = report["mix"]["rows_per_language"]
-    drawn = collections.Counter()
-    for task in drawn_tasks() & set(report["tasks"]):
-        drawn.update(report["tasks"][task]["rows_per_language"])
+    drawn, target = drew["drawn"], drew["target_rows"]
     dropped = collections.Counter()
     for t in dec["tasks"].values():
         dropped.update(t.get("dropped_by_language", {}))
-    codes = [c for c in table if c in mix or c in fell_back or c in dropped]
-    # The sources draw from every language of the table unless their config lists fewer.
-    mc4 = sum(lang.mc4_percent for lang in table.values()) or 1.0
+    codes = [c for c in table if c in mix or c in prompts or c in drawn or c in fell_back or c in dropped]
     n_mix, n_drawn = sum(mix.values()) or 1, sum(drawn.values()) or 1
     out = {}
     for c in codes:
-        out[c] = {"name": table[c].name, "target_share": round(100 * table[c].mc4_percent / mc4, 3),
-                  "mix_rows": mix.get(c, 0), "mix_share": round(100 * mix.get(c, 0) / n_mix, 3),
+        out[c] = {"name": table[c].name, "target_share": round(100 * target.get(c, 0) / n_drawn, 3),
                   "drawn_rows": drawn.get(c, 0), "drawn_share": round(100 * drawn.get(c, 0) / n_drawn, 3),
+                  "prompt_rows": prompts.get(c, 0), "prompt_share": round(100 * prompts.get(c, 0) / n_mix, 3),
+                  "mix_rows": mix.get(c, 0), "mix_share": round(100 * mix.get(c, 0) / n_mix, 3),
                   "fell_back_to_english": fell_back.get(c, {}), "dropped_eval_image": dropped.get(c, 0)}
     return out
 
@@ -179,33 +222,50 @@ def explain(report: dict, cfg, tasks: list[str]) -> None:
     """Add languages, fallbacks and decontamination to the merge's report (in place)."""
     fell_back, sources = fallbacks(tasks, cfg)
     dec = decontamination(tasks, cfg)
+    drew = draws([t for t in tasks if report["tasks"].get(t, {}).get("rows")], cfg)   # the tasks in the mix
     report["fallback_to_english"] = {"by_language": fell_back, "recorded_in": sources,
                                      "rows": sum(sum(v.values()) for v in fell_back.values())}
     report["decontamination"] = dec
-    report["languages"] = languages(report, fell_back, dec)
+    report["draws"] = {"rows": sum(drew["drawn"].values()), "policies": drew["policies"],
+                       "not_recorded": drew["not_recorded"]}
+    report["mix"]["prompt_rows_per_language"] = dict(sorted(prompt_languages(report, cfg, tasks).items(),
+                                                            key=lambda kv: (-kv[1], kv[0])))
+    report["languages"] = languages(report, fell_back, dec, drew, report["mix"]["prompt_rows_per_language"])
 
 
 # -- markdown ----------------------------------------------------------------------------------------
+def _policy(split: dict) -> str:
+    """'mc4', 'english_share 0.5', 'temperature 0.3'."""
+    return " ".join(str(split[k]) for k in ("policy", "english", "alpha") if k in split)
+
+
 def _reasons(d: dict) -> str:
     return ", ".join(f"{REASONS.get(k, k)} {v}" for k, v in sorted(d.items())) or ""
 
 
 def markdown_sections(report: dict) -> list[str]:
     """The languages and decontamination tables (for the .md report and the card)."""
+    draws = report.get("draws") or {}
+    policies = "; ".join(f"{k}: {_policy(v)}" for k, v in draws.get("policies", {}).items()) or "none recorded"
     lines = ["## Languages", "",
-             "Target: the language's mC4 share (common/languages.tsv; the translated sources draw from every "
-             "language of the table unless their config lists fewer). Drawn: rows of the sources that draw "
-             "a language per row by that share (CapFilt, matching, MSCOCO, VQAv2, LLaVA); A-OKVQA is English and "
-             "ImageNet has every language in equal measure, so the whole mix differs. Fell back: rows whose "
-             "translation was rejected at the translate step and stayed English "
-             f"({report.get('fallback_to_english', {}).get('rows', 0)} rows in all).", "",
-             "| lang | name | target % | drawn % | mix % | mix rows | fell back to English (why) | dropped: evaluation image |",
-             "|---|---|---:|---:|---:|---:|---|---:|"]
+             "Drawn: the languages the translate steps drew, one per row, by their language-split policy "
+             f"({policies}; {draws.get('rows', 0)} rows drawn), before any fallback to English; target: the "
+             "share the policies ask for. Prompt and target: rows of the mix by the language of the prompt and "
+             "of the target (the row's `lang`): a VQAv2 question in the drawn language with an English answer "
+             "counts under its language as a prompt and under English as a target. A-OKVQA is English and "
+             "ImageNet has every language in equal measure, so the whole mix differs from the draws. Fell back: "
+             "rows whose translation was rejected at the translate step and stayed English "
+             f"({report.get('fallback_to_english', {}).get('rows', 0)} rows in all).", ""]
+    if draws.get("not_recorded"):
+        lines += ["Draws not recorded: " + ", ".join(draws["not_recorded"]), ""]
+    lines += ["| lang | name | target % | drawn % | drawn rows | prompt % | prompt rows | target % (mix) | "
+              "target rows | fell back to English (why) | dropped: evaluation image |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for c, r in report.get("languages", {}).items():
         fb = r["fell_back_to_english"]
-        lines.append(f"| {c} | {r['name']} | {r['target_share']:.3f} | {r['drawn_share']:.3f} | {r['mix_share']:.3f} "
-                     f"| {r['mix_rows']} | {sum(fb.values())}{' (' + _reasons(fb) + ')' if fb else ''} "
-                     f"| {r['dropped_eval_image']} |")
+        lines.append(f"| {c} | {r['name']} | {r['target_share']:.3f} | {r['drawn_share']:.3f} | {r['drawn_rows']} "
+                     f"| {r['prompt_share']:.3f} | {r['prompt_rows']} | {r['mix_share']:.3f} | {r['mix_rows']} "
+                     f"| {sum(fb.values())}{' (' + _reasons(fb) + ')' if fb else ''} | {r['dropped_eval_image']} |")
     return lines + [""] + decontamination_markdown(report.get("decontamination") or {})
 
 

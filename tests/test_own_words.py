@@ -3,7 +3,10 @@
 The strings below were copied verbatim from other projects (mBLIP's and
 BLIP-2's templates, mBLIP's xFlickrCO training prompts) and have been
 rewritten; none may come back, in the configs, the schema defaults or any
-code or documentation of the project."""
+code or documentation of the project. The one exception is an evaluation
+prompt that the published protocol fixes (issue 18: MaXM's context, so scores
+compare with published numbers): it may stand where that prompt is set, and
+nowhere else (``PROTOCOL``); training templates stay in our own words."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +28,8 @@ COPIED = [
     "Please provide a short depiction " + "of the picture.",
     "Use a few words to illustrate " + "what is happening in the picture.",
 ]
+# An evaluation protocol's prompt -> the files that may set it (eval_data.settings maxm.context_template).
+PROTOCOL = {"Short answer " + "in {language}:": {"eval_data/settings.py", "configs/eval_data.yaml"}}
 # Whole-string matches only for the short ones, which ordinary prose may contain.
 SHORT = {"A photo " + "of", "An image that " + "shows"}
 
@@ -66,6 +71,6 @@ def test_no_file_of_the_project_holds_a_copied_template():
                 hit = f'"{c}"' in text or f"'{c}'" in text or f"- {c}\n" in text
             else:
                 hit = c in text
-            if hit:
+            if hit and p.relative_to(REPO).as_posix() not in PROTOCOL.get(c, ()):
                 found.append((p.relative_to(REPO).as_posix(), c))
     assert not found

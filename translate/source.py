@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
-from common.languages import get_language, nllb_code
+from common.languages import check_split, get_language, nllb_code, target_percent
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
@@ -79,15 +79,28 @@ def generate(source: str, cfg, english: Callable[[], Written], final: Callable[[
     return run
 
 
-def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]]) -> dict[str, collections.Counter]:
+# A row's prompt language where it differs from its target's (``lang``): set by the
+# generator, counted and removed by ``write_by_key`` (never written).
+PROMPT_LANG = "_prompt_lang"
+
+
+def write_by_key(paths: dict[str, Path], pairs: Iterable[tuple[str, dict]],
+                 prompts: dict[str, collections.Counter] | None = None) -> dict[str, collections.Counter]:
     """Write (key, row) pairs, in one pass, to one file per key, each
-    atomically. Returns {key: Counter of row["lang"]}."""
+    atomically. Returns {key: Counter of row["lang"]} (the target's language);
+    ``prompts`` gets {key: Counter of the prompt's language} (``PROMPT_LANG``
+    where the generator set it, else the row's ``lang``)."""
     langs = {key: collections.Counter() for key in paths}
+    if prompts is not None:
+        prompts.update({key: collections.Counter() for key in paths})
     with contextlib.ExitStack() as stack:
         files = {key: stack.enter_context(atomic_open(path)) for key, path in paths.items()}
         for key, row in pairs:
+            prompt = row.pop(PROMPT_LANG, None) or row.get("lang")
             files[key].write(dumps(row) + "\n")
             langs[key][row.get("lang")] += 1
+            if prompts is not None:
+                prompts[key][prompt] += 1
     return langs
 
 
@@ -115,6 +128,7 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     fields kept in the rows (translate_jsonl). Runs in ``lifecycle.run_step``; the
     report is saved also when the translation fails. Returns the counts."""
     from common import pipeline   # the ordered list, above the step modules: read at call time
+    split = drawing_split(step_id, cfg, languages) if rows_in is not None else None
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
@@ -129,22 +143,26 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
 
     kw = dict(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in, rows_out=rows_out,
               fields=fields, seed=seed, max_bad_rows=max_bad_rows, chunk_rows=chunk_rows, after=after,
-              run=run, shard_index=shard_index, keep=keep)
+              run=run, shard_index=shard_index, keep=keep, split=split)
     lifecycle.run_step(pipeline.get(step_id), cfg, argv, work, partial=report)
     return dict(report.counts)
 
 
 def _translate(engine: Engine, step_id: str, cfg, report: Report, bad_key: str, *, languages, template_sets, store,
-               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index, keep) -> None:
+               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index, keep,
+               split) -> None:
     """The rows, then (shard 0) the template store and ``after``; the engine's summary in the report."""
     try:
         if rows_in is not None:
             counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
                                      assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
                                      max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id,
-                                     keep=keep)
+                                     keep=keep, language_split=split)
             # {language: {reason: rows}}: what the mix report explains per language
             report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
+            # the draws and their policy: the mix report's "drawn vs target" (pretrain/mix_card.py)
+            report.extra["language_split"] = {**split, "target_percent": target_percent(languages, split)}
+            report.extra["drawn"] = counts.pop("drawn")
             report.counts.update(counts)
         if shard_index == 0:
             translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
@@ -157,6 +175,23 @@ def _translate(engine: Engine, step_id: str, cfg, report: Report, bad_key: str, 
         engine.close()
         report.extra["translation"] = engine.summary()
         report.print(file=sys.stderr)
+
+
+def split_key(step_id: str, cfg) -> str:
+    """The config key of a translate step's language split: ``translate.language_split``
+    (CapFilt, matching) or ``<source>.language_split``, beside the step's ``languages``."""
+    from common import pipeline   # the ordered list, above the step modules: read at call time
+    return "translate.language_split" if "translate" in cfg else f"{pipeline.get(step_id).config}.language_split"
+
+
+def drawing_split(step_id: str, cfg, languages: list[str]) -> dict:
+    """The step's language-split policy, checked before any work (one line naming the key)."""
+    key = split_key(step_id, cfg)
+    try:
+        value = cfg.at(key)
+    except UserError:
+        value = {"policy": "mc4"}   # a config without the key draws by mC4 share
+    return check_split(value, key, languages)
 
 
 def _check_templates(translated: dict, template_sets: dict, languages: list[str], report: Report) -> None:

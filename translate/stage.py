@@ -74,7 +74,7 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
                     languages: list[str] | None = None, run: dict | None = None,
                     chunk_rows: int = 20000, max_bad_rows: int = 1000,
                     max_bad_rows_key: str = "max_bad_rows", assign_stage: str = "",
-                    keep: dict[str, str] | None = None) -> dict:
+                    keep: dict[str, str] | None = None, language_split: dict | None = None) -> dict:
     """Stream ``in_path`` -> ``out_path`` (or this run's shard of it). Returns
     counts, and under ``fallback_to_english`` the rows that fell back to English
     as {language asked for: {reason: rows}} (reasons: translate/quality.py).
@@ -82,8 +82,12 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     With ``assign_seed`` set, every row first gets ``row[lang_field]`` drawn by mC4
     share over the whole file (so shards agree), else the field must be present.
     ``assign_stage`` (the drawing step's name) makes the draw the step's own
-    (common.languages.assign_languages). ``keep``: {field: copy}: the English of a
-    translated field kept beside it (``{"caption": "caption_en"}``).
+    (common.languages.assign_languages); ``language_split`` is the policy of
+    the draw (common.languages.check_split; default mC4 shares). The counts
+    then hold ``drawn``: {language: rows drawn} over the whole file, before any
+    fallback to English (what the mix report compares with the target).
+    ``keep``: {field: copy}: the English of a translated field kept beside it
+    (``{"caption": "caption_en"}``).
     """
     in_path, out_path = Path(in_path), Path(out_path)
     num_shards, shard_index = check_shard_args(run or RUN_DEFAULTS)
@@ -92,7 +96,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     fallbacks: collections.Counter = collections.Counter()
     assigned = None
     if assign_seed is not None:
-        assigned = assign_languages(count_rows(in_path), assign_seed, languages, stage=assign_stage)
+        assigned = assign_languages(count_rows(in_path), assign_seed, languages, stage=assign_stage,
+                                    split=language_split)
     bad = BadRows(max_bad=max_bad_rows, key=max_bad_rows_key)
 
     def usable_rows():
@@ -119,7 +124,8 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
     by_lang: dict[str, dict[str, int]] = {}
     for (lang, reason), n in sorted(fallbacks.items()):
         by_lang.setdefault(lang, {})[reason] = n
-    return {**counts, "fallback_to_english": by_lang}
+    drawn = {} if assigned is None else dict(sorted(collections.Counter(assigned).items()))
+    return {**counts, "fallback_to_english": by_lang, **({"drawn": drawn} if assigned is not None else {})}
 
 
 def translate_templates(engine: Engine, templates: list[str], languages: list[str] | None = None,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from common.config import REPO_ROOT
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from translate import segment
@@ -21,6 +22,7 @@ DEFAULTS = {
         "max_answer_sentences": 3,
         "seed": 0,
         "languages": [],
+        "language_split": dict(SPLIT_DEFAULT),   # how rows split over the languages (common/languages.py)
         "translated_ratio": 1.0,
         "work_dir": "${paths.work_dir}/llava",
         "detail_out": "${paths.out_root}/train/llava_detail.jsonl",

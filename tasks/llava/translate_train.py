@@ -24,7 +24,8 @@ SHARDS = ShardRule(device="translation", sharded=("${llava.work_dir}/turns_trans
 STEP = Step("llava.translate", "tasks.llava.translate_train", "llava", "LLaVA: translate rows and templates",
             reads=(table_inputs, "${llava.work_dir}/turns_en.jsonl",),
             writes=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json"),
-            after=("llava.english",), shaped_by=("llava.languages", "llava.seed", "llava.templates", "translation"),
+            after=("llava.english",), shaped_by=("llava.languages", "llava.language_split", "llava.seed", "llava.templates",
+                                                  "translation"),
             defaults=DEFAULTS, rule=SHARDS)
 
 

@@ -8,6 +8,7 @@ from typing import Iterator
 from common.config import REPO_ROOT, free_mapping
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.jsonl import BadRows, iter_json_array
+from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
@@ -24,6 +25,7 @@ DEFAULTS = {
         "eval_splits": ["val", "test"],
         "seed": 0,
         "languages": [],
+        "language_split": dict(SPLIT_DEFAULT),   # how rows split over the languages (common/languages.py)
         "translated_ratio": 0.5,
         "work_dir": "${paths.work_dir}/mscoco",
         "train_file": "${paths.out_root}/train/mscoco.jsonl",

@@ -26,7 +26,8 @@ SHARDS = ShardRule(device="translation", sharded=("${mscoco.work_dir}/captions_t
 STEP = Step("mscoco.translate", "tasks.mscoco.translate_train", "mscoco", "MSCOCO: translate rows and templates",
             reads=(table_inputs, "${mscoco.work_dir}/captions_en.jsonl",),
             writes=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json"),
-            after=("mscoco.english",), shaped_by=("mscoco.languages", "mscoco.seed", "mscoco.templates", "translation"),
+            after=("mscoco.english",), shaped_by=("mscoco.languages", "mscoco.language_split", "mscoco.seed", "mscoco.templates",
+                                                  "translation"),
             defaults=DEFAULTS, rule=SHARDS)
 
 

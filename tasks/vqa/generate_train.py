@@ -68,7 +68,8 @@ def final_rows(rows, cfg, templates: dict, kept: dict, report: Report):
             else:
                 # The question may be translated, the answer is English: say so.
                 ctx = pickers[task].pick(rid, "en", row["question"], name_language=lang != "en")
-                yield task, final_row(ctx, answer, row["image_id"], task, "en")
+                # lang: the answer's (English); the prompt carries the question in its drawn language
+                yield task, {**final_row(ctx, answer, row["image_id"], task, "en"), source.PROMPT_LANG: lang}
         else:
             shown = translated if use else answer
             yield task, final_row(pickers[task].pick(rid, lang, shown), row["question"], row["image_id"], task,
@@ -110,12 +111,16 @@ def final_run(cfg, argv) -> source.Written:
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"vqav2_vqa": cfg.path("vqav2.vqa_file"), "vqav2_vqg": cfg.path("vqav2.vqg_file")}
     dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
-    langs = source.write_by_key(outs, dec.filter(final_rows(rows, cfg, templates, kept, report), decontam.coco_keys))
+    prompts: dict = {}
+    langs = source.write_by_key(outs, dec.filter(final_rows(rows, cfg, templates, kept, report), decontam.coco_keys),
+                                prompts)
     report.extra["decontamination"] = dec.report()
     dec.print()
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
         report.extra[f"{task}_languages"] = dict(langs[task].most_common())
+        # the prompts' languages (the mix report's prompt column, pretrain/mix_card.py)
+        report.extra[f"{task}_prompt_languages"] = dict(prompts[task].most_common())
     report.count("bad_intermediate_rows", bad.count)
     return source.Written(report, {str(outs[t]): sum(langs[t].values()) for t in TASKS})
 

@@ -9,6 +9,7 @@ from common.config import REPO_ROOT
 from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.jsonl import load_json
+from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
@@ -28,6 +29,7 @@ DEFAULTS = {
         "check_images": True,
         "seed": 0,
         "languages": [],
+        "language_split": dict(SPLIT_DEFAULT),   # how rows split over the languages (common/languages.py)
         "translated_ratio": 0.5,
         "answer_min_count": 15,
         "answer_translated_ratio": 0.5,

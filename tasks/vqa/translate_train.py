@@ -50,7 +50,8 @@ STEP = Step("vqav2.translate", "tasks.vqa.translate_train", "vqav2", "VQAv2: tra
             reads=(table_inputs, "${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
             writes=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                     "${vqav2.work_dir}/answers_translated.json"),
-            after=("vqav2.english",), shaped_by=("vqav2.languages", "vqav2.seed", "vqav2.templates", "translation"),
+            after=("vqav2.english",), shaped_by=("vqav2.languages", "vqav2.language_split", "vqav2.seed", "vqav2.templates",
+                                                  "translation"),
             defaults=DEFAULTS, rule=SHARDS)
 
 
