@@ -55,7 +55,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import lifecycle
-from common.config import REPO_ROOT, Config, parse_args
+from common.config import REPO_ROOT, Config, check_ranges, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
 from common.report import Report
@@ -88,8 +88,19 @@ def check_config(dc: dict) -> None:
                         "download.image_processes >= 0")
     if not 1 <= dc["jpeg_quality"] <= 100:
         raise UserError("download.jpeg_quality must be within 1..100")
-    if len(dc["background"]) != 3:
-        raise UserError("download.background must be three 0..255 values")
+    bg = dc["background"]
+    if len(bg) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in bg):
+        raise UserError(f"download.background must be three integers 0..255 (red, green, blue), got {bg!r}")
+    check_ranges(dc, "download", {
+        "connect_timeout": ((">", 0), None, "a number of seconds > 0"),
+        "read_timeout": ((">", 0), None, "a number of seconds > 0"),
+        "backoff": (0, None, "a number of seconds >= 0"),
+        "max_backoff": (0, None, "a number of seconds >= 0"),
+        "max_redirects": (0, None, "an integer >= 0"),
+        "max_bytes": (1, None, "an integer >= 1 (bytes)"),
+        "max_pixels": (1, None, "an integer >= 1 (pixels)"),
+        "fanout": (0, 4, "within 0..4 (characters of the id that name a subfolder)"),
+    })
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
     fetchmod.check_guard_config(dc)

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from common import lifecycle
-from common.config import REPO_ROOT, parse_args
+from common.config import REPO_ROOT, check_ranges, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
@@ -139,10 +139,16 @@ def write_selected(path: Path, selected: np.ndarray, out_path: Path, bad: BadRow
     return n
 
 
+def check_config(fc: dict) -> None:
+    """Before any work (an empty phrase index built from batch_size=0 would be cached)."""
+    at_least_one = (1, None, "an integer >= 1")
+    check_ranges(fc, "filter", {"min_captions": at_least_one, "max_captions": at_least_one,
+                                "n_process": at_least_one, "batch_size": at_least_one})
+
+
 def run(fc: dict, report: Report, extract=None, progress: bool = True, dedupe: bool = True) -> int:
     path = Path(fc["input"])
-    if fc["min_captions"] < 1 or fc["max_captions"] < 1:
-        raise UserError("filter.min_captions and filter.max_captions must be at least 1")
+    check_config(fc)
     pix.check_stopwords(fc["stopwords"])
     check_json_array_file(path)
     index = get_index(path, fc, report, extract, progress, dedupe)
