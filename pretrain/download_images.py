@@ -66,7 +66,7 @@ from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
 from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, open_journal, previous_failures, \
-    remove_stale_tmp  # noqa: F401  (is_permanent, journal_path: part of this module's API)
+    remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
@@ -157,7 +157,7 @@ class Worker:
     def record(self, st: dict, flush: bool = True) -> int:
         """Append one outcome to the journal (binary, so its offset is known);
         flushed per row: a killed run loses only what was in flight."""
-        line = (dumps(st) + "\n").encode("utf-8")
+        line = (dumps(with_limit(st, self.dc)) + "\n").encode("utf-8")
         with self.lock:
             at = self.journal.tell()
             self.journal.write(line)
@@ -257,9 +257,9 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
     num_shards, shard_index = shard
     out_path, status_path = Path(dc["output"]), Path(dc["status"])
     failed_before: dict[int, tuple] = {}
-    previous_failures(status_path, failed_before)
+    previous_failures(status_path, failed_before, dc)
     if num_shards > 1:   # an earlier run may have been merged, or not
-        previous_failures(shard_path(status_path, shard_index, num_shards), failed_before)
+        previous_failures(shard_path(status_path, shard_index, num_shards), failed_before, dc)
     if dc["retry_failed"]:   # only the opt-outs seen on kept images still count
         failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN}
     if num_shards > 1:

@@ -57,7 +57,7 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
     index_dir = Path(fc["index_dir"])
     key = pix.cache_key(path, fc["spacy_model"], fc["stopwords"])
     cached = pix.load_index(index_dir, key)
-    if cached is not None:
+    if cached is not None and cached.n_phrases > 0:     # an empty index is never reused (nor saved)
         report.extra["index"] = f"cached ({index_dir})"
         return cached
     if extract is None:
@@ -84,8 +84,9 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
     names, offsets, captions, parsed = pix.build_index(pairs, extract, n_total=n_parse, progress=progress,
                                                        repeats=repeats)
     meta = {"key": key, "captions_parsed": parsed, "max_index": last + 1}
-    pix.save_index(index_dir, names, offsets, captions, meta)
-    report.extra["index"] = f"built ({index_dir})"
+    if names:
+        pix.save_index(index_dir, names, offsets, captions, meta)
+    report.extra["index"] = f"built ({index_dir})" if names else "built (empty: not cached)"
     report.extra["captions_parsed"] = parsed
     return pix.PhraseIndex(names, offsets, captions, meta)
 
