@@ -139,6 +139,9 @@ def _merge(base: dict, over: dict, schema: dict | None, where: str, prefix: str 
 
 
 def _check_type(value: Any, expected: Any, dotted: str, where: str) -> Any:
+    if value is None and isinstance(expected, (bool, int, float, list)):
+        kind = {bool: "true/false", int: "an integer", float: "a number"}.get(type(expected), "a list")
+        raise UserError(f"{where}: config key {dotted!r} must be {kind}, got null")
     if expected is None or value is None:
         return value
     if isinstance(expected, bool):
@@ -205,11 +208,45 @@ def _resolve(node: Any, root: dict, dotted: str = "", depth: int = 0) -> Any:
     return node
 
 
+# A config is a few hundred values: more, counting every alias's copy, is an
+# alias bomb ("billion laughs": 430 bytes that expand to gigabytes).
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded
+    (each node's size is computed once, so the walk itself stays small)."""
+    if id(node) not in memo:
+        memo[id(node)] = 0      # a node inside itself (a recursive alias) adds nothing more
+        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+        items = [n for pair in children for n in pair] if isinstance(node, yaml.MappingNode) else children
+        memo[id(node)] = min(1 + sum(_expanded_size(n, memo) for n in items), MAX_YAML_NODES + 1)
+    return memo[id(node)]
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """yaml.safe_load, refusing in one line a document that expands to more than
+    MAX_YAML_NODES values or nests too deeply for the parser."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise UserError(f"{where}: the YAML expands to more than {MAX_YAML_NODES} values (aliases of "
+                            "aliases?): not a config")
+        return loader.construct_document(node)
+    except RecursionError:
+        raise UserError(f"{where}: the YAML is nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -287,7 +324,7 @@ def _parse_override(raw: str, expected: Any) -> Any:
     if isinstance(expected, str):
         if raw in ("null", "~") or (len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""):
             try:
-                return yaml.safe_load(raw)
+                return safe_yaml(raw, f"--set {raw!r}")
             except yaml.YAMLError:
                 return raw
         return raw
@@ -298,7 +335,7 @@ def _parse_override(raw: str, expected: Any) -> Any:
         return f"CFGREF{len(refs) - 1}X"
 
     try:
-        value = yaml.safe_load(_REF.sub(hide, raw))
+        value = safe_yaml(_REF.sub(hide, raw), f"--set {raw[:40]!r}")
     except yaml.YAMLError:
         return raw
     if not refs:
@@ -351,3 +388,17 @@ def parse_args(description: str, defaults: dict, default_config: str | None = No
 def resolve_value(template: str, cfg: dict) -> Any:
     """A string with ``${section.key}`` references, resolved against a built config."""
     return _resolve(template, cfg, "<pipeline>")
+
+
+def check_ranges(section: dict, name: str, rules: dict[str, tuple]) -> None:
+    """Value checks the type schema cannot express, before any work: ``rules``
+    maps a key of ``section`` to (least, most, what); ``least`` is inclusive,
+    or exclusive when given as ``(">", x)``; None bounds nothing."""
+    for key, (least, most, what) in rules.items():
+        value = section.get(key)
+        above = isinstance(least, tuple)
+        low = least[1] if above else least
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or (low is not None and (value <= low if above else value < low)) \
+                or (most is not None and value > most):
+            raise UserError(f"{name}.{key} must be {what}, got {value!r}")

@@ -109,6 +109,9 @@ def parse(argv: list[str]) -> Launch:
             raise UserError(f"launch.{key}: {lc[key]!r} is not one of {', '.join(allowed)}")
     if lc["executor"] == "slurm" and lc["mode"] == "run" and not lc["num_shards"]:
         raise UserError("launch.executor=slurm: set launch.num_shards (the size of the array job)")
+    if lc["num_shards"] < 0 or (lc["mode"] != "run" and lc["num_shards"] == 0):
+        need = "the number of shards of the run (>= 1)" if lc["mode"] != "run" else ">= 0 (0: one shard per device)"
+        raise UserError(f"launch.num_shards must be {need} with launch.mode={lc['mode']}, got {lc['num_shards']}")
     devices = resolve_devices(lc["devices"])
     n = lc["num_shards"] or len(devices)
     if n < 1:

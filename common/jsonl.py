@@ -33,6 +33,13 @@ _NEXT_OBJECT = re.compile(r"\}\s*,\s*\{")
 _NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
 # An invalid byte decoded with errors="surrogateescape" (U+DC80..U+DCFF).
 _BAD_BYTE = re.compile("[\udc80-\udcff]")
+# Deeper nesting is a bad record: no input of this project nests more than a few
+# levels, and json's recursive parser (and every recursive walk after it) would
+# end a run with RecursionError on a line of a few KB.
+MAX_DEPTH = 200
+TOO_DEEP = f"JSON nested more than {MAX_DEPTH} levels deep"
+# A string (skipped whole) or a bracket: what the nesting depth scan looks at.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _open_binary(path: Path):
@@ -80,6 +87,37 @@ class BadRows:
                             f"(over the allowed fraction {self.max_bad_fraction})")
 
 
+def too_deep_at(text: str, start: int = 0, end: int | None = None) -> int:
+    """The offset in ``text`` where nesting first goes over MAX_DEPTH, or -1
+    (cheap for the usual text: only one with that many brackets is scanned)."""
+    end = len(text) if end is None else end
+    if text.count("[", start, end) + text.count("{", start, end) <= MAX_DEPTH:
+        return -1
+    depth = 0
+    for m in _STRING_OR_BRACKET.finditer(text, start, end):
+        ch = m.group()
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return m.start()
+        elif ch in "]}":
+            depth -= 1
+    return -1
+
+
+def loads_line(line: str) -> tuple[Any, str | None]:
+    """(value, None) or (None, why the text is no usable JSON): malformed, or too deep."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"malformed JSON ({e.msg} at column {e.colno})"
+    except RecursionError:
+        return None, TOO_DEEP
+    if isinstance(value, (dict, list)) and too_deep_at(line) >= 0:
+        return None, TOO_DEEP
+    return value, None
+
+
 def _decode_line(raw: bytes, lineno: int) -> tuple[str | None, str | None]:
     """(text, None) or (None, why the bytes are not UTF-8)."""
     try:
@@ -111,11 +149,8 @@ def read_jsonl(path: str | Path, bad: BadRows | None = None,
             except UnicodeDecodeError:
                 line, reason = _decode_line(raw, lineno)
             if reason is None:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    reason = f"malformed JSON ({e.msg} at column {e.colno})"
-                else:
+                row, reason = loads_line(line)
+                if reason is None:
                     if not isinstance(row, dict):
                         reason = f"expected a JSON object, got {type(row).__name__}"
                     elif validate is not None:
@@ -132,7 +167,7 @@ def read_json_object(path: str | Path) -> dict | None:
     recomputes what it held."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -185,8 +220,55 @@ def load_json(path: str | Path, bad: BadRows | None = None, records: str | None 
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        doc = _load_without_deep_records(path, text, bad, records)
     if bad is not None and _BAD_BYTE.search(text):
         _drop_bad_records(path, doc, data, text, bad, records)
+    return doc
+
+
+_DEEP_MARK = "\u0000too deep\u0000"
+
+
+def _load_without_deep_records(path: Path, text: str, bad: BadRows | None, records: str | None) -> Any:
+    """A document json cannot parse for its nesting: without ``bad``, one line
+    naming where; with it, each record nested over MAX_DEPTH is reported and
+    dropped (records as in load_json). Only on this error path is the text scanned."""
+    at = too_deep_at(text)
+    if bad is None or at < 0:
+        line = text.count("\n", 0, max(at, 0)) + 1
+        raise UserError(f"{path}:{line}: {TOO_DEEP}")
+    level = 1 if records is None else 2      # the stack depth at which a record opens
+    spans, stack, skip_to = [], [], -1
+    for m in _STRING_OR_BRACKET.finditer(text):
+        ch = m.group()
+        if ch in "[{":
+            stack.append(m.start())
+            if len(stack) > MAX_DEPTH and skip_to < 0 and len(stack) > level:
+                skip_to = level           # inside a too-deep record: find its end
+                spans.append([stack[level], None])
+        elif ch in "]}" and stack:
+            stack.pop()
+            if skip_to >= 0 and len(stack) == skip_to:
+                spans[-1][1], skip_to = m.end(), -1
+    if not spans or spans[-1][1] is None:
+        raise UserError(f"{path}:{text.count(chr(10), 0, at) + 1}: {TOO_DEEP}")
+    parts, last = [], 0
+    for start, end in spans:
+        parts += [text[last:start], json.dumps(_DEEP_MARK)]
+        last = end
+    doc = json.loads("".join(parts) + text[last:])
+    container = doc.get(records) if records is not None and isinstance(doc, dict) else doc
+    keys = list(container) if isinstance(container, dict) else range(len(container or ()))
+    doomed = [k for k in keys if container[k] == _DEEP_MARK]
+    if len(doomed) != len(spans):
+        raise UserError(f"{path}:{text.count(chr(10), 0, at) + 1}: {TOO_DEEP} (outside the records)")
+    for k, (start, _) in zip(doomed, spans):
+        bad.seen += 1
+        bad.add(f"{path}:{text.count(chr(10), 0, start) + 1}: record {k if isinstance(k, int) else repr(k)}",
+                TOO_DEEP)
+    for k in reversed(doomed):
+        del container[k]
     return doc
 
 
@@ -297,7 +379,7 @@ class _Window:
         return self.dropped + _nbytes(self.buf[:self.pos if pos is None else pos])
 
 
-_TOO_LARGE, _TRUNCATED = "too large", "truncated"
+_TOO_LARGE, _TRUNCATED, _TOO_DEEP = "too large", "truncated", TOO_DEEP
 
 
 _LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
@@ -319,6 +401,8 @@ def _decode_element(w: _Window, dec: json.JSONDecoder, max_element: int) -> tupl
     while True:
         try:
             obj, end = dec.raw_decode(w.buf, w.pos)
+        except RecursionError:
+            return None, _TOO_DEEP, w.offset()
         except json.JSONDecodeError as e:
             if not _incomplete(e, w.buf):
                 return None, f"malformed JSON ({e.msg})", w.offset()
@@ -332,6 +416,8 @@ def _decode_element(w: _Window, dec: json.JSONDecoder, max_element: int) -> tupl
             continue  # a number may go on in the next chunk ("0." + "5")
         if end - w.pos > max_element:
             return None, _TOO_LARGE, w.offset()    # the same verdict whatever the chunk size
+        if isinstance(obj, (dict, list)) and too_deep_at(w.buf, w.pos, end) >= 0:
+            return None, _TOO_DEEP, w.offset()
         m = _BAD_BYTE.search(w.buf, w.pos, end) if w.dirty else None
         if m:
             start = w.offset()
@@ -411,7 +497,7 @@ def _enter_member(w: _Window, dec: json.JSONDecoder, path: Path, member: str, ma
                 raise UserError(f"{expected}; {member!r} is not an array")
             return
         _, reason, start = _decode_element(w, dec, max_element)
-        if reason == _TOO_LARGE and _skip_element(w):
+        if reason in (_TOO_LARGE, _TOO_DEEP) and _skip_element(w):
             continue
         if reason is not None:
             raise UserError(f"{path}: member {name!r} (byte offset {start}): {reason}")
@@ -466,7 +552,7 @@ def iter_json_array(path: str | Path, bad: BadRows | None = None, chunk_size: in
                                                            "skipped)"}.get(reason, reason))
             if reason == _TRUNCATED:
                 return
-            if reason == _TOO_LARGE and not _skip_element(w):
+            if reason in (_TOO_LARGE, _TOO_DEEP) and not _skip_element(w):
                 bad.add(where, cut)
                 return
             if reason.startswith("malformed") and not _resync(w):
@@ -495,6 +581,8 @@ def _temp_prefix(path: Path) -> str:
 def atomic_open(path: str | Path, mode: str = "w"):
     """Open a temporary file beside ``path``; rename it into place on success only."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise UserError(f"cannot write {path}: it is a device or other special file, not a regular file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -512,9 +600,11 @@ def atomic_open(path: str | Path, mode: str = "w"):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:   # a write's error names no file: name the output
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common.errors import UserError
-from common.jsonl import invalid_utf8_error
+from common.jsonl import TOO_DEEP, invalid_utf8_error
 
 
 def load_json_lean(path: str | Path, hook: Callable[[dict], Any]) -> Any:
@@ -38,6 +38,8 @@ def load_json_lean(path: str | Path, hook: Callable[[dict], Any]) -> Any:
             raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
         except UnicodeDecodeError:
             raise invalid_utf8_error(path) from None
+        except RecursionError:
+            raise UserError(f"{path}: {TOO_DEEP}") from None
 
 
 def vqa_annotation_hook(keep_answers: bool) -> Callable[[dict], Any]:

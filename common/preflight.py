@@ -23,6 +23,8 @@ def why_unwritable(path: Path, folder: bool = False) -> str | None:
     if path.exists():
         if path.is_dir() and not folder:
             return f"{path} is a folder, not a file"
+        if not path.is_dir() and not path.is_file():
+            return f"{path} is a device or other special file, not a regular {'folder' if folder else 'file'}"
         if not path.is_dir() and folder:
             return f"{path} is a file, not a folder"
     where = path if folder else path.parent
@@ -56,3 +58,21 @@ def check_sqlite(key: str, path: Path) -> None:
         if head != SQLITE_HEADER:
             raise UserError(f"{key}: {path} is not a SQLite database (move it away, or set {key} to "
                             "another file or to \"\" for none)")
+        expected = sqlite_size(path)
+        if expected > path.stat().st_size:
+            raise UserError(f"{key}: {path} is a truncated SQLite database ({path.stat().st_size} of its "
+                            f"{expected} bytes; a copy cut short? move it away, or set {key} to another file)")
+
+
+def sqlite_size(path: Path) -> int:
+    """The size a SQLite file's header says it has (page size x page count), 0 when
+    the header does not say (written by a SQLite before 3.7.0: the count may be stale)."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100:
+        return 100
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    counter, valid_for = header[24:28], header[92:96]
+    return page_size * pages if pages and counter == valid_for else 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,19 @@ class Report:
         self.skipped[reason] += n
         if where and len(self.examples[reason]) < keep:
             self.examples[reason].append(where)
+
+    def duplicate(self, seen: dict, key: Any, record: Any, where: str) -> bool:
+        """Whether a record repeats an id seen before (``seen``: id -> content hash,
+        kept by the caller); such a record is skipped and counted, the first kept:
+        as a plain duplicate when its content is the same, else as an id of
+        another record (which of the two is right is unknown)."""
+        digest = hash(json.dumps(record, sort_keys=True, default=str))
+        if key not in seen:
+            seen[key] = digest
+            return False
+        self.skip("duplicate record (first kept)" if seen[key] == digest
+                  else "id used by another record (first kept)", where)
+        return True
 
     def as_dict(self) -> dict:
         return {

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from common.config import Config
 from common.errors import UserError
-from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl
+from common.jsonl import TOO_DEEP, BadRows, load_json, read_jsonl, write_json, write_jsonl
 from common.languages import table_inputs
 from common.report import Report
 from common.steptype import Step
@@ -102,6 +102,13 @@ class Accounts:
         for s, c in self.units.items():
             self.report.count(f"in {s}", c["in"])
         self.report.print()
+        by_file: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for s, c in self.units.items():    # "file [lang]" units: a file counts as a whole
+            by_file[s.split(" [")[0]].update(c)
+        unused = [(s, c) for s, c in by_file.items() if c["in"] and not c["used"]]
+        if unused and not unbalanced:
+            raise UserError(f"{unused[0][0]}: none of its {unused[0][1]['in']} records could be used (see the "
+                            "skipped rows above): check the file and the config section")
         if unbalanced:
             # A converter bug, not a user error: a row went neither out nor into a skip reason.
             raise AssertionError(f"rows not accounted for: {unbalanced}")
@@ -111,10 +118,22 @@ class Accounts:
 def jsonl_records(path: Path, acc: Accounts, source: str, max_bad: int) -> Iterator[dict]:
     """Stream a JSONL input; malformed lines are counted as read-and-skipped."""
     bad = BadRows(max_bad=max_bad, key="io.max_bad_rows")
-    yield from read_jsonl(path, bad)
+    good = 0
+    for row in read_jsonl(path, bad):
+        good += 1
+        yield row
     if bad.count:
         acc.seen(source, bad.count)
         acc.skip(source, "malformed JSON line", "; ".join(bad.examples[:3]), n=bad.count)
+    if not good:
+        refuse_empty(path, bad)
+
+
+def refuse_empty(path: Path, bad: BadRows) -> None:
+    """An input with no usable record would make empty benchmark files: one line naming it."""
+    if not bad.count:
+        raise UserError(f"{path}: no records (an empty file? fetch it again)")
+    raise UserError(f"{path}: none of its {bad.count} records could be read (e.g. {bad.examples[0]})")
 
 
 def json_document(path: Path, expect: type, what: str, acc: Accounts | None = None, source: str = "",
@@ -128,7 +147,12 @@ def json_document(path: Path, expect: type, what: str, acc: Accounts | None = No
         raise UserError(f"{path}: expected {what} at the top level, got {type(data).__name__}")
     if bad is not None and bad.count:
         acc.seen(source, bad.count)
-        acc.skip(source, "invalid UTF-8", "; ".join(bad.examples[:3]), n=bad.count)
+        deep = all(TOO_DEEP in e for e in bad.examples)
+        acc.skip(source, TOO_DEEP if deep else "invalid UTF-8", "; ".join(bad.examples[:3]), n=bad.count)
+    if acc is not None:
+        held = data.get(records) if records is not None and isinstance(data, dict) else data
+        if isinstance(held, (dict, list)) and not held:
+            refuse_empty(path, bad)
     return data
 
 

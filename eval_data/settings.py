@@ -119,6 +119,10 @@ DEFAULTS: dict = {
 def load(description: str, argv: list[str] | None = None) -> Config:
     cfg = parse_args(description, DEFAULTS, default_config=DEFAULT_CONFIG, argv=argv)
     check_language_names(cfg.at("language_names"))
+    for bench, section in cfg.items():
+        if isinstance(section, dict) and "out_dir" in section and not str(section["out_dir"] or "").strip():
+            raise UserError(f"{bench}.out_dir is not set: give it a folder (an empty one would write into the "
+                            "current folder)")
     if cfg.at("captions.segmentation") not in SEGMENTATIONS:
         raise UserError(f"captions.segmentation: {cfg.at('captions.segmentation')!r} is not one of "
                         f"{', '.join(SEGMENTATIONS)}")

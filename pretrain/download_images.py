@@ -55,7 +55,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import lifecycle
-from common.config import REPO_ROOT, Config, parse_args
+from common.config import REPO_ROOT, Config, check_ranges, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
 from common.report import Report
@@ -66,7 +66,7 @@ from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
 from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, open_journal, previous_failures, \
-    remove_stale_tmp  # noqa: F401  (is_permanent, journal_path: part of this module's API)
+    remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
@@ -88,8 +88,19 @@ def check_config(dc: dict) -> None:
                         "download.image_processes >= 0")
     if not 1 <= dc["jpeg_quality"] <= 100:
         raise UserError("download.jpeg_quality must be within 1..100")
-    if len(dc["background"]) != 3:
-        raise UserError("download.background must be three 0..255 values")
+    bg = dc["background"]
+    if len(bg) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in bg):
+        raise UserError(f"download.background must be three integers 0..255 (red, green, blue), got {bg!r}")
+    check_ranges(dc, "download", {
+        "connect_timeout": ((">", 0), None, "a number of seconds > 0"),
+        "read_timeout": ((">", 0), None, "a number of seconds > 0"),
+        "backoff": (0, None, "a number of seconds >= 0"),
+        "max_backoff": (0, None, "a number of seconds >= 0"),
+        "max_redirects": (0, None, "an integer >= 0"),
+        "max_bytes": (1, None, "an integer >= 1 (bytes)"),
+        "max_pixels": (1, None, "an integer >= 1 (pixels)"),
+        "fanout": (0, 4, "within 0..4 (characters of the id that name a subfolder)"),
+    })
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
     fetchmod.check_guard_config(dc)
@@ -146,7 +157,7 @@ class Worker:
     def record(self, st: dict, flush: bool = True) -> int:
         """Append one outcome to the journal (binary, so its offset is known);
         flushed per row: a killed run loses only what was in flight."""
-        line = (dumps(st) + "\n").encode("utf-8")
+        line = (dumps(with_limit(st, self.dc)) + "\n").encode("utf-8")
         with self.lock:
             at = self.journal.tell()
             self.journal.write(line)
@@ -246,9 +257,9 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
     num_shards, shard_index = shard
     out_path, status_path = Path(dc["output"]), Path(dc["status"])
     failed_before: dict[int, tuple] = {}
-    previous_failures(status_path, failed_before)
+    previous_failures(status_path, failed_before, dc)
     if num_shards > 1:   # an earlier run may have been merged, or not
-        previous_failures(shard_path(status_path, shard_index, num_shards), failed_before)
+        previous_failures(shard_path(status_path, shard_index, num_shards), failed_before, dc)
     if dc["retry_failed"]:   # only the opt-outs seen on kept images still count
         failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN}
     if num_shards > 1:

@@ -26,6 +26,29 @@ def is_permanent(kind: str) -> bool:
                     "too_many_redirects")
 
 
+# Failures that only say the image was over a limit of the run's own config: a
+# status row records the limit ("limit"), and the failure counts as permanent
+# only while the config keeps that limit (raising it retries them; a row of an
+# older run without the limit is retried once).
+CONFIG_LIMITS = {"too_large": "max_bytes", "too_many_pixels": "max_pixels", "too_many_redirects": "max_redirects"}
+
+
+def with_limit(st: dict, dc: dict) -> dict:
+    """An outcome row, with the limit that caused it where the config caused it."""
+    key = CONFIG_LIMITS.get(st.get("kind"))
+    return {**st, "limit": dc[key]} if key and key in dc else st
+
+
+def is_permanent_row(row: dict, dc: dict | None) -> bool:
+    """A failure a later run with config ``dc`` would only repeat: a fact about
+    the world (HTTP 404, not an image), or a limit the config still sets."""
+    kind = str(row.get("kind", ""))
+    if not is_permanent(kind):
+        return False
+    key = CONFIG_LIMITS.get(kind)
+    return key is None or (dc is not None and key in dc and row.get("limit") == dc[key])
+
+
 # An image stored while opt-outs were not honoured, from a host that opted out
 # (status rows with "x_robots_opt_out": true): removed once download.honour_opt_out is on.
 OPT_OUT_SEEN = ("opt_out_seen", None)
@@ -35,11 +58,12 @@ def journal_path(status_path: Path) -> Path:
     return status_path.with_name(status_path.name + ".journal")
 
 
-def previous_failures(status_path: Path, out: dict | None = None) -> dict[int, tuple]:
+def previous_failures(status_path: Path, out: dict | None = None, dc: dict | None = None) -> dict[int, tuple]:
     """url hash -> (kind, http_status), for URLs that failed for good in an earlier
     run (and OPT_OUT_SEEN for images kept despite an opt-out): from its status file, then its journal (later rows win; a torn last
     line of a killed run is skipped quietly). Outcome tuples are shared, so an
-    entry costs a dict slot and an int."""
+    entry costs a dict slot and an int. A failure over a limit of the config
+    counts only while ``dc`` keeps that limit (CONFIG_LIMITS)."""
     out = {} if out is None else out
     shared: dict[tuple, tuple] = {}
     for path in (status_path, journal_path(status_path)):
@@ -49,7 +73,7 @@ def previous_failures(status_path: Path, out: dict | None = None) -> dict[int, t
             if not isinstance(row.get("url"), str):
                 continue
             key, kind = stable_hash(row["url"]), str(row.get("kind", ""))
-            if is_permanent(kind):
+            if is_permanent_row(row, dc):
                 outcome = (kind, row.get("http_status"))
                 out[key] = shared.setdefault(outcome, outcome)
             elif row.get("x_robots_opt_out") is True:

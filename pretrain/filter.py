@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from common import lifecycle
-from common.config import REPO_ROOT, parse_args
+from common.config import REPO_ROOT, check_ranges, parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
@@ -57,7 +57,7 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
     index_dir = Path(fc["index_dir"])
     key = pix.cache_key(path, fc["spacy_model"], fc["stopwords"])
     cached = pix.load_index(index_dir, key)
-    if cached is not None:
+    if cached is not None and cached.n_phrases > 0:     # an empty index is never reused (nor saved)
         report.extra["index"] = f"cached ({index_dir})"
         return cached
     if extract is None:
@@ -84,8 +84,9 @@ def get_index(path: Path, fc: dict, report: Report, extract=None, progress: bool
     names, offsets, captions, parsed = pix.build_index(pairs, extract, n_total=n_parse, progress=progress,
                                                        repeats=repeats)
     meta = {"key": key, "captions_parsed": parsed, "max_index": last + 1}
-    pix.save_index(index_dir, names, offsets, captions, meta)
-    report.extra["index"] = f"built ({index_dir})"
+    if names:
+        pix.save_index(index_dir, names, offsets, captions, meta)
+    report.extra["index"] = f"built ({index_dir})" if names else "built (empty: not cached)"
     report.extra["captions_parsed"] = parsed
     return pix.PhraseIndex(names, offsets, captions, meta)
 
@@ -139,10 +140,16 @@ def write_selected(path: Path, selected: np.ndarray, out_path: Path, bad: BadRow
     return n
 
 
+def check_config(fc: dict) -> None:
+    """Before any work (an empty phrase index built from batch_size=0 would be cached)."""
+    at_least_one = (1, None, "an integer >= 1")
+    check_ranges(fc, "filter", {"min_captions": at_least_one, "max_captions": at_least_one,
+                                "n_process": at_least_one, "batch_size": at_least_one})
+
+
 def run(fc: dict, report: Report, extract=None, progress: bool = True, dedupe: bool = True) -> int:
     path = Path(fc["input"])
-    if fc["min_captions"] < 1 or fc["max_captions"] < 1:
-        raise UserError("filter.min_captions and filter.max_captions must be at least 1")
+    check_config(fc)
     pix.check_stopwords(fc["stopwords"])
     check_json_array_file(path)
     index = get_index(path, fc, report, extract, progress, dedupe)

@@ -30,7 +30,7 @@ import numpy as np
 from common import lifecycle, records
 from common.config import REPO_ROOT, free_mapping, parse_args
 from common.errors import UserError, entry_point
-from common.jsonl import atomic_open, write_json
+from common.jsonl import TOO_DEEP, atomic_open, write_json
 from common.languages import load_languages, table_inputs
 from common.sampling import rng
 from common.scripts import is_simplified
@@ -150,6 +150,8 @@ def scan(inputs: list[dict], tasks: list[str],
                     row = json.loads(line)
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     raise UserError(f"{path}:{lineno}: malformed JSON ({e})") from None
+                except RecursionError:
+                    raise UserError(f"{path}:{lineno}: {TOO_DEEP}") from None
                 reason = check_row(row, task_set, languages)
                 if not reason and item.get("tasks") and row["task"] not in item["tasks"]:
                     reason = (f"task {row['task']!r} does not belong in this file (it holds "

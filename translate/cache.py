@@ -21,6 +21,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from common.errors import UserError
+
 
 def cache_key(model_key: str, src: str, tgt: str, text: str) -> str:
     """model_key: the engine's generation key (model identity and length rule)."""
@@ -37,20 +39,26 @@ class TranslationCache:
         self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self._retry(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._retry(lambda: self.db.execute("PRAGMA synchronous=NORMAL"))
         self._retry(lambda: self.db.execute(
             "CREATE TABLE IF NOT EXISTS segments ("
             " key TEXT PRIMARY KEY, model TEXT, src TEXT, tgt TEXT, source TEXT, output TEXT)"))
 
-    @staticmethod
-    def _retry(fn, tries: int = 50):
+    def _retry(self, fn, tries: int = 50):
         for i in range(tries):
             try:
                 return fn()
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
-                    raise
+                    raise self._error(e) from None
                 time.sleep(0.05 * (i + 1))
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from None
+
+    def _error(self, e: sqlite3.Error) -> UserError:
+        """A broken or full cache database is the user's to fix: one line naming it."""
+        return UserError(f"translation.cache: {self.path}: {e} (a full disk, or a damaged file: move it "
+                         "away, or set translation.cache to another file)")
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         """key -> raw output for the keys that are cached."""

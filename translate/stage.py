@@ -60,8 +60,9 @@ def translate_rows(engine: Engine, rows: list[dict], fields: list[str], lang_fie
             fallbacks[(rows[r].get(lang_field) or src, reason)] += 1
     counts["rows"] += len(rows)
     counts["rows_fallback_to_english"] += len(failed)
-    counts["rows_translated"] += sum(1 for r, row in enumerate(rows)
-                                     if r not in failed and (row.get(lang_field) or src) != src)
+    # A row counts as translated when it had a text to translate (not only a language).
+    with_text = {r for (r, _f, _k), text, tgt in zip(where, texts, tgts) if text.strip() and tgt != src}
+    counts["rows_translated"] += len(with_text - failed.keys())
     return out
 
 
@@ -108,7 +109,7 @@ def translate_jsonl(engine: Engine, in_path: str | Path, out_path: str | Path, f
             if assigned is not None:
                 row[lang_field] = assigned[i]
             code = row.get(lang_field)
-            if code not in table:
+            if not isinstance(code, str) or code not in table:
                 bad.add(f"{in_path}: row {i + 1}", f"{lang_field}={code!r} is not in the language table")
                 continue
             yield row

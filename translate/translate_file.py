@@ -60,7 +60,7 @@ def scan_input(src: Path, fc: dict) -> None:
     for row in read_jsonl(src, BadRows(max_bad=None, quiet=True)):
         rows += 1
         seen |= fields & {k for k, v in row.items() if isinstance(v, (str, list))}
-        lang_ok = lang_ok or row.get(lang_field) in table
+        lang_ok = lang_ok or (isinstance(row.get(lang_field), str) and row[lang_field] in table)
         if seen == fields and lang_ok:
             return
     if not rows:

@@ -98,10 +98,15 @@ def examples(records, resolve, templates: dict, seed: int, report: Report):
 
 
 def read_records(paths, bad: BadRows, report: Report):
+    seen: dict = {}
     for path in paths:
         for i, rec in iter_json_array(path, bad):
             report.count("records_in")
-            yield f"{path}: [{i}] question_id={rec.get('question_id') if isinstance(rec, dict) else None}", rec
+            qid = rec.get("question_id") if isinstance(rec, dict) else None
+            where = f"{path}: [{i}] question_id={qid}"
+            if isinstance(qid, (str, int)) and report.duplicate(seen, qid, rec, where):
+                continue
+            yield where, rec
 
 
 

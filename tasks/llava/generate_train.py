@@ -30,12 +30,15 @@ def english_rows(cfg, report: Report):
     c = cfg.at("llava")
     resolve = CocoResolver(cfg.path("llava.image_dir"), c["image_patterns"])
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
+    seen: dict = {}
     for task, key in (("llava_detail", "detail_file"), ("llava_conversation", "conversation_file")):
         path = cfg.path(f"llava.{key}")
         for i, rec in iter_json_array(path, bad):
             report.count(f"{task}_records_in")
             rid = rec.get("id") if isinstance(rec, dict) else None
             where = f"{path}: [{i}] id={rid}"
+            if rid is not None and report.duplicate(seen, (task, str(rid)), rec, f"{task}: {where}"):
+                continue
             cid = coco_id(rec.get("image", rid)) if isinstance(rec, dict) else None
             name = resolve(cid) if cid is not None else None
             if name is None:
@@ -90,6 +93,7 @@ def final_run(cfg) -> source.Written:
     picker = source.InstructionPicker(c["seed"], "llava", c["templates"]["naming"], c["templates"]["naming"],
                                       None, 0.0)
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
+    seen: dict = {}
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
     dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training

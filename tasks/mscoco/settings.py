@@ -63,6 +63,7 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
     # One image record at a time: memory stays flat whatever the file's size. A
     # record that is not JSON or holds invalid UTF-8 is skipped and counted.
     bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
+    seen: dict = {}
     for i, img in iter_json_array(path, bad, member="images"):
         where = f"{path}: images[{i}]"
         if not isinstance(img, dict):
@@ -76,6 +77,8 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
         where = f"{where} cocoid={cid}"
         if isinstance(cid, bool) or not isinstance(cid, int):
             report.skip("image record without an integer cocoid", where)
+            continue
+        if report.duplicate(seen, cid, img, where):
             continue
         if img.get("filepath") in patterns:
             name = pattern_name(patterns[img["filepath"]], cid)

@@ -96,7 +96,7 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
     pattern = c[f"{split}_image_pattern"]
     existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
     annotations = load_annotations(a_path, split, need, report)
-    used = set()
+    used, first = set(), {}
     for i, q in enumerate(_records(q_path, "questions")):
         report.count(f"{split}_questions_in")
         where = f"{q_path}: questions[{i}]"
@@ -108,6 +108,12 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
         if isinstance(qid, bool) or not isinstance(qid, int) or isinstance(image, bool) or not isinstance(image, int):
             report.skip(f"{split}: question without integer question_id/image_id", where)
             continue
+        if qid in first:   # a second record with this id: the answer belongs to the first only
+            same = first[qid] == (image, text)
+            report.skip(f"{split}: " + ("duplicate question (first kept)" if same else
+                                        "question_id of another question (first kept)"), where)
+            continue
+        first[qid] = (image, text)
         ann = annotations.get(qid)
         if ann is None:
             report.skip(f"{split}: question without annotation", where)
