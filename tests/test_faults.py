@@ -580,12 +580,14 @@ def test_every_report_goes_to_work_dir_reports_and_its_path_is_printed(tmp_path,
 
 
 def test_every_step_script_checks_its_outputs_before_any_work():
-    """Directly, or through the shared entry points that call lifecycle.begin."""
-    entry = ("lifecycle.begin(", "source.generate(", "source.translate_step(", "run_main(")
+    """Through the one lifecycle (lifecycle.run_step calls begin before any work),
+    directly or through the shared entry points that call it."""
+    entry = ("lifecycle.run_step(", "source.generate(", "source.translate_step(", "run_main(")
     for step in (*pipeline.STEPS, *pipeline.TOOLS):
         text = (REPO / step.script).read_text(encoding="utf-8")
         assert any(e in text for e in entry), step.script
-    for path, call in (("translate/source.py", "lifecycle.begin("), ("eval_data/run.py", "lifecycle.begin(")):
+    assert "    begin(step.id, cfg, extra)" in (REPO / "common" / "lifecycle.py").read_text(encoding="utf-8")
+    for path, call in (("translate/source.py", "lifecycle.run_step("), ("eval_data/run.py", "lifecycle.run_step(")):
         assert call in (REPO / path).read_text(encoding="utf-8")
 
 
