@@ -100,7 +100,7 @@ def check_family(tcfg: dict) -> None:
                         f"set translation.model_family={found} or auto")
 
 
-def check_languages(tcfg: dict, codes) -> None:
+def check_model_codes(tcfg: dict, codes) -> None:
     """Every language has a code in the family in use (UserError, one line, else)."""
     family = resolve_family(tcfg)
     for code in codes:

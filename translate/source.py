@@ -41,7 +41,7 @@ from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
 from .engine import Engine, check_settings
-from .families import check_languages, resolve_family
+from .families import check_model_codes, resolve_family
 from .stage import translate_jsonl, translate_templates
 
 
@@ -121,7 +121,7 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     if prepare is None and rows_in is not None and not rows_in.is_file():   # prepare writes its own
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
-    check_languages(cfg.at("translation"), languages)   # each has a code in the model family
+    check_model_codes(cfg.at("translation"), languages)   # each has a code in the model family
     run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
     _, shard_index = check_shard_args(run)
     report = report or Report(step_id)
