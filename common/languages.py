@@ -17,6 +17,13 @@ from .sampling import rng
 LANGUAGES_TSV = Path(os.environ.get("MBLIP_LANGUAGE_TABLE") or REPO_ROOT / "common" / "languages.tsv")
 # Codes that releases spell otherwise -> the table's code (ISO 639-1 replaced iw by he; XM3600 writes he).
 ALIASES = {"he": "iw"}
+# The MADLAD-400 code of each language (a separate file: languages.tsv stays a copy of the
+# shared table). Source and exceptions (iw -> he) in the file's header; MBLIP_MADLAD_CODES
+# names an edited copy.
+MADLAD_CODES_TSV = Path(os.environ.get("MBLIP_MADLAD_CODES") or REPO_ROOT / "common" / "madlad_codes.tsv")
+# translation.model_family: how a language is named to the model. nllb: the table's NLLB code
+# (deu_Latn) as source and forced target token; madlad: a target tag "<2de>" before the text.
+MODEL_FAMILIES = ("nllb", "madlad")
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,15 @@ def load_languages(path: str | Path = LANGUAGES_TSV) -> dict[str, Language]:
 
 
 def table_inputs(cfg=None) -> list[Path]:
-    """The language table, as an input of the steps that use it (a ``reads`` entry)."""
-    return [LANGUAGES_TSV]
+    """The language table, as an input of the steps that use it (a ``reads`` entry);
+    with the MADLAD codes where the step's translation uses the madlad family."""
+    out = [LANGUAGES_TSV]
+    tcfg = cfg.get("translation") if cfg is not None and hasattr(cfg, "get") else None
+    if isinstance(tcfg, dict) and tcfg.get("backend"):
+        from translate.families import resolve_family   # the model's files decide "auto"
+        if resolve_family(tcfg) == "madlad":
+            out.append(MADLAD_CODES_TSV)
+    return out
 
 
 def get_language(code: str) -> Language:
@@ -62,6 +76,47 @@ def get_language(code: str) -> Language:
 
 def nllb_code(code: str) -> str:
     return get_language(code).nllb
+
+
+@lru_cache(maxsize=4)
+def _madlad_codes(path: Path) -> dict[str, str]:
+    """code -> MADLAD code ("" where the file gives none), from the file at path."""
+    if not path.is_file():
+        raise UserError(f"MADLAD code table not found: {path}")
+    table, out = load_languages(), {}
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip() and not line.startswith("#")]
+    if not lines or lines[0][1].rstrip("\r\n").split("\t") != ["code", "madlad"]:
+        raise UserError(f"{path}: the first row must be the header code<TAB>madlad")
+    for lineno, line in lines[1:]:
+        cells = line.rstrip("\r\n").split("\t")
+        code, madlad = cells[0].strip(), (cells[1].strip() if len(cells) > 1 else "")
+        if code not in table or code in out or len(cells) > 2 or any(c in madlad for c in "<> "):
+            raise UserError(f"{path}:{lineno}: bad row {line.strip()!r} (an unknown or repeated code, "
+                            f"or a MADLAD code with <, > or a space)")
+        out[code] = madlad
+    return out
+
+
+def madlad_code(code: str) -> str:
+    """The MADLAD-400 code of a language ("he" for iw); one line naming the language
+    when it has none."""
+    lang = get_language(code)
+    madlad = _madlad_codes(MADLAD_CODES_TSV).get(code, "")
+    if not madlad:
+        raise UserError(f"language {code!r} ({lang.name}) has no MADLAD-400 code in {MADLAD_CODES_TSV}: "
+                        f"leave it out of the language list or use translation.model_family=nllb")
+    return madlad
+
+
+def model_code(code: str, family: str) -> str:
+    """What the model of ``family`` receives for a language: the NLLB code
+    ("deu_Latn") or the MADLAD target tag ("<2de>")."""
+    if family == "nllb":
+        return nllb_code(code)
+    if family == "madlad":
+        return f"<2{madlad_code(code)}>"
+    raise UserError(f"translation.model_family: {family!r} is not one of {', '.join(MODEL_FAMILIES)}")
 
 
 def check_language_codes(codes, key: str) -> list[str]:

@@ -92,7 +92,7 @@ def test_the_cache_stores_raw_outputs_and_no_verdict(tmp_path):
         rows = sorted(con.execute("SELECT model, tgt, output FROM segments").fetchall())
     assert cols == ["key", "model", "src", "tgt", "source", "output"]
     key = generation_key(cfg(db), "fake")
-    assert rows == [(key, "de", "一隻大狗在沙發上睡覺。"), (key, "zh", "一隻大狗在沙發上睡覺。")]
+    assert rows == [(key, "deu_Latn", "一隻大狗在沙發上睡覺。"), (key, "zho_Hans", "一隻大狗在沙發上睡覺。")]  # the model's codes
     assert key == "fake|beam=1|max_new=256|length=2.0x+10"
 
 

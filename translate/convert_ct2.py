@@ -1,7 +1,13 @@
-"""Convert an NLLB checkpoint (hub name or local folder) for the ctranslate2 backend.
+"""Convert an NLLB or MADLAD-400 checkpoint (hub name or local folder) for the ctranslate2 backend.
 
     python translate/convert_ct2.py                      # paths.nllb_model -> paths.ct2_model, int8
     python translate/convert_ct2.py --set convert.quantization=float16
+    python translate/convert_ct2.py --set convert.model=google/madlad400-3b-mt --set convert.output=DIR
+
+The model family (nllb: M2M100; madlad: T5) is read from the checkpoint's
+config.json and the conversion refuses any other architecture; the tokenizer
+saved with the converted model tells the backend the family
+(translation.model_family: auto, translate/families.py).
 
 int8 weights serve both CPU (int8) and GPU (converted on load to int8_float16
 or float16 via translation.dtype). The tokenizer is saved into the output folder.
@@ -25,11 +31,23 @@ DEFAULTS = {
 }
 
 
+def model_family_of(model: str | Path) -> str | None:
+    """nllb or madlad, from the checkpoint's config.json (None where it cannot be
+    read: a hub name not in the local cache; the converter then reads it itself)."""
+    from .families import detect_family
+    found, why = detect_family({"backend": "hf", "model": str(model)})
+    if found == "?":
+        raise UserError(f"convert.model {model}: neither NLLB nor MADLAD ({why}); the backends run only these")
+    return found
+
+
 def convert_ct2(model_dir: str | Path, out_dir: str | Path, quantization: str = "int8",
                 force: bool = True) -> Path:
-    """Convert a transformers NLLB/M2M100 checkpoint for CTranslate2 (same as
-    ``ct2-transformers-converter --model DIR --output_dir OUT --quantization Q``)."""
+    """Convert a transformers NLLB (M2M100) or MADLAD (T5) checkpoint for CTranslate2
+    (same as ``ct2-transformers-converter --model DIR --output_dir OUT --quantization Q``)."""
     from ctranslate2.converters import TransformersConverter
+
+    model_family_of(model_dir)   # refuses another architecture before the (long) conversion
 
     out_dir = Path(out_dir)
     TransformersConverter(str(model_dir)).convert(str(out_dir), quantization=quantization, force=force)

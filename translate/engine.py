@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from common.scripts import to_simplified
 from common.errors import UserError
-from common.languages import nllb_code
+from common.languages import model_code, nllb_code
 from . import quality, segment
 from .backends import make_backend
+from .families import check_family, resolve_family
 from .openai_backend import OPENAI_DEFAULTS, Failed, check_openai_settings
 from .cache import TranslationCache, cache_key
 
@@ -45,6 +46,7 @@ TRANSLATION_DEFAULTS: dict = {
     "backend": "dry-run",            # hf | ctranslate2 | openai | dry-run
     "model": "${paths.nllb_model}",  # hf: hub name or local folder
     "ct2_model": "${paths.ct2_model}",  # ctranslate2: converted folder
+    "model_family": "auto",          # auto | nllb | madlad: how languages are named to the model (families.py)
     "device": "auto",                # auto | cpu | cuda | cuda:N
     "dtype": "auto",                 # hf: float32|float16|bfloat16; ct2: int8|float16|int8_float16|...
     "beam_size": 1,
@@ -76,12 +78,15 @@ TRANSLATION_DEFAULTS: dict = {
 }
 
 
-def generation_key(cfg: dict, model_key: str) -> str:
+def generation_key(cfg: dict, model_key: str, family: str = "nllb") -> str:
     """Everything that changes what the model writes for a segment, besides the
     languages and the text: the backend's model identity (path, dtype or
-    compute type, beam size) and the generation length rule. The cache is
-    keyed on it, so a change of any of these never reuses an old output."""
-    return (f"{model_key}|beam={int(cfg['beam_size'])}|max_new={int(cfg['max_new_tokens'])}"
+    compute type, beam size), the model family (named only when not nllb, so
+    caches written before families existed stay valid) and the generation
+    length rule. The cache is keyed on it, so a change of any of these never
+    reuses an old output."""
+    return (f"{model_key}{'' if family == 'nllb' else f'|family={family}'}"
+            f"|beam={int(cfg['beam_size'])}|max_new={int(cfg['max_new_tokens'])}"
             f"|length={float(cfg['length_factor'])}x+{int(cfg['length_extra'])}")
 
 
@@ -141,6 +146,7 @@ def check_settings(cfg: dict) -> None:
         raise UserError(f"translation.quality.min_ratio ({q['min_ratio']}) must be below max_ratio ({q['max_ratio']})")
     if cfg.get("backend") == "openai" or "openai" in cfg:
         check_openai_settings({**cfg, "openai": {**OPENAI_DEFAULTS, **(cfg.get("openai") or {})}})
+    check_family(cfg)
 
 
 class Result(NamedTuple):
@@ -148,18 +154,28 @@ class Result(NamedTuple):
     reason: str | None
 
 
+class Codes(NamedTuple):
+    """The languages of one translate() call: ``src`` and ``tgt`` (our code -> code) as
+    the model receives them (family's codes: the backend's input and the cache key),
+    ``check`` (our code -> NLLB code) for the quality checks, Chinese script and joining."""
+    src: str
+    tgt: dict
+    check: dict
+
+
 class Engine:
     def __init__(self, cfg: dict, backend=None):
         check_settings(cfg)
         self.cfg = cfg
-        self.backend = backend if backend is not None else make_backend(cfg)
+        self.family = resolve_family(cfg)
+        self.backend = backend if backend is not None else make_backend({**cfg, "model_family": self.family})
         self.cache = TranslationCache(cfg["cache"] or None)
         self.qcfg = dict(cfg["quality"])
         # The language check needs real language: off for dry-run (it tags the
         # English) and for any backend that does not declare writes_language.
         if not getattr(self.backend, "writes_language", False):
             self.qcfg["langid"] = False
-        self.gen_key = generation_key(cfg, self.backend.model_key)
+        self.gen_key = generation_key(cfg, self.backend.model_key, self.family)
         self.batch_tokens = batch_token_budget(cfg["max_batch_tokens"], getattr(self.backend, "device", "cpu"))
         self.stats: collections.Counter = collections.Counter()
         self.by_lang: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -171,9 +187,10 @@ class Engine:
         """Translate texts[i] into language tgts[i] (codes of the language table)."""
         if len(texts) != len(tgts):
             raise ValueError("texts and tgts differ in length")
-        src_nllb = nllb_code(src)
         # Every target code checked before any model call (UserError names it).
-        tgt_nllb = {t: nllb_code(t) for t in dict.fromkeys(tgts) if t != src}
+        wanted_tgts = [t for t in dict.fromkeys(tgts) if t != src]
+        codes = Codes(model_code(src, self.family), {t: model_code(t, self.family) for t in wanted_tgts},
+                      {t: nllb_code(t) for t in wanted_tgts})
         plans = []          # per text: None (pass through) or (pieces, seps, tgt)
         wanted: dict[tuple[str, str], None] = {}
         for text, tgt in zip(texts, tgts):
@@ -189,7 +206,7 @@ class Engine:
                 self.stats["segments_in"] += 1
                 self.by_lang[tgt]["segments"] += 1
                 wanted.setdefault((p, tgt), None)
-        done = self._translate_unique(list(wanted), src, src_nllb, tgt_nllb)
+        done = self._translate_unique(list(wanted), codes)
         results = []
         for text, plan in zip(texts, plans):
             if plan is None:
@@ -207,7 +224,7 @@ class Engine:
                 self.by_lang[tgt]["texts_rejected"] += 1
                 results.append(Result(None, reason))
             else:
-                results.append(Result(segment.join(outs, seps, tgt_nllb[tgt]), None))
+                results.append(Result(segment.join(outs, seps, codes.check[tgt]), None))
         return results
 
     def summary(self) -> dict:
@@ -268,33 +285,32 @@ class Engine:
             self.backend.close()
 
     # -- internals ----------------------------------------------------------
-    def _translate_unique(self, pairs: list[tuple[str, str]], src: str, src_nllb: str,
-                          tgt_nllb: dict[str, str]) -> dict:
+    def _translate_unique(self, pairs: list[tuple[str, str]], codes: Codes) -> dict:
         """Batches are formed over all unique pairs, cached or not, so their
         composition does not depend on how far an earlier run got: a resumed run
         translates exactly the batches the killed one had not committed, with the
         same inputs, and its output equals an uninterrupted run's."""
         self.stats["unique"] += len(pairs)
-        # Keyed by the codes the model receives (kmr_Latn, not ku): a change of a language's
-        # model code in the table never reuses a translation made for the old one.
-        keys = [cache_key(self.gen_key, src_nllb, tgt_nllb[tgt], text) for text, tgt in pairs]
+        # Keyed by the codes the model receives (kmr_Latn or <2ku>, not ku): a change of a
+        # language's model code (or of the family) never reuses a translation made for the old one.
+        keys = [cache_key(self.gen_key, codes.src, codes.tgt[tgt], text) for text, tgt in pairs]
         cached = self.cache.get_many(keys)
         done: dict[tuple[str, str], tuple[str, str | None]] = {}
         for pair, key in zip(pairs, keys):
             raw = cached.get(key)
             if raw is not None:  # the verdict is made now, with today's settings
-                done[pair] = self._verdict(pair[0], raw, tgt_nllb[pair[1]])
+                done[pair] = self._verdict(pair[0], raw, codes.check[pair[1]])
         self.stats["cached"] += len(done)
         if len(done) < len(pairs):
-            self._translate_missing(pairs, keys, src, src_nllb, tgt_nllb, done)
+            self._translate_missing(pairs, keys, codes, done)
         # Counted in input order, cached or not, so the rejects list (and file) of
         # a resumed run equals an uninterrupted run's.
         for pair in pairs:
             self._count_flag(pair, *done[pair])
         return done
 
-    def _translate_missing(self, pairs, keys, src, src_nllb, tgt_nllb, done) -> None:
-        lengths = self.backend.count_tokens([p[0] for p in pairs], src_nllb)
+    def _translate_missing(self, pairs, keys, codes: Codes, done) -> None:
+        lengths = self.backend.count_tokens([p[0] for p in pairs], codes.src)
         # A segment longer than the generation cap cannot come back whole (one huge
         # "word", e.g. a URL): flagged without a model call, and not cached, so a
         # run with a larger max_new_tokens translates it.
@@ -319,7 +335,7 @@ class Engine:
             if todo:
                 longest = max(lengths[j] for j in todo)
                 try:
-                    pending += self._run_batch(todo, pairs, keys, longest, src, src_nllb, tgt_nllb, done)
+                    pending += self._run_batch(todo, pairs, keys, longest, codes, done)
                 except Exception as e:
                     e.add_note(f"translation backend {self.backend.model_key!r} failed on a batch of "
                                f"{len(todo)} segments (longest {longest} tokens); the "
@@ -347,13 +363,13 @@ class Engine:
                 self.cache.put_many(pending)
             bar.close()
 
-    def _run_batch(self, todo, pairs, keys, longest, src, src_nllb, tgt_nllb, done) -> list:
+    def _run_batch(self, todo, pairs, keys, longest, codes: Codes, done) -> list:
         cap = min(int(self.cfg["max_new_tokens"]),
                   int(self.cfg["length_factor"] * longest + self.cfg["length_extra"]))
         texts = [pairs[j][0] for j in todo]
-        tgts = [tgt_nllb[pairs[j][1]] for j in todo]
+        tgts = [codes.tgt[pairs[j][1]] for j in todo]
         t0 = time.perf_counter()
-        outs = self.backend.translate_batch(texts, src_nllb, tgts, cap)
+        outs = self.backend.translate_batch(texts, codes.src, tgts, cap)
         self.seconds += time.perf_counter() - t0
         if len(outs) != len(todo):
             raise RuntimeError(f"backend returned {len(outs)} outputs for {len(todo)} inputs")
@@ -364,8 +380,8 @@ class Engine:
                 done[pair] = ("", out.reason)
                 self.stats["failed"] += 1
                 continue
-            done[pair] = self._verdict(text, out, tgt_code)
-            rows.append((keys[j], self.gen_key, src_nllb, tgt_code, text, out))  # the raw output, no verdict
+            done[pair] = self._verdict(text, out, codes.check[pair[1]])
+            rows.append((keys[j], self.gen_key, codes.src, tgt_code, text, out))  # the raw output, no verdict
         self.stats["translated"] += len(rows)
         return rows
 

@@ -36,11 +36,12 @@ from typing import Callable, Iterable
 from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
-from common.languages import check_split, get_language, nllb_code, target_percent
+from common.languages import check_split, get_language, model_code, target_percent
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import check_shard_args
 from .engine import Engine, check_settings
+from .families import check_model_codes, resolve_family
 from .stage import translate_jsonl, translate_templates
 
 
@@ -132,6 +133,7 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     if rows_in is not None and not rows_in.is_file():
         raise UserError(f"input not found: {rows_in}; run {rerun_hint(pipeline.get(step_id).after[0], argv)}")
     check_settings(cfg.at("translation"))
+    check_model_codes(cfg.at("translation"), languages)   # each has a code in the model family
     run = cfg.get("run") or {"num_shards": 1, "shard_index": 0}
     _, shard_index = check_shard_args(run)
     report = report or Report(step_id)
@@ -219,10 +221,11 @@ def translation_settings(tcfg: dict) -> dict:
 
 
 def store_key(template_sets: dict[str, list[str]], tcfg: dict, languages: list[str]) -> dict:
-    # model_codes: what the model receives for each language (the table's code), so an edit of
-    # the table makes the store stale.
+    # model_codes: what the model receives for each language (the code of the table of its
+    # family: NLLB or MADLAD), so an edit of the table, or another family, makes the store stale.
+    family = resolve_family(tcfg)
     key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages),
-           "model_codes": {c: nllb_code(c) for c in languages}}
+           "model_codes": {c: model_code(c, family) for c in languages}}
     return json.loads(json.dumps(key))  # as it reads back from the file (tuples -> lists)
 
 
