@@ -388,7 +388,11 @@ def main(argv=None) -> None:
     folders = [(f"export.{f}.dir", cfg.path(f"export.{f}.dir"), True) for f in ("parquet", "webdataset")
                if f in e["formats"]]
     files = [("export.llava.file", cfg.path("export.llava.file"), False)] if "llava" in e["formats"] else []
-    lifecycle.begin("export", cfg, folders + files)
+    lifecycle.run_step(STEP, cfg, argv, lambda: write_all(cfg, e), folders + files)
+
+
+def write_all(cfg, e: dict) -> Report:
+    """Every chosen format, in one pass over the mix."""
     cfg.path("export.out_dir").mkdir(parents=True, exist_ok=True)
     report = Report("export")
     formats = export(cfg, e, report)
@@ -397,9 +401,7 @@ def main(argv=None) -> None:
     for name, f in formats.items():
         print(f"{name}: {f['rows']} rows -> {len(f['files'])} file(s) in {Path(f['files'][0]).parent}"
               if f["files"] else f"{name}: no rows", file=sys.stderr)
-    lifecycle.save_report(report, "export", cfg)
-    lifecycle.finish("export", cfg, list(sys.argv[1:] if argv is None else argv))
-
+    return report
 
 if __name__ == "__main__":
     main()
