@@ -42,18 +42,25 @@ _FLICKR_STATIC = re.compile(r"^(?:[\w-]+\.)*(?:static\.?flickr|staticflickr|flic
 _FLICKR_PAGE = re.compile(r"^(?:www\.)?flickr\.com/photos/[^/]+/(\d{4,})", re.IGNORECASE)
 
 
-def coco_key(name) -> str | None:
-    """``coco:<id>`` of a COCO file name ("COCO_val2014_000000391895.jpg",
-    "000000391895.jpg", "train2014/COCO_train2014_...jpg") or an int id."""
+def coco_id(name) -> int | None:
+    """The COCO id of a file name ("COCO_val2014_000000391895.jpg", "000000391895.jpg",
+    "train2014/COCO_train2014_...jpg"), a digit string or an int: the one parser of
+    COCO ids (the task sources' image names and the evaluation sets' keys)."""
     if isinstance(name, bool):
         return None
     if isinstance(name, int):
-        return f"coco:{name}" if name >= 0 else None
+        return name if name >= 0 else None
     if not isinstance(name, str):
         return None
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     m = _DIGITS_STEM.search(stem)
-    return f"coco:{int(m.group(1))}" if m else None
+    return int(m.group(1)) if m else None
+
+
+def coco_key(name) -> str | None:
+    """``coco:<id>`` of what ``coco_id`` reads."""
+    cid = coco_id(name)
+    return None if cid is None else f"coco:{cid}"
 
 
 def flickr_key(name) -> str | None:

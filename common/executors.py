@@ -185,7 +185,7 @@ def worker_env(changes: dict) -> dict:
 
 
 def log_path(launch: Launch, index: int) -> Path:
-    return launch.log_dir / f"{launch.step.id}.shard-{index:05d}-of-{launch.n:05d}.log"
+    return launch.log_dir / f"{shards.shard_name(launch.step.id, index, launch.n)}.log"
 
 
 def shard_problem(launch: Launch, index: int) -> str | None:

@@ -17,6 +17,7 @@ from .config import Config
 from .errors import UserError
 from .jsonl import write_json
 from .records import expand, outputs, record, state
+from .shards import shard_name
 from .steptype import Step
 
 # -- what scripts call --------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def report_path(step_id: str, cfg: Config, shard: tuple[int, int] | None = None)
     (a shard: ``<step id>.shard-0000i-of-0000N.json``; a tool such as
     translate_file.py run without paths.work_dir: ``<output>.<step id>.report.json``)."""
     from . import pipeline   # the ordered list (it imports the step modules): read at call time
-    name = step_id if shard is None else f"{step_id}.shard-{shard[0]:05d}-of-{shard[1]:05d}"
+    name = step_id if shard is None else shard_name(step_id, *shard)
     if not cfg.get("paths", {}).get("work_dir") and pipeline.get(step_id).tool:
         out = outputs(pipeline.get(step_id), cfg)[0]   # a tool run without paths.work_dir: beside its output
         return out.with_name(f"{out.name}.{name}.report.json")

@@ -35,6 +35,7 @@ from typing import Any, Iterable
 from .config import Config, resolve_value
 from .errors import UserError
 from .jsonl import read_json_object, write_json
+from .shards import shard_name
 from .steptype import Step
 
 # Leaf keys that change speed, logging or bookkeeping, not what a step writes.
@@ -175,7 +176,7 @@ def record_dir(cfg: Config) -> Path:
 def manifest_path(step: Step | str, cfg: Config, shard: tuple[int, int] | None = None) -> Path:
     """The run record of a step (or step id), or of one shard of it."""
     sid = step if isinstance(step, str) else step.id
-    name = sid if shard is None else f"{sid}.shard-{shard[0]:05d}-of-{shard[1]:05d}"
+    name = sid if shard is None else shard_name(sid, *shard)
     return record_dir(cfg) / f"{name}.json"
 
 

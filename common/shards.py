@@ -44,9 +44,17 @@ _SHARD_NAME = re.compile(r"\.shard-(\d{5})-of-(\d{5})$")
 
 
 # -- names and arguments -----------------------------------------------------------------------
+SHARD_GLOB = ".shard-*-of-*"
+
+
+def shard_name(name: str, index: int, num_shards: int) -> str:
+    """The one shard naming: ``<name>.shard-0000i-of-0000N`` (files, run records, reports, logs)."""
+    return f"{name}.shard-{index:05d}-of-{num_shards:05d}"
+
+
 def shard_path(path: str | Path, index: int, num_shards: int) -> Path:
     path = Path(path)
-    return path.with_name(f"{path.name}.shard-{index:05d}-of-{num_shards:05d}")
+    return path.with_name(shard_name(path.name, index, num_shards))
 
 
 def check_shard_args(run: dict) -> tuple[int, int]:
@@ -134,7 +142,7 @@ def interleave(out: str | Path, num_shards: int) -> int:
 def foreign_shards(out: str | Path, num_shards: int) -> list[Path]:
     """Shard files of ``out`` from a run with another num_shards (never merged)."""
     out = Path(out)
-    return sorted(q for q in out.parent.glob(glob.escape(out.name) + ".shard-*-of-*")
+    return sorted(q for q in out.parent.glob(glob.escape(out.name) + SHARD_GLOB)
                   if (m := _SHARD_NAME.search(q.name)) and int(m.group(2)) != num_shards)
 
 

@@ -17,28 +17,17 @@ from common.config import Config
 from common.errors import UserError
 from common.jsonl import TOO_DEEP, BadRows, load_json, read_jsonl, write_json, write_jsonl
 from common.languages import table_inputs
+from common import templates
 from common.report import Report
+from common.templates import fill  # noqa: F401  (the converters' prompts)
 from common.steptype import Step
 from eval_data.settings import DEFAULTS as EVAL_DEFAULTS
 
 
-def fill(template: str, **values: str) -> str:
-    """str.format with a clear error for a config template naming an unknown field."""
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError) as e:
-        raise UserError(f"template {template!r} uses an unknown field {e} "
-                        f"(available: {', '.join(values)})") from None
-    except ValueError as e:  # an unbalanced brace, a bad format spec
-        raise UserError(f"template {template!r} is not a valid format string: {e}") from None
-
-
 def check_template(key: str, template: str, *fields: str) -> None:
-    """Stop before any work when a config template would fail on the first row."""
-    try:
-        fill(template, **{f: "x" for f in fields})
-    except UserError as e:
-        raise UserError(f"{key}: {e}") from None
+    """Stop before any work unless a prompt template uses only ``fields`` and at least the first
+    (the question, statement or hypothesis itself); ``fill`` is common.templates.fill."""
+    templates.check(key, template, set(fields), required={fields[0]})
 
 
 def require_inputs(inputs: list[tuple[str, Path]]) -> None:

@@ -29,6 +29,7 @@ from common import lifecycle, steptype
 from common.errors import UserError
 from common.jsonl import read_json_object
 from common.languages import load_languages
+from common.shards import SHARD_GLOB
 
 # What a quality flag (translate/quality.py) means, for the tables.
 REASONS = {"off_target": "off-target language", "length_ratio": "length out of bounds (too long or short)",
@@ -55,7 +56,7 @@ def step_report(step_id: str, cfg) -> tuple[dict | None, str]:
         whole = lifecycle.report_path(step_id, cfg)
     except UserError:
         return None, "paths.work_dir not set"
-    shards = sorted(whole.parent.glob(f"{step_id}.shard-*-of-*.json")) if whole.parent.is_dir() else []
+    shards = sorted(whole.parent.glob(f"{step_id}{SHARD_GLOB}.json")) if whole.parent.is_dir() else []
     newest_shard = max((p.stat().st_mtime for p in shards), default=None)
     if whole.is_file() and (newest_shard is None or whole.stat().st_mtime >= newest_shard):
         return read_json_object(whole), str(whole.name)

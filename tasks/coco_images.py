@@ -21,20 +21,6 @@ def list_images(folder: Path) -> set[str]:
         return {e.name for e in it}
 
 
-def coco_id(value) -> int | None:
-    """A COCO id from an int, a digit string ("000000442786") or a file name ("000000442786.jpg")."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str):
-        stem = value.rsplit("/", 1)[-1].split(".", 1)[0]
-        stem = stem.rsplit("_", 1)[-1]
-        if stem.isdigit():
-            return int(stem)
-    return None
-
-
 def pattern_name(pattern: str, cid: int) -> str:
     try:
         return pattern % cid

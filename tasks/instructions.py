@@ -2,13 +2,13 @@
 
 Templates are the config's own wording. ``{}`` is the example's text (question,
 answer, class name) and ``{lang}`` the English name of the target language;
-``fill`` and the per-row ``InstructionPicker`` live in translate/source.py (the
-one translated-source workflow).
+``fill`` and the slot check are common/templates.py; the per-row
+``InstructionPicker`` lives in translate/source.py (the one translated-source workflow).
 """
 from __future__ import annotations
 
 from common.errors import UserError
-from translate.source import slots
+from common.templates import check
 
 FINAL_KEYS = ("context", "label", "image_id", "task", "lang")
 
@@ -20,12 +20,7 @@ def check_templates(section: str, templates: dict[str, list], needs: dict[str, s
         if not isinstance(items, list) or not items:
             raise UserError(f"{section}.{name}: need a non-empty list of templates")
         for t in items:
-            if not isinstance(t, str) or not t.strip():
-                raise UserError(f"{section}.{name}: template {t!r} is not a non-empty string")
-            got = set(slots(t))
-            if got != want:
-                raise UserError(f"{section}.{name}: template {t!r} must have the placeholders "
-                                f"{sorted('{' + w + '}' for w in want)}")
+            check(f"{section}.{name}", t, want)
 
 
 def final_row(context: str, label: str, image_id: str, task: str, lang: str) -> dict:

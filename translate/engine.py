@@ -34,6 +34,7 @@ from tqdm import tqdm
 from common.scripts import to_simplified
 from common.errors import UserError
 from common.languages import model_code, nllb_code
+from common.templates import placeholders
 from . import quality, segment
 from .backends import make_backend
 from .families import check_family, resolve_family
@@ -390,7 +391,7 @@ class Engine:
         out = to_simplified(raw) if tgt_code == "zho_Hans" else raw
         flag = quality.check(text, out, tgt_code, **self.qcfg)
         if flag is None and getattr(self.backend, "keeps_placeholders", False) and \
-                collections.Counter(quality.placeholders(out)) != collections.Counter(quality.placeholders(text)):
+                collections.Counter(placeholders(out)) != collections.Counter(placeholders(text)):
             flag = "placeholders"
         return out, flag
 

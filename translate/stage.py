@@ -20,7 +20,7 @@ from pathlib import Path
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_jsonl
 from common.languages import assign_languages, load_languages
 from common.shards import RUN_DEFAULTS, check_shard_args, chunks, round_robin, shard_path
-from . import quality
+from common.templates import placeholders
 from .engine import Engine
 
 
@@ -146,7 +146,7 @@ def translate_templates(engine: Engine, templates: list[str], languages: list[st
         if res.text is None:
             counts["rejected"] += 1
             continue
-        if collections.Counter(quality.placeholders(res.text)) != collections.Counter(quality.placeholders(text)):
+        if collections.Counter(placeholders(res.text)) != collections.Counter(placeholders(text)):
             counts["lost_placeholder"] += 1
             continue
         out.setdefault(tgt, []).append(res.text)

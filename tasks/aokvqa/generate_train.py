@@ -19,9 +19,10 @@ from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
 from common.sampling import rng
 from common.steptype import Step
-from tasks.coco_images import CocoResolver, coco_id
+from common.eval_sets import coco_id
+from tasks.coco_images import CocoResolver
 from tasks.instructions import check_templates, final_row
-from translate.source import fill
+from common.templates import fill
 
 CONFIG = str(REPO_ROOT / "configs" / "aokvqa.yaml")
 DEFAULTS = {

@@ -20,7 +20,8 @@ from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
 from common.steptype import Step
 from common.languages import table_inputs
-from tasks.coco_images import CocoResolver, coco_id
+from common.eval_sets import coco_id
+from tasks.coco_images import CocoResolver
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
 from translate import source
@@ -93,7 +94,6 @@ def final_run(cfg) -> source.Written:
     picker = source.InstructionPicker(c["seed"], "llava", c["templates"]["naming"], c["templates"]["naming"],
                                       None, 0.0)
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
-    seen: dict = {}
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
     dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
