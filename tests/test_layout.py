@@ -70,3 +70,11 @@ def test_moved_tools_are_only_in_tests_tools(old, new):
 def test_tools_package_is_importable():
     assert (REPO / "tests" / "__init__.py").is_file()
     assert (REPO / "tests" / "tools" / "__init__.py").is_file()
+
+
+def test_the_map_of_each_modules_tests_is_current():
+    """docs/testing.md lists, for every product module, the test files that import it
+    (tests/tools/module_map.py makes the table; rerun it with --write after adding a module)."""
+    from tests.tools import module_map
+    assert module_map.current() == module_map.table(), "run: python tests/tools/module_map.py --write"
+    assert all(f"`{m}`" in module_map.current() for m in module_map.product_modules())

@@ -13,7 +13,8 @@ from tests.conftest import PYTHON, REPO, SHARED_REAL
 
 TOOLS = ["tiny_nllb", "tiny_clip", "make_task_fixtures", "make_eval_fixtures", "serve_web",
          "bench_download", "bench_search", "bench_translate", "calibrate_langid", "compare_segmenters", "mutation",
-         "compare_stopwords", "tiny_lm", "fake_openai", "bench_openai", "bench_export", "language_split_table"]
+         "compare_stopwords", "tiny_lm", "fake_openai", "bench_openai", "bench_export", "language_split_table",
+         "module_map"]
 BENCH = REPO / "tests" / "fixtures" / "bench"
 
 
