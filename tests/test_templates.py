@@ -9,8 +9,8 @@ from common.templates import check, fill, placeholders, slots
 
 def test_fill_replaces_slots_only():
     assert fill("Q: {} in {lang}?", "what is {x} # here {}", lang="German") == "Q: what is {x} # here {} in German?"
-    assert fill("Question: {question} Short answer in {language}:", question="Is it 5{}?", language="Hindi") \
-        == "Question: Is it 5{}? Short answer in Hindi:"
+    assert fill("Ask: {question} Reply in {language}.", question="Is it 5{}?", language="Hindi") \
+        == "Ask: Is it 5{}? Reply in Hindi."
     assert fill("{a} and {b}", a=1) == "1 and {b}"          # a slot without a value stays
     assert slots("x {} {lang} {}") == ["", "lang", ""] and placeholders("x {} {lang}") == ["{}", "{lang}"]
 
@@ -23,5 +23,5 @@ def test_check_names_the_key_and_the_slots():
             check("mscoco.templates.naming", bad, {"", "lang"})
         assert str(e.value).startswith("mscoco.templates.naming: template ")
     with pytest.raises(UserError) as e:
-        check("maxm.context_template", "Short answer in {language}:", {"question", "language"}, required={"question"})
+        check("maxm.context_template", "Reply in {language}.", {"question", "language"}, required={"question"})
     assert "at least ['question']" in str(e.value)
