@@ -316,3 +316,63 @@ def test_inputs_and_outputs_follow_the_declaration(tmp_path):
     cfg = cfg_of(tmp_path)
     assert records.inputs(STEP, cfg) == [tmp_path / "raw" / "in.txt"]
     assert records.outputs(STEP, cfg) == [tmp_path / "work" / "out.txt", tmp_path / "work" / "folder"]
+
+
+# -- what the mutation run found untested ---------------------------------------------------------------
+def test_status_on_an_unchanged_tree_reads_no_file_again(tmp_path, monkeypatch):
+    """The recorded hash is reused while size and mtime are unchanged: a later
+    ``status`` does not re-read big inputs or outputs (folders are listed again)."""
+    step = dataclasses.replace(STEP, writes=("${stage.output}",))
+    cfg = ran(tmp_path, step)
+    monkeypatch.setattr(records, "_HASHED", {})         # a new process
+    read = []
+    monkeypatch.setattr(records, "_sha256", lambda p: read.append(p) or "x")
+    assert records.state(step, cfg).status == "done" and read == []
+    (tmp_path / "raw" / "in.txt").write_text("other\n", encoding="utf-8")
+    assert records.state(step, cfg).status == "stale" and read == [tmp_path / "raw" / "in.txt"]
+
+
+def test_the_hash_recorded_for_an_earlier_steps_input_is_reused_too(tmp_path, monkeypatch):
+    cfg = ran(tmp_path)
+    down = Step("test.down", "tests.nothing", "nothing", "downstream", reads=("${stage.input}",),
+                after=("test.step",), defaults=DEFAULTS)
+    monkeypatch.setattr(records, "_HASHED", {})
+    monkeypatch.setattr(records, "_sha256", lambda p: "rehashed")
+    got = records.input_record(down, cfg)["inputs"][str(tmp_path / "raw" / "in.txt")]["sha256"]
+    assert got != "rehashed"
+
+
+def test_two_files_of_the_same_size_and_mtime_are_hashed_each(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))
+    assert records.file_fingerprint(a)["sha256"] != records.file_fingerprint(b)["sha256"]
+
+
+def test_a_record_says_when_it_finished_and_a_missing_record_is_named(tmp_path):
+    import datetime
+    cfg = ran(tmp_path)
+    rec = json.loads(records.manifest_path(STEP, cfg).read_text(encoding="utf-8"))
+    assert abs(datetime.datetime.fromisoformat(rec["finished"]) - datetime.datetime.now()).total_seconds() < 3600
+    records.manifest_path(STEP, cfg).unlink()
+    assert records.state(STEP, cfg).reason == "no run record (outputs from an older run or another tool)"
+
+
+def test_config_values_that_are_not_json_still_fingerprint():
+    import datetime
+    fp = records.config_fingerprint({"a": datetime.date(2020, 1, 2), "b": Path("/x")})
+    assert fp == records.config_fingerprint({"a": "2020-01-02", "b": "/x"})
+
+
+def test_a_key_a_config_lacks_does_not_hide_the_keys_after_it(tmp_path):
+    step = dataclasses.replace(STEP, shaped_by=("nosuch.key", "stage.min"))
+    assert records.shaping_values(step, cfg_of(tmp_path)) == {"stage.min": 1}
+
+
+def test_a_longer_section_s_inputs_and_keys_not_under_the_raw_root_first(tmp_path):
+    raw = tmp_path / "raw"
+    defaults = {"evalset": {"out": "${paths.work_dir}/x.json", "n": 3, "file": "${paths.raw_root}/{split}.json",
+                            "splits": ["dev"]}}
+    cfg = build_config(defaults, None, [f"paths.raw_root={raw}", f"paths.work_dir={tmp_path / 'w'}"])
+    assert records.expand(cfg, "evalset.*") == [raw / "dev.json"]
