@@ -175,6 +175,10 @@ def test_choose_run(tmp_path):
         choose("final")
     mark_done("mscoco.translate", cfg)
     assert choose("auto") == "final" and choose("final") == "final" and choose("english") == "english"
+    # The English run's own config changed (its translation still matches its file): English again.
+    other = cfg_of("mscoco.english", tmp_path, "--set", "mscoco.train_splits=[train]")
+    assert records.state(pipeline.get("mscoco.translate"), other).status == "done"
+    assert lifecycle.choose_run("mscoco.english", "mscoco.final", other, "auto") == "english"
     # The English intermediate rewritten: its translation is stale, auto goes back to English.
     (cfg.path("mscoco.work_dir") / "captions_en.jsonl").write_text("other\n", encoding="utf-8")
     assert choose("auto") == "english"

@@ -40,6 +40,15 @@ MODULES: dict[str, list[str]] = {
     "common/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
     "translate/quality.py": ["tests/test_translate_quality.py", "tests/test_translate_langid.py"],
     "translate/segment.py": ["tests/test_translate_segment.py", "tests/test_translate_engine.py"],
+    # State, keys and resume (issue 22).
+    "common/records.py": ["tests/test_records.py"],
+    "common/cli.py": ["tests/test_cli_status.py"],
+    "common/status.py": ["tests/test_cli_status.py"],
+    "common/lifecycle.py": ["tests/test_lifecycle.py"],
+    "pretrain/download_resume.py": ["tests/test_download_resume.py"],
+    "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py"],
+    "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
+    "translate/source.py": ["tests/test_source_keys.py"],
 }
 SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
 
