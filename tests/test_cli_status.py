@@ -164,3 +164,25 @@ def test_combine_command_keeps_the_users_options_but_the_shard_ones():
                                 "--set", "launch.num_shards=4", "--", "--config", "c.yaml", "--paths", "p.yaml",
                                 "--set", "filter.min_captions=3", "--set", "a b=1"]
     assert cli.combine_command(FILTER, [], 2).endswith("launch.num_shards=2 --")
+
+
+def test_help_says_what_status_does_and_takes(capsys):
+    with pytest.raises(SystemExit) as e:
+        status.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert " ".join(out.split()).startswith(
+        "usage: python -m common status [-h] [--paths PATHS] [--set KEY=VALUE] [--args-file FILE]")
+    # The module's description, its layout kept (the indented example line).
+    assert "\n    python -m common status [--paths FILE] [--args-file FILE] [--set paths.raw_root=DIR" in out
+    assert "The command printed last is the first step that is not done." in out
+    for text in ("paths YAML (default: configs/paths.yaml)",
+                 "override a config value for every step that has it (repeatable)",
+                 "more arguments, one per line, read before --set (make demo writes OUT/status.args)"):
+        assert text in " ".join(out.split()), text
+
+
+def test_an_unreadable_args_file_says_why(tmp_path):
+    with pytest.raises(UserError) as e:
+        status._parse(["--args-file", str(tmp_path / "none")])
+    assert str(e.value) == f"--args-file {tmp_path / 'none'}: cannot read it (No such file or directory)"
