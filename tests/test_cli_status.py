@@ -186,3 +186,19 @@ def test_an_unreadable_args_file_says_why(tmp_path):
     with pytest.raises(UserError) as e:
         status._parse(["--args-file", str(tmp_path / "none")])
     assert str(e.value) == f"--args-file {tmp_path / 'none'}: cannot read it (No such file or directory)"
+
+
+def test_nested_keys_and_a_two_run_steps_own_keys():
+    # A three-level key is carried by its section (translation.*), to any step.
+    assert cli.sets_for(MINE, ["translation.quality.max_repeats=3", "filter.a.b=1"], same_config=False) == \
+        ["translation.quality.max_repeats=3"]
+    # The step's own --set wins over the user's for the same key, whatever the values hold.
+    own = dataclasses.replace(ENGLISH, sets=("generate.seed=1",))
+    assert cli.sets_for(own, ["generate.seed=5", "generate.captions=a=b"], same_config=True) == \
+        ["generate.captions=a=b"]
+
+
+def test_load_config_applies_nested_keys(tmp_path):
+    argv = ["--set", f"paths.raw_root={tmp_path}", "--set", f"paths.work_dir={tmp_path}/w",
+            "--set", f"paths.out_root={tmp_path}/o", "--set", "translation.quality.max_repeats=9"]
+    assert cli.load_config(FILTER, argv).at("translation.quality.max_repeats") == 9
