@@ -14,7 +14,7 @@ from pretrain import download_resume as dr
 
 RETRIED = ["http_429", "http_408", "http_425", "http_500", "http_502", "http_503", "http_504", "http_599",
            "timeout", "connection_error", "dns_error", "request_error", "rate_limited", "robots_disallowed",
-           "blocked_address", "ok", "exists", "", "http_", "http_abc", "http_399", "http_600"]
+           "blocked_address", "ok", "exists", "", "http_", "http_abc", "http_x404", "http_399", "http_600"]
 FOR_GOOD = ["http_400", "http_401", "http_403", "http_404", "http_410", "http_451", "http_499",
             "not_image", "decode_error", "too_large", "too_many_pixels", "opted_out", "bad_url",
             "too_many_redirects"]
@@ -40,7 +40,7 @@ def row(url, kind, status=None, **extra):
 
 def test_the_next_run_skips_only_what_failed_for_good(tmp_path):
     status = tmp_path / "status.jsonl"
-    write(status, [row("u/404", "http_404", 404), row("u/410", "http_410", 410), row("u/dec", "decode_error"),
+    write(status, [{"kind": "http_404"}, {"url": 5, "kind": "http_404"}, row("u/404", "http_404", 404), row("u/410", "http_410", 410), row("u/dec", "decode_error"),
                    row("u/429", "http_429", 429), row("u/503", "http_503", 503), row("u/to", "timeout"),
                    row("u/ok", "ok", 200), {"kind": "http_404"}, {"url": 5, "kind": "http_404"}])
     got = dr.previous_failures(status)
@@ -112,3 +112,11 @@ def test_remove_stale_tmp_removes_only_this_files_temporaries(tmp_path):
     dr.remove_stale_tmp(target)
     assert [p.exists() for p in ours] == [False, False] and all(p.exists() for p in others)
     assert dr.glob_escape("a*b?c[d]") == "a[*]b[?]c[[]d]"
+
+
+def test_bad_lines_are_skipped_quietly_however_many(tmp_path, capsys):
+    status = tmp_path / "s.jsonl"
+    write(status, [row("a", "http_404", 404)], tail="{torn\n" * 3000 + "[1]\n")
+    write(dr.journal_path(status), [row("b", "http_410", 410)], tail='{"url": "c"')
+    assert set(dr.previous_failures(status)) == {stable_hash("a"), stable_hash("b")}
+    assert capsys.readouterr().err == ""
