@@ -12,8 +12,15 @@ tests that reach the mutated function), and the counts are collected:
 
 Score = (killed + timeout) / all mutants; a mutant no test reaches counts as
 survived. Modules whose score is under --min-score (default 80) make the exit
-status 1. The "Mutation testing" section of docs/testing.md lists the scores and the
-survivors judged equivalent (no test can tell them apart from the original).
+status 1.
+
+Every run records its modules' results in docs/mutation.json (one entry per
+module, replaced by the module's latest run: counts, score, seconds, date,
+surviving mutants) and rewrites the table between ``<!-- mutation:begin -->``
+and ``<!-- mutation:end -->`` in docs/testing.md from that file, so the table
+is the last run's, never typed (tests/test_tools.py checks that the two agree;
+``--no-docs`` leaves both alone). The prose below the table in docs/testing.md
+says why each surviving mutant is equivalent or accepted.
 A development tool, not part of the pipeline.
 """
 from __future__ import annotations
@@ -50,6 +57,27 @@ MODULES: dict[str, list[str]] = {
     "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
     "translate/source.py": ["tests/test_source_keys.py"],
 }
+# What each module is, for the table.
+WHAT = {
+    "common/languages.py": "language assignment",
+    "translate/quality.py": "quality checks, language check",
+    "translate/segment.py": "sentence splitter",
+    "match/negatives.py": "sides, hard negatives",
+    "common/jsonl.py": "JSONL/JSON readers, atomic writer",
+    "common/shards.py": "shard merge, completion records",
+    "common/decontam.py": "evaluation images out of training",
+    "common/records.py": "run records: done / stale / missing",
+    "common/cli.py": "command lines, the next: command",
+    "common/status.py": "python -m common status",
+    "common/lifecycle.py": "begin, reports, finish, which run",
+    "pretrain/download_resume.py": "which failures a resume refetches",
+    "pretrain/merge_train.py": "the task mix: schema, dedupe, seed",
+    "pretrain/mix_card.py": "mix report and dataset card",
+    "translate/source.py": "template store key, instruction picker",
+}
+RESULTS = REPO / "docs" / "mutation.json"
+DOC = REPO / "docs" / "testing.md"
+BEGIN, END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
 
 
@@ -117,6 +145,45 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
             "seconds": round(seconds, 1), "surviving": names, "diffs": diffs}
 
 
+def table(results: dict[str, dict]) -> str:
+    """The markdown table of recorded results, in MODULES order (then any others)."""
+    order = [m for m in MODULES if m in results] + sorted(set(results) - set(MODULES))
+    lines = ["| module | its tests | mutants | detected | survived | score | run |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for m in order:
+        r = results[m]
+        what = f" ({WHAT[m]})" if m in WHAT else ""
+        run = r.get("date", "") + ("" if r.get("seconds") is None else f", {r['seconds']:.0f} s")
+        lines.append(f"| `{m}`{what} | {', '.join(Path(t).name for t in r['tests'])} | {r['total']} | "
+                     f"{r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | {r['score']}% | "
+                     f"{run} |")
+    return "\n".join(lines)
+
+
+def load_results(path: Path = RESULTS) -> dict[str, dict]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def record_results(new: list[dict], results_path: Path = RESULTS, doc: Path = DOC) -> None:
+    """Merge this run's results into results_path; regenerate the table in doc."""
+    results = load_results(results_path)
+    today = time.strftime("%Y-%m-%d")
+    for r in new:
+        if "error" not in r:
+            results[r["module"]] = {k: r[k] for k in ("tests", "total", "killed", "timeout", "survived",
+                                                      "no_tests", "score", "seconds", "surviving")} | {"date": today}
+    results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_table(doc, table(results))
+
+
+def write_table(doc: Path, text: str) -> None:
+    body = doc.read_text(encoding="utf-8")
+    if BEGIN not in body or END not in body:
+        sys.exit(f"{doc}: no {BEGIN} ... {END} block to write the table into")
+    head, rest = body.split(BEGIN, 1)
+    doc.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1], encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
@@ -124,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=80.0)
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--no-docs", action="store_true",
+                    help="leave docs/mutation.json and the table in docs/testing.md alone")
     args = ap.parse_args(argv)
     if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
         sys.exit("mutmut is not installed in this environment: pip install -e '.[test]'")
@@ -158,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['killed'] + r['timeout']} | {r['score']}% |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if not args.no_docs and results:
+        record_results(results)
     if low:
         print(f"under {args.min_score}% (or failed): {', '.join(low)}", file=sys.stderr)
     return 1 if low else 0
