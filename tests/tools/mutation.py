@@ -26,6 +26,7 @@ A development tool, not part of the pipeline.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -109,8 +110,9 @@ def write_config(work: Path, module: str, tests: list[str]) -> None:
         "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n", encoding="utf-8")
 
 
-def run_module(module: str, tests: list[str], children: int, survivors: bool) -> dict:
-    """Mutate one module in a scratch copy; its counts (and surviving mutants' diffs)."""
+def run_module(module: str, tests: list[str], children: int, survivors: bool, only: list[str] = ()) -> dict:
+    """Mutate one module in a scratch copy; its counts (and surviving mutants' diffs).
+    ``only``: function names (globs) whose mutants alone are run and counted."""
     mutmut = Path(sys.executable).with_name("mutmut")
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         work = Path(tmp) / "tree"
@@ -119,7 +121,9 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
         write_config(work, module, tests)
         env = {**os.environ, "PYTHONPATH": str(work), "CUDA_VISIBLE_DEVICES": ""}
         t0 = time.monotonic()
-        run = subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=work, env=env,
+        prefix = module[:-3].replace("/", ".")
+        patterns = [f"{prefix}.x_{f}__mutmut_*" for f in only]
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *patterns], cwd=work, env=env,
                              capture_output=True, text=True)
         seconds = time.monotonic() - t0
         subprocess.run([str(mutmut), "export-cicd-stats"], cwd=work, env=env, capture_output=True, text=True)
@@ -128,9 +132,16 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
             tail = (run.stdout + run.stderr)[-3000:]
             return {"module": module, "error": f"mutmut run exited {run.returncode}:\n{tail}"}
         stats = json.loads(stats_file.read_text())
-        listing = subprocess.run([str(mutmut), "results"], cwd=work, env=env, capture_output=True, text=True).stdout
-        names = [line.split(":")[0].strip() for line in listing.splitlines()
-                 if line.strip().endswith(("survived", "no tests"))]
+        listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, env=env,
+                                 capture_output=True, text=True).stdout
+        status = {line.split(":")[0].strip(): line.rsplit(":", 1)[1].strip()
+                  for line in listing.splitlines() if ":" in line}
+        if only:   # count the chosen functions' mutants only (mutmut's stats count every mutant)
+            status = {k: v for k, v in status.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+            stats = {"total": len(status), **{k: sum(v == name for v in status.values()) for k, name in
+                                              (("killed", "killed"), ("timeout", "timeout"),
+                                               ("survived", "survived"), ("no_tests", "no tests"))}}
+        names = [k for k, v in status.items() if v in ("survived", "no tests")]
         diffs = {}
         if survivors:
             for name in names:
@@ -142,7 +153,7 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
     return {"module": module, "tests": tests, "total": stats["total"], "killed": stats["killed"],
             "timeout": stats["timeout"], "survived": stats["survived"], "no_tests": stats["no_tests"],
             "score": round(100 * detected / stats["total"], 1) if stats["total"] else 100.0,
-            "seconds": round(seconds, 1), "surviving": names, "diffs": diffs}
+            "seconds": round(seconds, 1), "surviving": names, "diffs": diffs, "only": list(only)}
 
 
 def table(results: dict[str, dict]) -> str:
@@ -153,6 +164,8 @@ def table(results: dict[str, dict]) -> str:
     for m in order:
         r = results[m]
         what = f" ({WHAT[m]})" if m in WHAT else ""
+        if r.get("only"):
+            what += "; only " + ", ".join(f"`{f}`" for f in r["only"])
         run = r.get("date", "") + ("" if r.get("seconds") is None else f", {r['seconds']:.0f} s")
         lines.append(f"| `{m}`{what} | {', '.join(Path(t).name for t in r['tests'])} | {r['total']} | "
                      f"{r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | {r['score']}% | "
@@ -171,7 +184,8 @@ def record_results(new: list[dict], results_path: Path = RESULTS, doc: Path = DO
     for r in new:
         if "error" not in r:
             results[r["module"]] = {k: r[k] for k in ("tests", "total", "killed", "timeout", "survived",
-                                                      "no_tests", "score", "seconds", "surviving")} | {"date": today}
+                                                      "no_tests", "score", "seconds", "surviving")} | \
+                {"date": today, **({"only": r["only"]} if r.get("only") else {})}
     results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     write_table(doc, table(results))
 
@@ -191,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=80.0)
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--only", action="append", default=[], metavar="FUNCTION",
+                    help="run and count only the mutants of these functions (globs; repeatable): "
+                         "for a module whose tests are too slow to run against every mutant")
     ap.add_argument("--no-docs", action="store_true",
                     help="leave docs/mutation.json and the table in docs/testing.md alone")
     args = ap.parse_args(argv)
@@ -205,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (REPO / module).is_file() or not all((REPO / t).is_file() for t in tests):
             print(f"{module}: skipped (the module or its tests {tests} do not exist here)", file=sys.stderr)
             continue
-        res = run_module(module, tests, args.children, args.survivors)
+        res = run_module(module, tests, args.children, args.survivors, args.only)
         results.append(res)
         if "error" in res:
             print(f"{module}: {res['error']}", file=sys.stderr)
