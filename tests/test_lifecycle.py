@@ -184,3 +184,98 @@ def test_choose_run(tmp_path):
     assert choose("auto") == "english"
     with pytest.raises(UserError, match=r"cannot write the final file: step 4\.1 \(mscoco\.english\) is stale"):
         choose("final")
+
+
+# -- what the mutation run found untested ---------------------------------------------------------------
+def test_a_shard_writes_and_checks_only_its_own_files(tmp_path):
+    from common.shards import shard_path
+    step = pipeline.get("capfilt.download")
+    cfg = cfg_of("capfilt.download", tmp_path, "--set", "run.num_shards=3", "--set", "run.shard_index=2")
+    got = lifecycle._write_targets(step, cfg)
+    files = {str(p) for p in lifecycle.shard_files(step, cfg, 2, 3)}
+    assert {str(p) for _, p, _ in got} == files and len(got) == len(files) > 0
+    out, status = cfg.path("download.output"), cfg.path("download.status")
+    assert ("download.output", shard_path(out, 2, 3), False) in got
+    assert ("download.status", shard_path(status, 2, 3), False) in got
+    whole = lifecycle._write_targets(step, cfg_of("capfilt.download", tmp_path))
+    assert [(k, p) for k, p, _ in whole][:2] == [("download.output", out), ("download.status", status)]
+
+
+def test_begin_names_the_report_folder_and_cleans_inside_folder_outputs(tmp_path, capsys):
+    cfg = cfg_of("mscoco.eval", tmp_path)
+    folder = cfg.path("mscoco.eval_dir")
+    assert lifecycle._write_targets(pipeline.get("mscoco.eval"), cfg) == [("mscoco.eval_dir", folder, True)]
+    (folder / "sub").mkdir(parents=True)
+    temps = [folder / ".a.jsonl.1.tmp", folder / ".b.json.2.tmp", folder / ".c.json.3.tmp", folder / ".d.json.4.tmp"]
+    for t in temps:
+        t.write_text("", encoding="utf-8")
+    lifecycle.begin("mscoco.eval", cfg)
+    assert not any(t.exists() for t in temps)
+    err = capsys.readouterr().err.strip()
+    assert err == "removed 4 temporary file(s) a killed run left: " + ", ".join(map(str, temps[:3])) + " (+1 more)"
+    (folder / ".e.json.5.tmp").write_text("", encoding="utf-8")
+    lifecycle.begin("mscoco.eval", cfg)
+    assert capsys.readouterr().err.strip() == f"removed 1 temporary file(s) a killed run left: {folder / '.e.json.5.tmp'}"
+    (tmp_path / "work" / "reports").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "work" / "reports").write_text("", encoding="utf-8")      # the reports folder is a file
+    with pytest.raises(UserError, match=r"^paths\.work_dir: cannot write .*/reports/eval\.mscoco\.json|"
+                                        r"^paths\.work_dir: cannot write .*/reports/mscoco\.eval\.json"):
+        lifecycle.begin("mscoco.eval", cfg)
+    cfg = cfg_of("capfilt.download", tmp_path, "--set", "run.num_shards=3", "--set", "run.shard_index=2")
+    with pytest.raises(UserError, match=r"^paths\.work_dir: cannot write .*capfilt\.download\.shard-00002-of-00003"):
+        lifecycle.begin("capfilt.download", cfg)
+
+
+def test_translate_file_checks_its_cache_too(tmp_path):
+    bad = tmp_path / "cache.sqlite"
+    bad.write_text("not a database", encoding="utf-8")
+    cfg = cli.load_config(pipeline.get("translate.file"), argv_of(
+        tmp_path, "--set", f"file.input={tmp_path}/i.jsonl", "--set", f"file.output={tmp_path}/o.jsonl",
+        "--set", f"translation.cache={bad}"))
+    with pytest.raises(UserError, match=r"^translation\.cache"):
+        lifecycle.begin("translate.file", cfg)
+
+
+def test_no_shards_when_num_shards_is_zero_or_one():
+    step = pipeline.get("capfilt.download")
+    assert lifecycle.shard_of(step, {"run": {"num_shards": 0, "shard_index": 0}}) is None
+    assert lifecycle.shard_of(step, {"run": {"num_shards": 1, "shard_index": 0}}) is None
+
+
+def test_the_second_to_last_step_points_at_the_last():
+    assert lifecycle.next_step(pipeline.STEPS[-2]) is pipeline.STEPS[-1]
+
+
+def test_finish_reads_the_command_line_keeps_the_config_file_and_records_what_was_written(tmp_path, capsys,
+                                                                                          monkeypatch):
+    step = pipeline.get("capfilt.filter")
+    mine = tmp_path / "capfilt.yaml"
+    mine.write_text("filter:\n  min_captions: 2\n", encoding="utf-8")
+    argv = ["--config", str(mine), *argv_of(tmp_path, "--set", "filter.n_process=1")]
+    monkeypatch.setattr("sys.argv", ["pretrain/filter.py", *argv])
+    cfg = cli.load_config(step, argv)
+    made = tmp_path / "made.jsonl"
+    made.write_text("x\n", encoding="utf-8")
+    lifecycle.finish("capfilt.filter", cfg, written=[made])
+    rec = json.loads(records.manifest_path(step, cfg).read_text(encoding="utf-8"))
+    assert list(rec["outputs"]) == [str(made)]
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == f"next: python pretrain/download_images.py --config {mine} " + " ".join(
+        f"--set {s}" for s in argv[3::2])
+
+
+def test_the_final_run_refused_names_the_step_its_state_and_the_command(tmp_path, monkeypatch):
+    cfg = cfg_of("mscoco.english", tmp_path)
+    mark_done("mscoco.english", cfg)
+    mark_done("mscoco.translate", cfg)
+    mine = tmp_path / "mscoco.yaml"
+    mine.write_text("mscoco:\n  train_splits: [train]\n", encoding="utf-8")
+    monkeypatch.setattr("sys.argv", ["tasks/mscoco/generate_train.py", "--config", str(mine),
+                                     *argv_of(tmp_path)])
+    other = cli.load_config(pipeline.get("mscoco.english"), ["--config", str(mine), *argv_of(tmp_path)])
+    with pytest.raises(UserError) as e:
+        lifecycle.choose_run("mscoco.english", "mscoco.final", other, "final")
+    msg = str(e.value)
+    assert msg.startswith("cannot write the final file: step 4.1 (mscoco.english) is stale "
+                          "(config changed: mscoco.train_splits); run: python tasks/mscoco/generate_train.py "
+                          f"--config {mine} --set paths.raw_root=")
