@@ -122,7 +122,8 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool, on
         env = {**os.environ, "PYTHONPATH": str(work), "CUDA_VISIBLE_DEVICES": ""}
         t0 = time.monotonic()
         prefix = module[:-3].replace("/", ".")
-        patterns = [f"{prefix}.x_{f}__mutmut_*" for f in only]
+        # mutmut names a function's mutants x_<name>__mutmut_<n>, a method's xǁ<Class>ǁ<name>__mutmut_<n>
+        patterns = [f"{prefix}.x{'ǁ' + f.replace('.', 'ǁ') if '.' in f else '_' + f}__mutmut_*" for f in only]
         run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *patterns], cwd=work, env=env,
                              capture_output=True, text=True)
         seconds = time.monotonic() - t0
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--only", action="append", default=[], metavar="FUNCTION",
-                    help="run and count only the mutants of these functions (globs; repeatable): "
+                    help="run and count only the mutants of these functions (globs, Class.method for a method; repeatable): "
                          "for a module whose tests are too slow to run against every mutant")
     ap.add_argument("--no-docs", action="store_true",
                     help="leave docs/mutation.json and the table in docs/testing.md alone")
