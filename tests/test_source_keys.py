@@ -188,3 +188,52 @@ def test_fill_and_slots():
     assert source.slots("A {} b {lang} {x_1} {bad-name} {{}}") == ["", "lang", "x_1", ""]
     assert source.fill("Say {} in {lang}, {other}.", "a {b} #", lang="German") == "Say a {b} # in German, {other}."
     assert source.fill("{}{}", "x") == "xx" and source.fill("plain") == "plain"
+
+
+# -- pinned: the instructions a released version gives --------------------------------------------------
+def test_the_picks_are_those_of_the_released_version():
+    """A run with the same seed gives the rows the same instructions as before: a change of a
+    purpose label, the hash or the coin would pass every determinism test (two runs of the same
+    code agree) and still change every mix. Pinned values, computed once."""
+    p = source.InstructionPicker(11, "mscoco", ["E1 {}", "E2 {}", "E3 {}"], ["N1 {lang} {}", "N2 {lang} {}",
+                                                                            "N3 {lang} {}"],
+                                 {"de": ["D1 {}", "D2 {}", "D3 {}"]}, 0.5)
+    rows = [f"r{i}" for i in range(8)]
+    assert [p.pick(r, "de", text="x") for r in rows] == \
+        ["D2 x", "N3 German x", "N3 German x", "D1 x", "D2 x", "N2 German x", "D3 x", "D3 x"]
+    assert [p.pick(r, "en", text="x") for r in rows] == ["E1 x", "E3 x", "E2 x", "E3 x", "E3 x", "E3 x", "E1 x", "E3 x"]
+    assert [p.pick(r, "de", text="x", name_language=True) for r in rows] == \
+        ["N2 German x", "N3 German x", "N3 German x", "N3 German x", "N2 German x", "N2 German x", "N1 German x",
+         "N1 German x"]
+    assert dict(p.counts) == {"english": 8, "translated_template": 5, "english_naming_language": 11}
+    assert [p.coin(r) for r in rows[:4]] == [0.326873, 0.911467, 0.774003, 0.380946]
+    assert [source.row_unit(3, "p", r) for r in rows[:3]] == [0.679625, 0.369084, 0.068774]
+    assert p.pick("r0", "en") == "E1 " and source.fill("a{}b") == "ab"
+
+
+def test_the_store_fingerprint_is_of_the_sorted_utf8_key():
+    assert source.fingerprint({"b": "é", "a": 1}) == source.fingerprint({"a": 1, "b": "é"}) == \
+        "72098b2a2208bcd8cda44c39c3aa422be996b505ae0f32eae54f5da06d5ecfd4"
+
+
+def test_the_store_says_what_it_does(tmp_path, capsys):
+    path = tmp_path / "store.json"
+    source.build_store(TagEngine(), path, SETS, TCFG, LANGS)
+    assert capsys.readouterr().err.strip() == \
+        f"templates: translated into 3 languages -> {path} ({{'ask': {json.loads(path.read_text())['counts']['ask']}}})"
+    source.build_store(TagEngine(), path, SETS, {**TCFG, "beam_size": 2}, LANGS)
+    assert capsys.readouterr().err.splitlines()[0] == \
+        f"templates: {path} is stale (translation.beam_size changed): translating again"
+
+
+def test_a_refused_store_names_the_command_with_the_users_options(tmp_path):
+    argv = ["--set", "paths.raw_root=/r", "--set", "mscoco.seed=3"]
+    for path, setup in [(tmp_path / "none.json", None), (tmp_path / "bad.json", "{}"), (tmp_path / "old.json", "old")]:
+        if setup == "{}":
+            path.write_text("{}", encoding="utf-8")
+        elif setup == "old":
+            source.build_store(TagEngine(), path, SETS, TCFG, LANGS)
+        with pytest.raises(UserError) as e:
+            source.load_store(path, SETS, {**TCFG, "beam_size": 5}, LANGS, "mscoco.translate", argv)
+        assert str(e.value).endswith("step 4.2 (mscoco.translate): python tasks/mscoco/translate_train.py "
+                                     "--set paths.raw_root=/r --set mscoco.seed=3"), str(e.value)
