@@ -279,3 +279,15 @@ def test_the_final_run_refused_names_the_step_its_state_and_the_command(tmp_path
     assert msg.startswith("cannot write the final file: step 4.1 (mscoco.english) is stale "
                           "(config changed: mscoco.train_splits); run: python tasks/mscoco/generate_train.py "
                           f"--config {mine} --set paths.raw_root=")
+
+
+def test_three_temporaries_are_all_named(tmp_path, capsys):
+    cfg = cfg_of("mscoco.eval", tmp_path)
+    folder = cfg.path("mscoco.eval_dir")
+    folder.mkdir(parents=True)
+    temps = [folder / f".{c}.json.1.tmp" for c in "abc"]
+    for t in temps:
+        t.write_text("", encoding="utf-8")
+    lifecycle.begin("mscoco.eval", cfg)
+    assert capsys.readouterr().err.strip() == "removed 3 temporary file(s) a killed run left: " + \
+        ", ".join(map(str, temps))

@@ -183,3 +183,29 @@ def test_the_decontamination_tables():
         "## Evaluation images and texts", "",
         "Rows dropped because their image is an evaluation image: **0**. A row can be counted under several "
         "sets (Karpathy test images are CHAIR's and VQAv2 val's too).", ""]
+
+
+def test_the_newest_sharded_run_may_have_fewer_shards(tmp_path):
+    for name, body, t in [shard(0, 3, {"de": {"empty": 100}}, 1000), shard(1, 3, {"de": {"empty": 100}}, 1001),
+                          shard(2, 3, {"de": {"empty": 100}}, 1002),
+                          shard(0, 2, {"de": {"empty": 1}}, 2000), shard(1, 2, {"de": {"empty": 2}}, 2001)]:
+        put(tmp_path, name, body, t)
+    got, where = mix_card.step_report(STEP, cfg_of(tmp_path))
+    assert got == {"fallback_to_english": {"de": {"empty": 3}}} and where == f"2 shard reports of {STEP}"
+
+
+def test_a_translate_step_over_names_only_has_no_row_fallbacks(tmp_path):
+    """ImageNet's translate step translates class names (it reads no rows): its report is not read."""
+    put(tmp_path, "imagenet.translate", {"fallback_to_english": {"de": {"empty": 9}}})
+    assert mix_card.fallbacks(["imagenet_classify", "imagenet_decide"], cfg_of(tmp_path)) == ({}, {})
+
+
+def test_the_decontamination_notes_list_every_item():
+    examples = [{"task": "t", "field": "label", "text": f"x{i}", "eval_sets": ["s"]} for i in range(12)]
+    t = {**dec_task({}, {}, kept={"a": 1}), "identical_text_examples": examples}
+    dec = {"eval_sets": {}, "tasks": {"t1": t, "t2": {**dec_task({}, {}, kept={"b": 2})}},
+           "exclusion_off": ["chair", "vqav2"]}
+    lines = mix_card.decontamination_markdown(dec)
+    assert "**Exclusion off** (their images stay in training, decontam.exclude.<set>=false): chair, vqav2" in lines
+    assert "Rows kept with an evaluation image: t1: {'a': 1}; t2: {'b': 2}" in lines
+    assert [x for x in lines if x.startswith("- t label")] == [f'- t label: "x{i}" (s)' for i in range(10)]

@@ -237,3 +237,12 @@ def test_a_refused_store_names_the_command_with_the_users_options(tmp_path):
             source.load_store(path, SETS, {**TCFG, "beam_size": 5}, LANGS, "mscoco.translate", argv)
         assert str(e.value).endswith("step 4.2 (mscoco.translate): python tasks/mscoco/translate_train.py "
                                      "--set paths.raw_root=/r --set mscoco.seed=3"), str(e.value)
+
+
+def test_the_ratio_is_a_strict_bound_and_rows_without_a_template_are_counted():
+    edge = source.InstructionPicker(11, "mscoco", ["E"], ["N {lang}"], {"de": ["D"]}, 0.326873)
+    assert edge.coin("r0") == 0.326873 and edge.pick("r0", "de") == "N German"    # coin == ratio: not under it
+    p = source.InstructionPicker(11, "mscoco", ["E"], ["N {lang}"], {"de": ["D"]}, 1.0)
+    p.pick("a", "fr")
+    p.pick("b", "sw")
+    assert p.counts["no_translated_template_for_lang"] == 2 and p.counts["english_naming_language"] == 2
