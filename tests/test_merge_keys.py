@@ -107,3 +107,26 @@ def test_caps_and_fractions_draw_from_the_rows_without_repeats(tmp_path):
     for r in mix:
         counts[r["context"]] = counts.get(r["context"], 0) + 1
     assert len(mix) == 200 and set(counts.values()) <= {1, 2, 3} and max(counts.values()) <= 3
+
+
+def test_the_duplicate_message_counts_what_was_dropped_and_shows_three(tmp_path, capsys):
+    """Five copies of one row, two of another in a second task: 5 dropped, three examples named."""
+    a = [BASE] * 4 + [{**BASE, "context": "Other row."}] + [BASE] * 2
+    b = [{**BASE, "task": "vqav2_vqa"}] * 2
+    mix, report = run(tmp_path, {"mscoco.jsonl": a, "vqav2_vqa.jsonl": b})
+    assert len(mix) == 3 and report["duplicates_dropped"] == {"mscoco": 5, "vqav2_vqa": 1}
+    err = capsys.readouterr().err
+    f = tmp_path / "out" / "train" / "mscoco.jsonl"
+    assert (f"dropped 6 duplicated rows (equal in context, label, image_id, task, lang; the first is kept): "
+            f"{{'mscoco': 5, 'vqav2_vqa': 1}}, e.g. {f}:2; {f}:3; {f}:4\n") in err
+
+
+def test_a_cap_at_the_row_count_changes_nothing_and_weight_zero_drops_a_task(tmp_path):
+    rows = many(40)
+    free, _ = run(tmp_path / "a", {"mscoco.jsonl": rows, "vqav2_vqa.jsonl": [{**BASE, "task": "vqav2_vqa"}]}, seed=4)
+    capped, _ = run(tmp_path / "b", {"mscoco.jsonl": rows, "vqav2_vqa.jsonl": [{**BASE, "task": "vqav2_vqa"}]},
+                    seed=4, caps={"mscoco": 40})
+    assert capped == free
+    none, report = run(tmp_path / "c", {"mscoco.jsonl": rows, "vqav2_vqa.jsonl": [{**BASE, "task": "vqav2_vqa"}]},
+                       seed=4, weights={"mscoco": 0})
+    assert none == [{**BASE, "task": "vqav2_vqa"}]
