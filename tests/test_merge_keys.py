@@ -130,3 +130,40 @@ def test_a_cap_at_the_row_count_changes_nothing_and_weight_zero_drops_a_task(tmp
     none, report = run(tmp_path / "c", {"mscoco.jsonl": rows, "vqav2_vqa.jsonl": [{**BASE, "task": "vqav2_vqa"}]},
                        seed=4, weights={"mscoco": 0})
     assert none == [{**BASE, "task": "vqav2_vqa"}]
+
+
+def test_a_row_of_another_task_in_a_tasks_file_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, {"vqav2_vqa.jsonl": [{**BASE, "task": "vqav2_vqa"}, BASE]})
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2
+    assert err == (f"error: {tmp_path / 'out/train/vqav2_vqa.jsonl'}:2: task 'mscoco' does not belong in this file "
+                   "(it holds vqav2_vqa): a file of another step?")
+
+
+def test_zh_rows_in_traditional_characters_are_counted_in_a_warning(tmp_path, capsys):
+    rows = [{**BASE, "lang": "zh", "context": "描述這張圖片。"}, {**BASE, "lang": "zh", "label": "這是一隻貓。"},
+            {**BASE, "lang": "zh", "context": "描述这张图片。"}, {**BASE, "lang": "ja", "context": "這の写真"}]
+    mix, _ = run(tmp_path, {"mscoco.jsonl": rows})
+    f = tmp_path / "out" / "train" / "mscoco.jsonl"
+    err = capsys.readouterr().err
+    assert f"[merge] warning: {f}: 2 zh rows hold Traditional characters\n" in err
+    assert f"[merge] {f}: 4 rows\n" in err
+    assert sorted(map(json.dumps, mix)) == sorted(map(json.dumps, rows))     # read back by byte offset
+    run(tmp_path / "b", {"mscoco.jsonl": rows[2:]})
+    assert "Traditional" not in capsys.readouterr().err
+
+
+def test_blank_lines_are_skipped_and_lines_are_counted_by_bytes(tmp_path, capsys):
+    train = tmp_path / "out" / "train"
+    train.mkdir(parents=True)
+    rows = [BASE, {**BASE, "context": "x"}, BASE, BASE]
+    text = "\n" + "".join(json.dumps(r) + "\n" + ("\n" if i == 1 else "") for i, r in enumerate(rows))
+    (train / "mscoco.jsonl").write_text(text, encoding="utf-8")
+    cfg = {"merge": {"inputs": [{"path": str(train / "mscoco.jsonl"), "source": "mscoco"}],
+                     "output": str(train / "task_mix.jsonl"), "report": str(train / "task_mix_report.json")}}
+    (tmp_path / "merge.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    merge_train.main(["--config", str(tmp_path / "merge.yaml"), *root_sets(tmp_path)])
+    mix = [json.loads(x) for x in (train / "task_mix.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(map(json.dumps, mix)) == sorted(map(json.dumps, rows[:2]))
+    assert f"e.g. {train / 'mscoco.jsonl'}:5; {train / 'mscoco.jsonl'}:6\n" in capsys.readouterr().err
