@@ -2,7 +2,7 @@
 # make demo   - run every stage on the bundled fixtures (RAW_ROOT=... OUT=... for another raw root)
 # make status - every numbered step: done / stale / missing, and what to run next
 # make bench  - translation engine speed against a plain generate loop
-# make mutation - mutation testing of the core modules (score per module, >= 80%)
+# make mutation - mutation testing per module (score per module, >= 80%; writes the table in docs/testing.md)
 # make bench-filter / bench-download / bench-memory - CapFilt filter vs one-process spaCy,
 #   downloader vs img2dataset (in its own venv), peak memory of every step at 1x and 10x
 PY ?= python3

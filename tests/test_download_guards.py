@@ -38,13 +38,23 @@ JPEG = jpeg()
 STOP = threading.Event()     # set at the end of each test: the trickling handlers stop
 
 
+SENT: dict[int, int] = {}     # id(data) -> bytes a trickling handler got out before the client hung up
+TRICKLED = threading.Event()  # set when a trickling handler stops
+
+
 def _send_slowly(w, data: bytes, pause: float) -> None:
-    for i in range(len(data)):
-        if STOP.is_set():
-            return
-        w.write(data[i:i + 1])
-        w.flush()
-        time.sleep(pause)
+    i = 0
+    try:
+        for i in range(len(data)):
+            if STOP.is_set():
+                return
+            w.write(data[i:i + 1])
+            w.flush()
+            time.sleep(pause)
+        i = len(data)
+    finally:
+        SENT[id(data)] = i
+        TRICKLED.set()
 
 
 def _reply(w, status: str, body: bytes, *headers: str) -> None:
@@ -152,7 +162,7 @@ def resolver(monkeypatch):
 
 def config(**over) -> dict:
     dc = copy.deepcopy(DEFAULTS["download"])
-    dc.update(connect_timeout=2.0, read_timeout=0.5, retries=0, backoff=0.01, max_bytes=100000,
+    dc.update(connect_timeout=2.0, read_timeout=2.0, retries=0, backoff=0.01, max_bytes=100000,
               allow_hosts=["127.0.0.1"])
     dc.update(over)
     return dc
@@ -172,19 +182,25 @@ def get(url: str, hosts=None, **over):
 def test_a_slow_server_is_cut_at_max_seconds(server, path):
     """Headers a byte at a time (9 s), a body a byte at a time (70 s), twenty
     redirects of 0.4 s each: every read is inside the read timeout, the whole far over."""
-    t = time.monotonic()
-    got = get(f"http://127.0.0.1:{server}/{path}", max_seconds=1.0, read_timeout=0.5, max_redirects=25)
-    took = time.monotonic() - t
+    SENT.clear()
+    TRICKLED.clear()
+    got = get(f"http://127.0.0.1:{server}/{path}", max_seconds=1.0, read_timeout=2.0, max_redirects=25)
     assert got.kind == "timeout" and "max_seconds" in got.detail, got
-    assert took < 5, took        # 1 s plus slack for a loaded machine; without the deadline 8-70 s
+    # Work, not time: the client hung up long before the server was through (a loaded
+    # machine only sends less); without the deadline every byte and every hop is fetched.
+    if path == "hop/20":
+        assert "/hop/0" not in Handler.hits and sum(k.startswith("/hop/") for k in Handler.hits) < 20
+    else:
+        assert TRICKLED.wait(60), "the trickling handler never stopped"
+        (sent,) = SENT.values()
+        assert sent < {"slow_headers.jpg": 92, "slow_body.jpg": len(JPEG)}[path] // 2, sent
 
 
 def test_fast_redirects_still_arrive_and_retries_stay_within_the_deadline(server):
     assert get(f"http://127.0.0.1:{server}/hop/1", max_seconds=2.0).kind == "ok"
     # A retry whose wait cannot finish before the deadline is not started.
-    t = time.monotonic()
     got = get("http://127.0.0.1:9/refused.jpg", max_seconds=1.0, retries=5, backoff=0.8)
-    assert got.kind == "connection_error" and got.attempts <= 2 and time.monotonic() - t < 5
+    assert got.kind == "connection_error" and got.attempts <= 2
 
 
 def test_a_dns_lookup_that_hangs_is_cut_too(server, resolver):
@@ -192,9 +208,9 @@ def test_a_dns_lookup_that_hangs_is_cut_too(server, resolver):
     release = threading.Event()
     table["hangs.test"] = lambda n: release.wait(30) and ["127.0.0.1"]
     try:
-        t = time.monotonic()
         got = get(f"http://hangs.test:{server}/photo.jpg", max_seconds=1.0)
-        assert got.kind == "timeout" and time.monotonic() - t < 5, got
+        # Not "ok": the lookup (released only below, or after 30 s) was abandoned at the deadline.
+        assert got.kind == "timeout" and not release.is_set(), got
     finally:
         release.set()
 

@@ -159,3 +159,30 @@ def test_the_synthetic_raw_root_is_the_same_in_every_process(tmp_path):
     assert files == sorted(f.relative_to(outs[1]) for f in outs[1].rglob("*") if f.is_file())
     _, mismatch, errors = filecmp.cmpfiles(outs[0], outs[1], [str(f) for f in files], shallow=False)
     assert not mismatch and not errors, mismatch[:5]
+
+
+def test_the_mutation_table_is_the_recorded_runs():
+    """docs/testing.md's mutation table is generated from docs/mutation.json (the last run of each module)."""
+    from tests.tools import mutation
+    text = mutation.DOC.read_text(encoding="utf-8")
+    block = text.split(mutation.BEGIN, 1)[1].split(mutation.END, 1)[0].strip()
+    results = mutation.load_results()
+    assert block == mutation.table(results), "edit nothing by hand: run make mutation (tests/tools/mutation.py)"
+    assert set(results) <= set(mutation.MODULES)
+
+
+def test_a_mutation_run_replaces_its_modules_rows_only(tmp_path):
+    from tests.tools import mutation
+    doc, res = tmp_path / "t.md", tmp_path / "m.json"
+    doc.write_text(f"a\n{mutation.BEGIN}\nold\n{mutation.END}\nb\n", encoding="utf-8")
+    one = {"module": "common/cli.py", "tests": ["tests/test_cli_status.py"], "total": 10, "killed": 8, "timeout": 1,
+           "survived": 1, "no_tests": 0, "score": 90.0, "seconds": 12.3, "surviving": ["x"]}
+    mutation.record_results([one, {"module": "common/status.py", "error": "boom"}], res, doc)
+    mutation.record_results([{**one, "module": "common/records.py", "killed": 9, "timeout": 0}], res, doc)
+    got = json.loads(res.read_text(encoding="utf-8"))
+    assert sorted(got) == ["common/cli.py", "common/records.py"] and got["common/cli.py"]["surviving"] == ["x"]
+    body = doc.read_text(encoding="utf-8")
+    assert body.startswith(f"a\n{mutation.BEGIN}\n| module |") and body.endswith(f"{mutation.END}\nb\n")
+    rows = [x for x in body.splitlines() if x.startswith("| `")]
+    assert [x.split("`")[1] for x in rows] == ["common/records.py", "common/cli.py"]     # MODULES order
+    assert rows[1].endswith("| 10 | 9 | 1 | 90.0% | " + got["common/cli.py"]["date"] + ", 12 s |")

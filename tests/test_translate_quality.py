@@ -161,9 +161,10 @@ def test_checks_come_in_order():
 
 # -- placeholders -----------------------------------------------------------------------------------
 def test_placeholders():
-    assert quality.placeholders("Q: {} in {lang}? {a_1} {B2}") == ["{}", "{lang}", "{a_1}", "{B2}"]
-    assert quality.placeholders("{not one} {x-y} {{}} }{") == ["{}"]
-    assert quality.placeholders("none") == []
+    from common.templates import placeholders
+    assert placeholders("Q: {} in {lang}? {a_1} {B2}") == ["{}", "{lang}", "{a_1}", "{B2}"]
+    assert placeholders("{not one} {x-y} {{}} }{") == ["{}"]
+    assert placeholders("none") == []
 
 
 # -- the engine's too_long: a segment longer than max_new_tokens -------------------------------------

@@ -20,6 +20,8 @@ from pathlib import Path
 from common.devices import resolve_device
 from common.errors import UserError
 
+from . import cuda_libs
+
 
 class DryRunBackend:
     """No model: tags each text with its target code. For rehearsing a pipeline
@@ -169,6 +171,8 @@ class CTranslate2Backend(_NllbTokenizer):
                             f"(run translate/convert_ct2.py first)")
         self.family = cfg.get("model_family", "nllb")
         device = self.device = _resolve_device(cfg["device"])
+        if device.startswith("cuda"):   # CUDA 12 libraries from pip on a CUDA-13-only machine (docs/translation.md)
+            cuda_libs.preload()
         compute = cfg["dtype"]
         if compute == "auto":   # T5 (madlad) overflows in float16
             compute = ({"madlad": "bfloat16"}.get(self.family, "float16")

@@ -12,13 +12,21 @@ tests that reach the mutated function), and the counts are collected:
 
 Score = (killed + timeout) / all mutants; a mutant no test reaches counts as
 survived. Modules whose score is under --min-score (default 80) make the exit
-status 1. The "Mutation testing" section of docs/testing.md lists the scores and the
-survivors judged equivalent (no test can tell them apart from the original).
+status 1.
+
+Every run records its modules' results in docs/mutation.json (one entry per
+module, replaced by the module's latest run: counts, score, seconds, date,
+surviving mutants) and rewrites the table between ``<!-- mutation:begin -->``
+and ``<!-- mutation:end -->`` in docs/testing.md from that file, so the table
+is the last run's, never typed (tests/test_tools.py checks that the two agree;
+``--no-docs`` leaves both alone). The prose below the table in docs/testing.md
+says why each surviving mutant is equivalent or accepted.
 A development tool, not part of the pipeline.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -40,7 +48,37 @@ MODULES: dict[str, list[str]] = {
     "common/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
     "translate/quality.py": ["tests/test_translate_quality.py", "tests/test_translate_langid.py"],
     "translate/segment.py": ["tests/test_translate_segment.py", "tests/test_translate_engine.py"],
+    # State, keys and resume (issue 22).
+    "common/records.py": ["tests/test_records.py"],
+    "common/cli.py": ["tests/test_cli_status.py"],
+    "common/status.py": ["tests/test_cli_status.py"],
+    "common/lifecycle.py": ["tests/test_lifecycle.py"],
+    "pretrain/download_resume.py": ["tests/test_download_resume.py"],
+    "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py"],
+    "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
+    "translate/source.py": ["tests/test_source_keys.py"],
 }
+# What each module is, for the table.
+WHAT = {
+    "common/languages.py": "language assignment",
+    "translate/quality.py": "quality checks, language check",
+    "translate/segment.py": "sentence splitter",
+    "match/negatives.py": "sides, hard negatives",
+    "common/jsonl.py": "JSONL/JSON readers, atomic writer",
+    "common/shards.py": "shard merge, completion records",
+    "common/decontam.py": "evaluation images out of training",
+    "common/records.py": "run records: done / stale / missing",
+    "common/cli.py": "command lines, the next: command",
+    "common/status.py": "python -m common status",
+    "common/lifecycle.py": "begin, reports, finish, which run",
+    "pretrain/download_resume.py": "which failures a resume refetches",
+    "pretrain/merge_train.py": "the task mix: schema, dedupe, seed",
+    "pretrain/mix_card.py": "mix report and dataset card",
+    "translate/source.py": "template store key, instruction picker",
+}
+RESULTS = REPO / "docs" / "mutation.json"
+DOC = REPO / "docs" / "testing.md"
+BEGIN, END = "<!-- mutation:begin -->", "<!-- mutation:end -->"
 SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_cache"}
 
 
@@ -72,8 +110,9 @@ def write_config(work: Path, module: str, tests: list[str]) -> None:
         "pytest_add_cli_args=\n    -p\n    no:cacheprovider\n    -q\n", encoding="utf-8")
 
 
-def run_module(module: str, tests: list[str], children: int, survivors: bool) -> dict:
-    """Mutate one module in a scratch copy; its counts (and surviving mutants' diffs)."""
+def run_module(module: str, tests: list[str], children: int, survivors: bool, only: list[str] = ()) -> dict:
+    """Mutate one module in a scratch copy; its counts (and surviving mutants' diffs).
+    ``only``: function names (globs) whose mutants alone are run and counted."""
     mutmut = Path(sys.executable).with_name("mutmut")
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         work = Path(tmp) / "tree"
@@ -82,7 +121,10 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
         write_config(work, module, tests)
         env = {**os.environ, "PYTHONPATH": str(work), "CUDA_VISIBLE_DEVICES": ""}
         t0 = time.monotonic()
-        run = subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=work, env=env,
+        prefix = module[:-3].replace("/", ".")
+        # mutmut names a function's mutants x_<name>__mutmut_<n>, a method's xǁ<Class>ǁ<name>__mutmut_<n>
+        patterns = [f"{prefix}.x{'ǁ' + f.replace('.', 'ǁ') if '.' in f else '_' + f}__mutmut_*" for f in only]
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(children), *patterns], cwd=work, env=env,
                              capture_output=True, text=True)
         seconds = time.monotonic() - t0
         subprocess.run([str(mutmut), "export-cicd-stats"], cwd=work, env=env, capture_output=True, text=True)
@@ -91,9 +133,16 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
             tail = (run.stdout + run.stderr)[-3000:]
             return {"module": module, "error": f"mutmut run exited {run.returncode}:\n{tail}"}
         stats = json.loads(stats_file.read_text())
-        listing = subprocess.run([str(mutmut), "results"], cwd=work, env=env, capture_output=True, text=True).stdout
-        names = [line.split(":")[0].strip() for line in listing.splitlines()
-                 if line.strip().endswith(("survived", "no tests"))]
+        listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, env=env,
+                                 capture_output=True, text=True).stdout
+        status = {line.split(":")[0].strip(): line.rsplit(":", 1)[1].strip()
+                  for line in listing.splitlines() if ":" in line}
+        if only:   # count the chosen functions' mutants only (mutmut's stats count every mutant)
+            status = {k: v for k, v in status.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
+            stats = {"total": len(status), **{k: sum(v == name for v in status.values()) for k, name in
+                                              (("killed", "killed"), ("timeout", "timeout"),
+                                               ("survived", "survived"), ("no_tests", "no tests"))}}
+        names = [k for k, v in status.items() if v in ("survived", "no tests")]
         diffs = {}
         if survivors:
             for name in names:
@@ -105,7 +154,49 @@ def run_module(module: str, tests: list[str], children: int, survivors: bool) ->
     return {"module": module, "tests": tests, "total": stats["total"], "killed": stats["killed"],
             "timeout": stats["timeout"], "survived": stats["survived"], "no_tests": stats["no_tests"],
             "score": round(100 * detected / stats["total"], 1) if stats["total"] else 100.0,
-            "seconds": round(seconds, 1), "surviving": names, "diffs": diffs}
+            "seconds": round(seconds, 1), "surviving": names, "diffs": diffs, "only": list(only)}
+
+
+def table(results: dict[str, dict]) -> str:
+    """The markdown table of recorded results, in MODULES order (then any others)."""
+    order = [m for m in MODULES if m in results] + sorted(set(results) - set(MODULES))
+    lines = ["| module | its tests | mutants | detected | survived | score | run |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for m in order:
+        r = results[m]
+        what = f" ({WHAT[m]})" if m in WHAT else ""
+        if r.get("only"):
+            what += "; only " + ", ".join(f"`{f}`" for f in r["only"])
+        run = r.get("date", "") + ("" if r.get("seconds") is None else f", {r['seconds']:.0f} s")
+        lines.append(f"| `{m}`{what} | {', '.join(Path(t).name for t in r['tests'])} | {r['total']} | "
+                     f"{r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | {r['score']}% | "
+                     f"{run} |")
+    return "\n".join(lines)
+
+
+def load_results(path: Path = RESULTS) -> dict[str, dict]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def record_results(new: list[dict], results_path: Path = RESULTS, doc: Path = DOC) -> None:
+    """Merge this run's results into results_path; regenerate the table in doc."""
+    results = load_results(results_path)
+    today = time.strftime("%Y-%m-%d")
+    for r in new:
+        if "error" not in r:
+            results[r["module"]] = {k: r[k] for k in ("tests", "total", "killed", "timeout", "survived",
+                                                      "no_tests", "score", "seconds", "surviving")} | \
+                {"date": today, **({"only": r["only"]} if r.get("only") else {})}
+    results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_table(doc, table(results))
+
+
+def write_table(doc: Path, text: str) -> None:
+    body = doc.read_text(encoding="utf-8")
+    if BEGIN not in body or END not in body:
+        sys.exit(f"{doc}: no {BEGIN} ... {END} block to write the table into")
+    head, rest = body.split(BEGIN, 1)
+    doc.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1], encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-score", type=float, default=80.0)
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--only", action="append", default=[], metavar="FUNCTION",
+                    help="run and count only the mutants of these functions (globs, Class.method for a method; repeatable): "
+                         "for a module whose tests are too slow to run against every mutant")
+    ap.add_argument("--no-docs", action="store_true",
+                    help="leave docs/mutation.json and the table in docs/testing.md alone")
     args = ap.parse_args(argv)
     if shutil.which("mutmut", path=str(Path(sys.executable).parent)) is None:
         sys.exit("mutmut is not installed in this environment: pip install -e '.[test]'")
@@ -127,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (REPO / module).is_file() or not all((REPO / t).is_file() for t in tests):
             print(f"{module}: skipped (the module or its tests {tests} do not exist here)", file=sys.stderr)
             continue
-        res = run_module(module, tests, args.children, args.survivors)
+        res = run_module(module, tests, args.children, args.survivors, args.only)
         results.append(res)
         if "error" in res:
             print(f"{module}: {res['error']}", file=sys.stderr)
@@ -149,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['killed'] + r['timeout']} | {r['score']}% |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if not args.no_docs and results:
+        record_results(results)
     if low:
         print(f"under {args.min_score}% (or failed): {', '.join(low)}", file=sys.stderr)
     return 1 if low else 0

@@ -1,0 +1,122 @@
+"""What a download run remembers (pretrain/download_resume.py): which earlier
+failures the next run refetches and which it skips. The policy, as the code
+states it: a 4xx other than 408/425/429 and a file that is not a usable image
+are failures for good; 429, 408, 425, every 5xx, timeouts and network errors
+are retried on the next run. The journal a killed run leaves counts too."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.sampling import stable_hash
+from pretrain import download_resume as dr
+
+RETRIED = ["http_429", "http_408", "http_425", "http_500", "http_502", "http_503", "http_504", "http_599",
+           "timeout", "connection_error", "dns_error", "request_error", "rate_limited", "robots_disallowed",
+           "blocked_address", "ok", "exists", "", "http_", "http_abc", "http_x404", "http_399", "http_600"]
+FOR_GOOD = ["http_400", "http_401", "http_403", "http_404", "http_410", "http_451", "http_499",
+            "not_image", "decode_error", "too_large", "too_many_pixels", "opted_out", "bad_url",
+            "too_many_redirects"]
+
+
+@pytest.mark.parametrize("kind", RETRIED)
+def test_transient_failures_are_retried(kind):
+    assert not dr.is_permanent(kind)
+
+
+@pytest.mark.parametrize("kind", FOR_GOOD)
+def test_failures_for_good_are_not_retried(kind):
+    assert dr.is_permanent(kind)
+
+
+def write(path, rows, tail: str = ""):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + tail, encoding="utf-8")
+
+
+def row(url, kind, status=None, **extra):
+    return {"url": url, "kind": kind, "http_status": status, **extra}
+
+
+def test_the_next_run_skips_only_what_failed_for_good(tmp_path):
+    status = tmp_path / "status.jsonl"
+    write(status, [{"kind": "http_404"}, {"url": 5, "kind": "http_404"}, row("u/404", "http_404", 404), row("u/410", "http_410", 410), row("u/dec", "decode_error"),
+                   row("u/429", "http_429", 429), row("u/503", "http_503", 503), row("u/to", "timeout"),
+                   row("u/ok", "ok", 200), {"kind": "http_404"}, {"url": 5, "kind": "http_404"}])
+    got = dr.previous_failures(status)
+    assert got == {stable_hash("u/404"): ("http_404", 404), stable_hash("u/410"): ("http_410", 410),
+                   stable_hash("u/dec"): ("decode_error", None)}
+
+
+def test_the_journal_of_a_killed_run_is_read_after_the_status_file_later_rows_win(tmp_path):
+    status = tmp_path / "status.jsonl"
+    write(status, [row("a", "http_404", 404), row("b", "timeout"), row("c", "http_403", 403)])
+    # The killed run: a fetched again successfully (a retry_failed run), b now gone for good,
+    # and a torn last line.
+    write(dr.journal_path(status), [row("a", "ok", 200), row("b", "http_410", 410)], tail='{"url": "c", "ki')
+    assert dr.journal_path(status) == tmp_path / "status.jsonl.journal"
+    assert dr.previous_failures(status) == {stable_hash("b"): ("http_410", 410), stable_hash("c"): ("http_403", 403)}
+    # Only a journal (the first run was killed): still read.
+    status.unlink()
+    assert dr.previous_failures(status) == {stable_hash("b"): ("http_410", 410)}
+    assert dr.previous_failures(tmp_path / "none.jsonl") == {}
+
+
+def test_failures_accumulate_into_a_given_dict_and_share_outcomes(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write(a, [row("x", "http_404", 404)])
+    write(b, [row("y", "http_404", 404), row("x", "http_503", 503)])
+    out = {stable_hash("z"): ("http_404", 404)}
+    assert dr.previous_failures(a, out) is out
+    dr.previous_failures(b, out)
+    assert out == {stable_hash("z"): ("http_404", 404), stable_hash("y"): ("http_404", 404)}
+    write(b, [row("p", "not_image"), row("q", "not_image")])
+    got = dr.previous_failures(b)
+    assert got[stable_hash("p")] is got[stable_hash("q")]   # one tuple per outcome, not per URL
+
+
+def test_an_image_kept_despite_an_opt_out_is_remembered(tmp_path):
+    status = tmp_path / "s.jsonl"
+    write(status, [row("k", "ok", 200, x_robots_opt_out=True), row("m", "ok", 200, x_robots_opt_out="yes"),
+                   row("n", "opted_out", 200, x_robots_opt_out=True)])
+    assert dr.previous_failures(status) == {stable_hash("k"): dr.OPT_OUT_SEEN, stable_hash("n"): ("opted_out", 200)}
+    write(dr.journal_path(status), [row("k", "ok", 200)])   # fetched again, no opt-out now
+    assert stable_hash("k") not in dr.previous_failures(status)
+
+
+def test_open_journal_ends_a_torn_line_first(tmp_path):
+    p = tmp_path / "j"
+    with dr.open_journal(p) as f:          # a new journal
+        f.write(b'{"a": 1}\n')
+    assert p.read_bytes() == b'{"a": 1}\n'
+    with dr.open_journal(p) as f:          # a whole last line: appended as is
+        f.write(b'{"b": 2}\n')
+    assert p.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    p.write_bytes(b'{"a": 1}\n{"b')        # torn by a kill
+    with dr.open_journal(p) as f:
+        f.write(b'{"c": 3}\n')
+    assert p.read_bytes() == b'{"a": 1}\n{"b\n{"c": 3}\n'
+    p.write_bytes(b"")
+    with dr.open_journal(p) as f:
+        f.write(b"x\n")
+    assert p.read_bytes() == b"x\n"
+
+
+def test_remove_stale_tmp_removes_only_this_files_temporaries(tmp_path):
+    target = tmp_path / "st[a]tus*.jsonl"
+    ours = [tmp_path / ".st[a]tus*.jsonl.123.tmp", tmp_path / ".st[a]tus*.jsonl.x.tmp"]
+    others = [tmp_path / ".status.jsonl.1.tmp", tmp_path / ".sta]tus*.jsonl.1.tmp", tmp_path / "st[a]tus*.jsonl",
+              tmp_path / ".st[a]tus*.jsonl.1.tmpx"]
+    for p in ours + others:
+        p.write_text("", encoding="utf-8")
+    dr.remove_stale_tmp(target)
+    assert [p.exists() for p in ours] == [False, False] and all(p.exists() for p in others)
+    assert dr.glob_escape("a*b?c[d]") == "a[*]b[?]c[[]d]"
+
+
+def test_bad_lines_are_skipped_quietly_however_many(tmp_path, capsys):
+    status = tmp_path / "s.jsonl"
+    write(status, [row("a", "http_404", 404)], tail="{torn\n" * 3000 + "[1]\n")
+    write(dr.journal_path(status), [row("b", "http_410", 410)], tail='{"url": "c"')
+    assert set(dr.previous_failures(status)) == {stable_hash("a"), stable_hash("b")}
+    assert capsys.readouterr().err == ""
