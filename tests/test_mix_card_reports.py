@@ -127,24 +127,24 @@ def test_languages_of_the_mix_report(tmp_path):
                         "aokvqa_cot": {"rows_per_language": {"en": 3, "de": 1}}}}
     fell = {"fr": {"empty": 2, "off_target": 1}}
     dec = {"tasks": {"capfilt": {"dropped_by_language": {"sw": 4}}}}
-    got = mix_card.languages(report, fell, dec)
+    drew = {"drawn": {"en": 3, "de": 1}, "target_rows": {"en": 2, "de": 2}}
+    got = mix_card.languages(report, fell, dec, drew, {"en": 5, "de": 3})
     assert list(got) == [c for c in table if c in ("en", "de", "fr", "sw")]      # the table's order
-    total = sum(x.mc4_percent for x in table.values())
-    assert got["de"] == {"name": table["de"].name, "target_share": round(100 * table["de"].mc4_percent / total, 3),
-                         "mix_rows": 2, "mix_share": 25.0, "drawn_rows": 1, "drawn_share": 25.0,
+    assert got["de"] == {"name": table["de"].name, "target_share": 50.0, "drawn_rows": 1, "drawn_share": 25.0,
+                         "prompt_rows": 3, "prompt_share": 37.5, "mix_rows": 2, "mix_share": 25.0,
                          "fell_back_to_english": {}, "dropped_eval_image": 0}
     assert got["fr"]["mix_rows"] == 0 and got["fr"]["mix_share"] == 0 and got["fr"]["drawn_rows"] == 0
     assert got["fr"]["fell_back_to_english"] == fell["fr"] and got["sw"]["dropped_eval_image"] == 4
-    assert mix_card.drawn_tasks() == {"capfilt", "capfilt_match", "mscoco", "vqav2_vqa", "vqav2_vqg",
-                                      "llava_detail", "llava_conversation"}
     # An empty mix: shares of nothing are 0, not a division by zero.
-    empty = mix_card.languages({"mix": {"rows_per_language": {}}, "tasks": {}}, fell, {"tasks": {}})
+    empty = mix_card.languages({"mix": {"rows_per_language": {}}, "tasks": {}}, fell, {"tasks": {}},
+                               {"drawn": {}, "target_rows": {}}, {})
     assert list(empty) == ["fr"] and empty["fr"]["mix_share"] == 0.0 and empty["fr"]["drawn_share"] == 0.0
 
 
 def test_explain_adds_the_three_parts(tmp_path):
     put(tmp_path, "capfilt.translate", {"fallback_to_english": {"de": {"empty": 2}, "fr": {"copied_source": 1}}})
-    report = {"mix": {"rows_per_language": {"de": 1}}, "tasks": {"capfilt": {"rows_per_language": {"de": 1}}}}
+    report = {"mix": {"rows_per_language": {"de": 1}},
+              "tasks": {"capfilt": {"rows": 1, "rows_per_language": {"de": 1}}}}
     mix_card.explain(report, cfg_of(tmp_path), ["capfilt"])
     assert report["fallback_to_english"] == {"by_language": {"de": {"empty": 2}, "fr": {"copied_source": 1}},
                                              "recorded_in": {"capfilt.translate": "capfilt.translate.json"},

@@ -20,7 +20,8 @@ SETS, LANGS = {"ask": ["Caption it.", "Describe {}."]}, ["en", "de", "fr"]
 # A changed value for every setting that shapes what the model writes.
 SHAPING = {"beam_size": 4, "max_words_per_segment": 50, "max_new_tokens": 128, "length_factor": 3.0,
            "length_extra": 20, "quality": {**TCFG["quality"], "max_repeats": 3},
-           "openai": {**TCFG["openai"], "prompt": "v2"}, "backend": "ctranslate2", "model": "other"}
+           "openai": {**TCFG["openai"], "prompt": "v2"}, "backend": "ctranslate2", "model": "other",
+           "model_family": "nllb"}
 # Settings of speed and bookkeeping.
 SPEED = {"device": "cuda", "threads": 8, "max_batch_tokens": 32768, "cache": "", "flush_segments": 10,
          "progress": False, "max_reject_rate": 0.5}
@@ -95,11 +96,13 @@ def test_what_changed_is_named_in_a_few_words():
     assert source._changed([], new) == "the file has no key"
     assert source._changed(new, new) == "the fingerprint"
     old = source.store_key({"x": []}, {**TCFG, "beam_size": 9, "length_extra": 1}, ["en"])
-    assert source._changed(old, new) == "templates, languages, translation.beam_size, translation.length_extra"
+    assert source._changed(old, new) == \
+        "templates, languages, model_codes, translation.beam_size, translation.length_extra"
     many = {**TCFG, **{k: v for k, v in SHAPING.items() if k not in ("backend", "model")}}
     assert source._changed(source.store_key(SETS, many, LANGS), new) == \
         ", ".join(f"translation.{k}" for k in sorted(set(SHAPING) - {"backend", "model"})[:5])   # five at most
-    assert source._changed({"translation": "bad"}, new).startswith("templates, languages, translation.backend")
+    assert source._changed({"translation": "bad"}, new).startswith("templates, languages, model_codes, "
+                                                                    "translation.backend")
 
 
 def test_the_store_file_holds_key_fingerprint_counts_and_translations(tmp_path):
@@ -185,9 +188,10 @@ def test_row_draws_depend_on_seed_purpose_and_row():
 
 
 def test_fill_and_slots():
-    assert source.slots("A {} b {lang} {x_1} {bad-name} {{}}") == ["", "lang", "x_1", ""]
-    assert source.fill("Say {} in {lang}, {other}.", "a {b} #", lang="German") == "Say a {b} # in German, {other}."
-    assert source.fill("{}{}", "x") == "xx" and source.fill("plain") == "plain"
+    from common.templates import fill, slots
+    assert slots("A {} b {lang} {x_1} {bad-name} {{}}") == ["", "lang", "x_1", ""]
+    assert fill("Say {} in {lang}, {other}.", "a {b} #", lang="German") == "Say a {b} # in German, {other}."
+    assert fill("{}{}", "x") == "xx" and fill("plain") == "plain" and source.fill is fill
 
 
 # -- pinned: the instructions a released version gives --------------------------------------------------
