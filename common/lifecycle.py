@@ -16,6 +16,7 @@ from .cli import combine_command, command
 from .config import Config
 from .errors import UserError
 from .jsonl import write_json
+from . import procs
 from .records import expand, outputs, record, state
 from .steptype import Step
 
@@ -166,12 +167,23 @@ class Done:
 def run_step(step: Step, cfg: Config, argv: list[str] | None, work: Callable[[], Any],
              extra: Iterable[tuple[str, Path, bool]] = (), partial: Any = None) -> Any:
     """The one lifecycle of every step script: ``begin`` (``extra``: other files
-    it writes, as for begin), ``work()`` (returns a report or a ``Done``), save
-    the report under the step id (a shard's under its shard name), the checks
-    of ``Done.then``, and ``finish`` (run record, ``next:``). ``partial``: a
-    report the work fills as it goes, saved also when the work fails."""
+    it writes, as for begin), the step's lock (one writer per step, or shard,
+    and work dir: common/procs.py), ``work()`` (returns a report or a ``Done``), save the report under the step
+    id (a shard's under its shard name), the checks of ``Done.then``, and
+    ``finish`` (run record, ``next:``). ``partial``: a report the work fills as
+    it goes, saved also when the work fails."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    begin(step.id, cfg, extra)
+    begin(step.id, cfg, extra)   # the temporaries it removes are a dead run's, never a live one's
+    shard = shard_of(step, cfg)
+    lock = procs.lock_name(step, cfg, shard)
+    procs.acquire(lock, f"{step.id}" + (f" shard {shard[0]} of {shard[1]}" if shard else ""))
+    try:
+        return _work(step, cfg, argv, work, partial)
+    finally:
+        procs.release(lock)
+
+
+def _work(step: Step, cfg: Config, argv: list[str], work: Callable[[], Any], partial: Any) -> Any:
     try:
         done = work()
     except BaseException:
