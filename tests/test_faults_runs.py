@@ -93,3 +93,80 @@ def test_a_relaunch_never_starts_a_shard_another_process_runs(tmp_path, capsys, 
         shard0.wait()
     executors.main(launch)
     assert (tmp_path / "work" / "pipeline" / "capfilt.download.json").is_file()
+
+
+# -- G. no step built on a stale step ---------------------------------------------------------------
+def test_the_merge_refuses_a_final_file_whose_chain_is_stale_and_status_says_so(tmp_path, capsys):
+    """MSCOCO generate -> translate -> generate, then dataset_coco.json changes
+    and the merge runs without the chain rerun: one line naming the stale step
+    and its command (and status calls the translate step stale, whose own input
+    did not change); after the chain
+    reran, the merge runs."""
+    from common import status
+    from pretrain import merge_train
+    from tasks.mscoco import generate_train, translate_train
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES_RAW, raw)
+    argv = [*root_sets(tmp_path, raw), *translation_sets("dry-run", "")]
+    for main in (generate_train.main, translate_train.main, generate_train.main):
+        main(argv)
+    final = tmp_path / "out" / "train" / "mscoco.jsonl"
+    margv = merge_argv(tmp_path, [{"path": str(final), "source": "mscoco"}])
+    merge_train.main(margv)
+    karpathy = raw / "mscoco" / "dataset_coco.json"
+    data = json.loads(karpathy.read_text(encoding="utf-8"))
+    next(i for i in data["images"] if i["split"] == "train")["sentences"].append({"raw": "A new one.", "sentid": 9})
+    karpathy.write_text(json.dumps(data), encoding="utf-8")
+
+    line = fails(capsys, merge_train.main, margv)
+    assert line.startswith("error: step 4.3 (mscoco.final) is stale (input changed since the run: ")
+    assert str(karpathy) in line and "Rerun it first: python tasks/mscoco/generate_train.py " in line
+    capsys.readouterr()
+    status.main(argv)
+    out = capsys.readouterr().out
+    line = out.split("mscoco.translate", 1)[1].splitlines()[0]    # its own input unchanged: stale upstream
+    assert "STALE" in line and "step 4.1 (mscoco.english) is stale (input changed since the run: " in line
+    for main in (generate_train.main, translate_train.main, generate_train.main):
+        main(argv)
+    merge_train.main(margv)
+
+
+def test_a_step_refuses_to_build_on_a_stale_step_upstream(tmp_path, capsys):
+    """The chain one step further: the translate step after the English
+    intermediate was edited by hand refuses, naming the English step."""
+    from tasks.mscoco import generate_train, translate_train
+    argv = [*root_sets(tmp_path), *translation_sets("dry-run", "")]
+    generate_train.main(argv)
+    translate_train.main(argv)
+    english = tmp_path / "work" / "mscoco" / "captions_en.jsonl"
+    english.write_bytes(english.read_bytes() + english.read_bytes().splitlines(keepends=True)[0])
+    line = fails(capsys, translate_train.main, argv)
+    assert line.startswith("error: step 4.1 (mscoco.english) is stale (output changed after the run: ")
+
+
+def image_sizes(dc: dict) -> dict[str, tuple]:
+    return {n: Image.open(Path(dc["image_root"]) / st["image_id"]).size for n, st in statuses(dc).items()
+            if st.get("image_id")}
+
+
+def test_image_settings_and_a_new_url_redo_exactly_the_images_they_affect(tmp_path, server):  # noqa: F811
+    from pretrain import download_images as dl
+    dc = download_config(tmp_path, image_processes=1)
+    write_input(Path(dc["input"]), [{"url": f"{server}/photo.jpg", "caption": "a", "id": "one"},
+                                    {"url": f"{server}/cmyk.jpg", "caption": "b", "id": "two"}])
+    dl.run(dc, Report("t"), progress=False)
+    assert set(image_sizes(dc).values()) == {(256, 256)}
+    dl.run(dc, Report("t"), progress=False)                            # nothing changed: nothing fetched
+    assert {st["kind"] for st in statuses(dc).values()} == {"exists"}
+
+    dc = {**dc, "image_size": 128, "resize_mode": "center_crop"}
+    dl.run(dc, Report("t"), progress=False)
+    assert {st["kind"] for st in statuses(dc).values()} == {"ok"} and set(image_sizes(dc).values()) == {(128, 128)}
+
+    write_input(Path(dc["input"]), [{"url": f"{server}/photo.jpg", "caption": "a", "id": "one"},
+                                    {"url": f"{server}/alpha.png", "caption": "b", "id": "two"}])   # id two: new URL
+    before = (Path(dc["image_root"]) / "two.jpg").read_bytes()
+    dl.run(dc, Report("t"), progress=False)
+    kinds = {n: st["kind"] for n, st in statuses(dc).items()}
+    assert kinds == {"photo.jpg": "exists", "alpha.png": "ok"}
+    assert (Path(dc["image_root"]) / "two.jpg").read_bytes() != before
