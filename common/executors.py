@@ -262,7 +262,8 @@ def run_local(launch: Launch, todo: list[int]) -> dict[int, str | None]:
             with open(log, "w", encoding="utf-8") as f:
                 f.write(" ".join(cmd) + "\n")
                 f.flush()
-                p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=worker_env(env))
+                p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=worker_env(env),
+                                     preexec_fn=procs.child_preexec)   # dies with the launcher
                 say(f"shard {i}/{launch.n} on {device}: pid {p.pid}, log {log}")
                 rc = p.wait()
             problem = settle(launch, i, rc, before)
@@ -431,7 +432,8 @@ def shard_mode(launch: Launch) -> None:
         say(f"shard {i}/{n}: done earlier for this input and config, skipped")
         return
     before = snapshot(launch.rule.parts(launch.cfg, i, n))
-    rc = subprocess.call([sys.executable, *shard_argv(launch, i, [])], env=worker_env({}))
+    rc = subprocess.call([sys.executable, *shard_argv(launch, i, [])], env=worker_env({}),
+                         preexec_fn=procs.child_preexec)
     problem = settle(launch, i, rc, before)
     if problem:
         say(f"shard {i} of {n} ({launch.step.id}) failed: {problem}")

@@ -1,4 +1,4 @@
-"""Locks: one writer per step and work dir.
+"""Locks and child processes: one writer per step and work dir, workers that die with their parent.
 
 ``hold(step, cfg)`` takes ``${paths.work_dir}/pipeline/locks/<step id>.lock``
 (a shard: ``<step id>.shard-0000i-of-0000N.lock``; a tool run without a work
@@ -8,19 +8,48 @@ stops with one line naming the holder (exit 2). The kernel releases the lock
 when the holder exits, however it exits (``kill -9`` too), so a lock file left
 behind means nothing: only a held lock stops a run. Shards of one step take
 different locks and run side by side.
+
+``die_with_parent()`` asks Linux (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to kill
+the calling process when its parent dies: the initializer of every worker pool
+and the ``preexec_fn`` of every shard the launcher starts call it, so a
+``kill -9`` of a step leaves no spaCy or image worker, and of the launcher no
+shard, behind. Elsewhere (not Linux) it does nothing.
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import hashlib
 import json
 import os
+import signal
 import socket
+import sys
 from pathlib import Path
 
 from .errors import UserError
 
+PR_SET_PDEATHSIG = 1
 _HELD: dict[str, object] = {}       # lock path -> the open file that holds it
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Be killed (SIGKILL) when the parent process dies; exit at once if it
+    already has (``parent``: its pid, when the caller knows it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:   # it died before the prctl
+        os._exit(1)
+
+
+def child_preexec() -> None:
+    """``preexec_fn`` of a child process that must not outlive this one."""
+    die_with_parent()
 
 
 def lock_name(step, cfg, shard: tuple[int, int] | None) -> Path:

@@ -57,6 +57,7 @@ from tqdm import tqdm
 from common import lifecycle
 from common.config import REPO_ROOT, Config, check_ranges, parse_args
 from common.errors import UserError, entry_point
+from common.procs import die_with_parent
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
 from common.report import Report
 from common.sampling import stable_hash
@@ -213,7 +214,8 @@ def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
         return None
     import multiprocessing
     fork = "fork" in multiprocessing.get_all_start_methods()
-    pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+    pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                                  initializer=die_with_parent, initargs=(os.getpid(),))   # no worker outlives us
     pool.submit(int).result()    # with fork, this starts all n processes now
     return pool
 

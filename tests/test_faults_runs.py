@@ -170,3 +170,72 @@ def test_image_settings_and_a_new_url_redo_exactly_the_images_they_affect(tmp_pa
     kinds = {n: st["kind"] for n, st in statuses(dc).items()}
     assert kinds == {"photo.jpg": "exists", "alpha.png": "ok"}
     assert (Path(dc["image_root"]) / "two.jpg").read_bytes() != before
+
+
+# -- H. workers die with their parent ---------------------------------------------------------------
+def children_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
+    """The processes of ``pids`` still alive (zombies count as gone) after at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def kill_and_check(proc: subprocess.Popen, want: int, match: str) -> None:
+    """Wait (bounded) for ``want`` descendants of ``proc`` whose command line has
+    ``match``, kill -9 ``proc``, and assert none of them remains."""
+    deadline = time.monotonic() + 120
+    kids: list[psutil.Process] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        kids = [k for k in psutil.Process(proc.pid).children(recursive=True) if match in " ".join(k.cmdline())]
+        if len(kids) >= want:
+            break
+        time.sleep(0.1)
+    assert len(kids) >= want, f"{len(kids)} of {want} children started (exit {proc.poll()})"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert children_gone([k.pid for k in kids]) == []
+
+
+@pytest.fixture()
+def silent_port():
+    """A port that accepts connections and never answers: a fetch there waits."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_kill_9_of_the_download_leaves_no_image_worker(tmp_path, silent_port):
+    argv = download_argv(tmp_path, [f"http://127.0.0.1:{silent_port}/{i}.jpg" for i in range(4)],
+                         "download.image_processes=2", "download.read_timeout=600")
+    proc = subprocess.Popen([PYTHON, "pretrain/download_images.py", *argv], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_and_check(proc, 2, "download_images.py")
+
+
+SPACY_LIKE = """
+import time
+from pretrain import phrase_index
+class Slow:
+    def pipe(self, texts, batch_size):
+        time.sleep(600)
+list(phrase_index._parallel_extract(Slow(), [("a dog", 0), ("a cat", 1)], 2, 1))
+"""
+
+
+def test_kill_9_of_the_filter_leaves_no_spacy_worker(tmp_path):
+    proc = subprocess.Popen([PYTHON, "-c", SPACY_LIKE], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    kill_and_check(proc, 2, "-c")
+
+
+def test_kill_9_of_the_launcher_leaves_no_shard_and_a_relaunch_runs_them(tmp_path, silent_port):
+    argv = download_argv(tmp_path, [f"http://127.0.0.1:{silent_port}/{i}.jpg" for i in range(8)],
+                         "download.read_timeout=600")
+    cmd = [PYTHON, "-m", "common", "launch", "capfilt.download", "--set", "launch.num_shards=2",
+           "--set", "launch.devices=[cpu,cpu]", "--", *argv]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_and_check(proc, 2, "download_images.py")
