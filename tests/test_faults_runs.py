@@ -239,3 +239,30 @@ def test_kill_9_of_the_launcher_leaves_no_shard_and_a_relaunch_runs_them(tmp_pat
            "--set", "launch.devices=[cpu,cpu]", "--", *argv]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kill_and_check(proc, 2, "download_images.py")
+
+
+# -- I. work committed by time ---------------------------------------------------------------------
+def test_translation_commits_by_time_as_well_as_by_size(tmp_path, monkeypatch):
+    """flush_segments far away: with a clock that moves 31 s per look, finished
+    batches reach the cache while the run goes on (a kill loses about a minute)."""
+    from tests.test_translate_engine import FakeBackend, make_cfg
+    from translate import engine as eng
+    clock = iter(range(0, 10 ** 6, 31))
+    monkeypatch.setattr(eng.time, "monotonic", lambda: next(clock))
+    engine = eng.Engine(make_cfg(cache=str(tmp_path / "c.sqlite"), flush_segments=10 ** 6, max_batch_tokens=40),
+                        backend=FakeBackend())
+    commits: list[int] = []
+    put = engine.cache.put_many
+    monkeypatch.setattr(engine.cache, "put_many", lambda rows: (commits.append(len(rows)), put(rows))[1])
+    engine.translate([f"A dog number {i} runs in the park." for i in range(40)], ["de"] * 40)
+    engine.close()
+    assert len(commits) >= 5 and sum(commits) == 40
+
+
+def test_flush_seconds_is_checked():
+    from common.errors import UserError
+    from tests.test_translate_engine import make_cfg
+    from translate.engine import check_settings
+    assert make_cfg()["flush_seconds"] == 60
+    with pytest.raises(UserError, match="translation.flush_seconds: must be a number > 0"):
+        check_settings(make_cfg(flush_seconds=0))
