@@ -98,8 +98,23 @@ def split_argv(argv: list[str]) -> tuple[str, list[str], list[str]]:
     return own[0], own[1:], args
 
 
+def check_own_args(own: list[str]) -> None:
+    """Before ``--`` only launch.* belongs: a step's --set / --config / --paths there would be ignored."""
+    _, _, sets = cli.split_args(own)
+    for flag in ("--config", "--paths"):
+        if any(a == flag or a.startswith(flag + "=") for a in own):
+            raise UserError(f"{flag} before '--' is the step's option: put it after '--' "
+                            "(python -m common launch STEP [--set launch.KEY=VALUE ...] -- STEP ARGS)")
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key.split(".", 1)[0] != "launch":
+            raise UserError(f"--set {item} before '--' is not a launch.* setting: the launcher would ignore it; "
+                            f"put it after '--' for the step (... -- --set {item})")
+
+
 def parse(argv: list[str]) -> Launch:
     step_id, own, args = split_argv(argv)
+    check_own_args(own)
     lc = parse_args(__doc__, DEFAULTS, None, own)["launch"]
     step = pipeline.get(step_id)
     rule = shards.rule_of(step)

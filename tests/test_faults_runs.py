@@ -266,3 +266,11 @@ def test_flush_seconds_is_checked():
     assert make_cfg()["flush_seconds"] == 60
     with pytest.raises(UserError, match="translation.flush_seconds: must be a number > 0"):
         check_settings(make_cfg(flush_seconds=0))
+
+
+# -- J. launcher options in their place ------------------------------------------------------------
+@pytest.mark.parametrize("own", [["--set", "paths.work_dir=/elsewhere"], ["--paths", "p.yaml"]])
+def test_a_step_option_before_the_double_dash_is_an_error(tmp_path, capsys, own):
+    from common import executors
+    line = fails(capsys, executors.main, ["capfilt.download", *own, "--", *root_sets(tmp_path)])
+    assert "before '--'" in line and "put it after '--'" in line
