@@ -31,7 +31,8 @@ def is_permanent(kind: str) -> bool:
 # status row records the limit ("limit"), and the failure counts as permanent
 # only while the config keeps that limit (raising it retries them; a row of an
 # older run without the limit is retried once).
-CONFIG_LIMITS = {"too_large": "max_bytes", "too_many_pixels": "max_pixels", "too_many_redirects": "max_redirects"}
+CONFIG_LIMITS = {"too_large": "max_bytes", "too_many_pixels": "max_pixels", "too_many_redirects": "max_redirects",
+                 "opted_out": "opt_out_tokens"}
 
 
 def with_limit(st: dict, dc: dict) -> dict:
@@ -44,8 +45,8 @@ def is_permanent_row(row: dict, dc: dict | None) -> bool:
     """A failure a later run with config ``dc`` would only repeat: a fact about
     the world (HTTP 404, not an image), or a limit the config still sets."""
     kind = str(row.get("kind", ""))
-    if not is_permanent(kind):
-        return False
+    if not is_permanent(kind) or (kind == "opted_out" and dc is not None and not dc.get("honour_opt_out", True)):
+        return False    # an opt-out honoured by an earlier run's config: fetched once opt-outs are not
     key = CONFIG_LIMITS.get(kind)
     return key is None or (dc is not None and key in dc and row.get("limit") == dc[key])
 

@@ -172,6 +172,21 @@ def test_image_settings_and_a_new_url_redo_exactly_the_images_they_affect(tmp_pa
     assert (Path(dc["image_root"]) / "two.jpg").read_bytes() != before
 
 
+def test_opt_out_settings_redo_exactly_the_images_they_affect(tmp_path, server):  # noqa: F811
+    """honour_opt_out on: the opted-out URL has no image; turned off, the rerun
+    fetches that one (the other stays); on again, its image is removed."""
+    from pretrain import download_images as dl
+    dc = download_config(tmp_path, image_processes=1)
+    write_input(Path(dc["input"]), [{"url": f"{server}/noai.jpg", "caption": "a", "id": "one"},
+                                    {"url": f"{server}/photo.jpg", "caption": "b", "id": "two"}])
+    dl.run(dc, Report("t"), progress=False)
+    assert {n: st["kind"] for n, st in statuses(dc).items()} == {"noai.jpg": "opted_out", "photo.jpg": "ok"}
+    dl.run({**dc, "honour_opt_out": False}, Report("t"), progress=False)
+    assert {n: st["kind"] for n, st in statuses(dc).items()} == {"noai.jpg": "ok", "photo.jpg": "exists"}
+    dl.run(dc, Report("t"), progress=False)
+    assert statuses(dc)["noai.jpg"]["kind"] == "opted_out" and not (Path(dc["image_root"]) / "one.jpg").exists()
+
+
 # -- H. workers die with their parent ---------------------------------------------------------------
 def children_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
     """The processes of ``pids`` still alive (zombies count as gone) after at most ``timeout`` seconds."""
