@@ -6,7 +6,8 @@ dir: beside its report) with ``fcntl.flock``, and writes the holder into it
 (pid, host, since). A second run of the same step (or shard) finds it held and
 stops with one line naming the holder (exit 2). The kernel releases the lock
 when the holder exits, however it exits (``kill -9`` too), so a lock file left
-behind means nothing: only a held lock stops a run. Shards of one step take
+behind by a killed run means nothing: only a held lock stops a run. A run that
+ends removes its lock file (and the folders it made for it). Shards of one step take
 different locks and run side by side.
 
 ``die_with_parent()`` asks Linux (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to kill
@@ -30,7 +31,7 @@ from pathlib import Path
 from .errors import UserError
 
 PR_SET_PDEATHSIG = 1
-_HELD: dict[str, object] = {}       # lock path -> the open file that holds it
+_HELD: dict[str, tuple] = {}        # lock path -> (the open file that holds it, folders made for it)
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -72,23 +73,45 @@ def holder(path: Path) -> str:
         return "another process"
 
 
-def _try_lock(path: Path):
-    """The open file holding the lock at ``path``, or None when another process holds it."""
+def _try_lock(path: Path, create: bool = True):
+    """The open file holding the lock at ``path``, or None when another process
+    holds it (or, without ``create``, when there is no lock file: nobody holds it)."""
     import fcntl
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    return f
+    while True:
+        try:
+            f = open(path, "a+" if create else "r", encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                return f
+        except FileNotFoundError:
+            pass
+        f.close()      # the holder removed it as we opened it: take the new one
+
+
+def _new_folders(path: Path) -> list[Path]:
+    """The folders on the way to ``path`` that do not exist yet, deepest first."""
+    out, where = [], path.parent
+    while not where.exists():
+        out.append(where)
+        where = where.parent
+    return out
 
 
 def acquire(path: Path, what: str) -> None:
-    """Hold the lock at ``path`` until ``release`` or exit; one line (exit 2) naming the holder if held."""
+    """Hold the lock at ``path`` until ``release`` or exit; one line (exit 2) naming the holder if held.
+    ``release`` removes the lock file and the folders made for it: a run that
+    stops before its work leaves nothing behind."""
     if str(path) in _HELD:
         return
+    made = _new_folders(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     f = _try_lock(path)
     if f is None:
         raise UserError(f"{what} is already running on this work dir ({holder(path)}; lock {path}): "
@@ -97,21 +120,31 @@ def acquire(path: Path, what: str) -> None:
     f.truncate(0)
     f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}) + "\n")
     f.flush()
-    _HELD[str(path)] = f
+    _HELD[str(path)] = (f, made)
 
 
 def release(path: Path) -> None:
-    f = _HELD.pop(str(path), None)
-    if f is not None:
-        f.close()      # closing the file releases the lock
+    held = _HELD.pop(str(path), None)
+    if held is None:
+        return
+    f, made = held
+    Path(path).unlink(missing_ok=True)   # still held: a process waiting on this file retries (_try_lock)
+    f.close()
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break      # not empty: other files live there now
 
 
 def running(path: Path) -> str | None:
     """Who holds the lock at ``path`` now (None: nobody); takes nothing."""
     if str(path) in _HELD:
         return f"this process (pid {os.getpid()})"
-    f = _try_lock(path)
+    if not path.exists():
+        return None
+    f = _try_lock(path, create=False)
     if f is None:
-        return holder(path)
+        return holder(path) if path.exists() else None
     f.close()
     return None
