@@ -49,7 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import cli, lifecycle, pipeline, records, shards, steptype
+from . import cli, lifecycle, pipeline, procs, records, shards, steptype
 from .config import REPO_ROOT, Config, parse_args
 from .errors import UserError, entry_point
 
@@ -98,8 +98,23 @@ def split_argv(argv: list[str]) -> tuple[str, list[str], list[str]]:
     return own[0], own[1:], args
 
 
+def check_own_args(own: list[str]) -> None:
+    """Before ``--`` only launch.* belongs: a step's --set / --config / --paths there would be ignored."""
+    _, _, sets = cli.split_args(own)
+    for flag in ("--config", "--paths"):
+        if any(a == flag or a.startswith(flag + "=") for a in own):
+            raise UserError(f"{flag} before '--' is the step's option: put it after '--' "
+                            "(python -m common launch STEP [--set launch.KEY=VALUE ...] -- STEP ARGS)")
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key.split(".", 1)[0] != "launch":
+            raise UserError(f"--set {item} before '--' is not a launch.* setting: the launcher would ignore it; "
+                            f"put it after '--' for the step (... -- --set {item})")
+
+
 def parse(argv: list[str]) -> Launch:
     step_id, own, args = split_argv(argv)
+    check_own_args(own)
     lc = parse_args(__doc__, DEFAULTS, None, own)["launch"]
     step = pipeline.get(step_id)
     rule = shards.rule_of(step)
@@ -262,7 +277,8 @@ def run_local(launch: Launch, todo: list[int]) -> dict[int, str | None]:
             with open(log, "w", encoding="utf-8") as f:
                 f.write(" ".join(cmd) + "\n")
                 f.flush()
-                p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=worker_env(env))
+                p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=worker_env(env),
+                                     preexec_fn=procs.child_preexec)   # dies with the launcher
                 say(f"shard {i}/{launch.n} on {device}: pid {p.pid}, log {log}")
                 rc = p.wait()
             problem = settle(launch, i, rc, before)
@@ -352,10 +368,21 @@ def submit_slurm(launch: Launch, todo: list[int]) -> None:
 
 
 # -- modes --------------------------------------------------------------------------------------
+def shard_lock(launch: Launch, index: int) -> Path:
+    """The lock shard ``index`` takes when it runs (the whole step's when N is 1)."""
+    return procs.lock_name(launch.step, launch.cfg, (index, launch.n) if launch.n > 1 else None)
+
+
 def pending(launch: Launch) -> list[int]:
-    """The shards to run; says which are done already."""
+    """The shards to run; says which are done already. A shard another live
+    process is running (a killed launcher's, or another launch) stops the
+    launch: it is never run twice at once."""
     todo = []
     for i in range(launch.n):
+        who = procs.running(shard_lock(launch, i))
+        if who:
+            raise UserError(f"{launch.step.id} shard {i} of {launch.n} is still running ({who}; lock "
+                            f"{shard_lock(launch, i)}): wait for it to end, then launch again")
         why = shard_problem(launch, i)
         if why is None:
             say(f"shard {i}/{launch.n}: done earlier for this input and config, skipped")
@@ -374,6 +401,7 @@ def combine(launch: Launch) -> None:
     """The merge, once every shard is done; then the step's run record and the next step."""
     step, cfg, n = launch.step, launch.cfg, launch.n
     if n > 1:
+        procs.acquire(procs.lock_name(step, cfg, None), step.id)   # the merged files: one writer
         shards.check_complete(step, cfg, launch.rule, n, rerun_hint=lambda i: shard_hint(launch, i))
         say(launch.rule.merge(cfg, n))
         records.record(step, cfg)
@@ -419,7 +447,8 @@ def shard_mode(launch: Launch) -> None:
         say(f"shard {i}/{n}: done earlier for this input and config, skipped")
         return
     before = snapshot(launch.rule.parts(launch.cfg, i, n))
-    rc = subprocess.call([sys.executable, *shard_argv(launch, i, [])], env=worker_env({}))
+    rc = subprocess.call([sys.executable, *shard_argv(launch, i, [])], env=worker_env({}),
+                         preexec_fn=procs.child_preexec)
     problem = settle(launch, i, rc, before)
     if problem:
         say(f"shard {i} of {n} ({launch.step.id}) failed: {problem}")
@@ -434,10 +463,18 @@ def main(argv: list[str] | None = None) -> None:
         parse_args(__doc__, DEFAULTS, None, ["--help"])   # prints the help and exits 0
     launch = parse(argv)
     mode = launch.lc["mode"]
-    if mode == "combine":
-        lifecycle.begin(launch.step.id, launch.cfg)
-        combine(launch)
-    elif mode == "shard":
-        shard_mode(launch)
-    else:
-        run_mode(launch)
+    # One launcher per step and work dir (a SLURM launch only submits: its merge job takes the lock).
+    lock = procs.lock_name(launch.step, launch.cfg, None).with_suffix(".launch.lock")
+    if mode == "combine" or (mode == "run" and launch.lc["executor"] != "slurm"):
+        procs.acquire(lock, f"python -m common launch {launch.step.id}")
+    try:
+        if mode == "combine":
+            lifecycle.begin(launch.step.id, launch.cfg)
+            combine(launch)
+        elif mode == "shard":
+            shard_mode(launch)
+        else:
+            run_mode(launch)
+    finally:
+        procs.release(lock)
+        procs.release(procs.lock_name(launch.step, launch.cfg, None))   # combine's, when it took it

@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterable
 from .cli import combine_command, command
 from .config import Config
 from .errors import UserError
-from .jsonl import write_json
-from .records import expand, outputs, record, state
+from . import procs
+from .jsonl import read_json_object, write_json
+from .records import expand, file_fingerprint, inputs, manifest_path, outputs, record, same_content, state
 from .shards import shard_name
 from .steptype import Step
 
@@ -147,6 +148,44 @@ def choose_run(english_id: str, final_id: str, cfg: Config, wanted: str) -> str:
 
 
 
+def upstream_problem(rec: dict | None) -> str | None:
+    """Why a step's run record no longer holds (an input or an output changed since), or None."""
+    for kind in ("inputs", "outputs"):
+        for path, fp in (rec or {}).get(kind, {}).items():
+            if not same_content(fp, file_fingerprint(Path(path), fp)):
+                what = "input changed since the run" if kind == "inputs" else "output changed after the run"
+                return f"{what}: {path}"
+    return None
+
+
+def check_upstream(step: Step, cfg: Config, argv: list[str]) -> None:
+    """Before any work: every step upstream whose output this run reads (its
+    ``after`` steps, and theirs, recursively) must still hold its run record:
+    the files it read and wrote unchanged since it ran. Otherwise one line (exit
+    2) naming the stale step and the command that reruns it. Files are compared,
+    not configs: a step upstream of another config file (the merge's inputs)
+    cannot be rebuilt from this command line; its config is checked by its own
+    run and by ``status``. An upstream step without a run record is not checked
+    (a stage run alone, your own file at its path: taken as given, and
+    fingerprinted in this step's record); a missing optional input (the merge)
+    is left to the step."""
+    from . import pipeline   # the ordered list (it imports the step modules): read at call time
+    todo, seen = [(step, {str(p.resolve()) for p in inputs(step, cfg)})], set()
+    while todo:
+        s, s_reads = todo.pop()
+        for aid in s.after:
+            a = pipeline.get(aid)
+            rec = read_json_object(manifest_path(a, cfg))
+            if rec is None or aid in seen or not s_reads & {str(Path(p).resolve()) for p in rec.get("outputs", {})}:
+                continue
+            seen.add(aid)
+            why = upstream_problem(rec)
+            if why:
+                raise UserError(f"step {a.number} ({a.id}) is stale ({why}); this run would build on it. "
+                                f"Rerun it first: {command(a, argv, step)}")
+            todo.append((a, {str(Path(p).resolve()) for p in rec.get("inputs", {})}))
+
+
 def shard_files(step: Step, cfg: Config, index: int, num_shards: int) -> list[Path]:
     """The files shard ``index`` of ``step`` writes, by the step's SHARDS rule (common/shards.py)."""
     from .shards import rule_of
@@ -167,12 +206,25 @@ class Done:
 def run_step(step: Step, cfg: Config, argv: list[str] | None, work: Callable[[], Any],
              extra: Iterable[tuple[str, Path, bool]] = (), partial: Any = None) -> Any:
     """The one lifecycle of every step script: ``begin`` (``extra``: other files
-    it writes, as for begin), ``work()`` (returns a report or a ``Done``), save
-    the report under the step id (a shard's under its shard name), the checks
-    of ``Done.then``, and ``finish`` (run record, ``next:``). ``partial``: a
-    report the work fills as it goes, saved also when the work fails."""
+    it writes, as for begin), the step's lock (one writer per step, or shard,
+    and work dir: common/procs.py), no stale step upstream (``check_upstream``),
+    ``work()`` (returns a report or a ``Done``), save the report under the step
+    id (a shard's under its shard name), the checks of ``Done.then``, and
+    ``finish`` (run record, ``next:``). ``partial``: a report the work fills as
+    it goes, saved also when the work fails."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    begin(step.id, cfg, extra)
+    begin(step.id, cfg, extra)   # the temporaries it removes are a dead run's, never a live one's
+    shard = shard_of(step, cfg)
+    lock = procs.lock_name(step, cfg, shard)
+    procs.acquire(lock, f"{step.id}" + (f" shard {shard[0]} of {shard[1]}" if shard else ""))
+    try:
+        check_upstream(step, cfg, argv)
+        return _work(step, cfg, argv, work, partial)
+    finally:
+        procs.release(lock)
+
+
+def _work(step: Step, cfg: Config, argv: list[str], work: Callable[[], Any], partial: Any) -> Any:
     try:
         done = work()
     except BaseException:

@@ -120,11 +120,20 @@ def final_files(argv: list[str] | None = None) -> dict[Path, tuple[str, ...]]:
 
 # -- status --------------------------------------------------------------------------------------
 def status_rows(argv: list[str]) -> list[tuple[Step, State]]:
+    """Each step's state; a done step built on a stale step upstream is stale too
+    (its own run would refuse: common.lifecycle.check_upstream)."""
+    from .lifecycle import check_upstream
     rows = []
     for step in STEPS:
         try:
             cfg = load_config(step, argv)
-            rows.append((step, state(step, cfg)))
+            st = state(step, cfg)
+            if st.status == "done":
+                try:
+                    check_upstream(step, cfg, argv)
+                except UserError as e:
+                    st = State("stale", str(e).split("; this run")[0])
+            rows.append((step, st))
         except UserError as e:
             rows.append((step, State("error", str(e))))
     return rows

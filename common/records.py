@@ -41,7 +41,7 @@ from .steptype import Step
 # Leaf keys that change speed, logging or bookkeeping, not what a step writes.
 NOT_SHAPING = frozenset({
     "progress", "threads", "n_process", "batch_size", "report", "report_dir", "max_bad_rows", "device",
-    "cache", "log_dir", "flush_segments", "index_dir", "text_batch", "image_batch", "image_workers",
+    "cache", "log_dir", "flush_segments", "flush_seconds", "index_dir", "text_batch", "image_batch", "image_workers",
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
     "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index",

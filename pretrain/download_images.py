@@ -57,6 +57,7 @@ from tqdm import tqdm
 from common import lifecycle
 from common.config import REPO_ROOT, Config, check_ranges, parse_args
 from common.errors import UserError, entry_point
+from common.procs import die_with_parent
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
 from common.report import Report
 from common.sampling import stable_hash
@@ -65,8 +66,8 @@ from common.steptype import Step
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
-from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, open_journal, previous_failures, \
-    remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
+from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, made_key, open_journal, \
+    previous_failures, previous_images, remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
@@ -157,6 +158,8 @@ class Worker:
     def record(self, st: dict, flush: bool = True) -> int:
         """Append one outcome to the journal (binary, so its offset is known);
         flushed per row: a killed run loses only what was in flight."""
+        if st.get("kind") == "ok":
+            st = {**st, "made": made_key(st["url"], st["image_id"], self.dc)}
         line = (dumps(with_limit(st, self.dc)) + "\n").encode("utf-8")
         with self.lock:
             at = self.journal.tell()
@@ -211,7 +214,8 @@ def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
         return None
     import multiprocessing
     fork = "fork" in multiprocessing.get_all_start_methods()
-    pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
+    pool = cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                                  initializer=die_with_parent, initargs=(os.getpid(),))   # no worker outlives us
     pool.submit(int).result()    # with fork, this starts all n processes now
     return pool
 
@@ -262,6 +266,10 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
         previous_failures(shard_path(status_path, shard_index, num_shards), failed_before, dc)
     if dc["retry_failed"]:   # only the opt-outs seen on kept images still count
         failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN}
+    made: dict[int, int] = {}
+    for path in ([status_path] + ([shard_path(status_path, shard_index, num_shards)] if num_shards > 1 else [])):
+        previous_images(path, made)
+    failed_before["made"] = made     # carried to _known_outcome with the failures
     if num_shards > 1:
         out_path = shard_path(out_path, shard_index, num_shards)
         status_path = shard_path(status_path, shard_index, num_shards)
@@ -396,16 +404,19 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
 
 def _known_outcome(row: dict, key: int, image_root: Path, dc: dict, failed_before: dict) -> dict | None:
     """The status of a URL that needs no fetch (image on disk, failed for good before), else None.
-    An image kept while opt-outs were not honoured is removed once they are."""
+    An image kept while opt-outs were not honoured is removed once they are. An
+    image on disk counts only when an earlier status row says it was made from
+    this URL with today's image settings (``made_key``); else it is fetched again."""
     rel = image_rel(row["id"], dc["fanout"])
     seen = failed_before.get(key) is OPT_OUT_SEEN
     if seen and dc["honour_opt_out"]:
         (image_root / rel).unlink(missing_ok=True)
         return {"url": row["url"], "id": row["id"], "kind": "opted_out", "http_status": None,
                 "detail": "X-Robots-Tag opt-out seen by an earlier run (honour_opt_out was off): image removed"}
-    if (image_root / rel).is_file():
+    made = made_key(row["url"], rel, dc)
+    if (image_root / rel).is_file() and failed_before["made"].get(stable_hash(rel)) == made:
         return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk",
-                **({"x_robots_opt_out": True} if seen else {})}
+                "made": made, **({"x_robots_opt_out": True} if seen else {})}
     if key in failed_before and not seen:
         kind, http_status = failed_before[key]
         return {"url": row["url"], "id": row["id"], "kind": kind, "http_status": http_status,

@@ -9,6 +9,7 @@ skipped by their file.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -30,7 +31,8 @@ def is_permanent(kind: str) -> bool:
 # status row records the limit ("limit"), and the failure counts as permanent
 # only while the config keeps that limit (raising it retries them; a row of an
 # older run without the limit is retried once).
-CONFIG_LIMITS = {"too_large": "max_bytes", "too_many_pixels": "max_pixels", "too_many_redirects": "max_redirects"}
+CONFIG_LIMITS = {"too_large": "max_bytes", "too_many_pixels": "max_pixels", "too_many_redirects": "max_redirects",
+                 "opted_out": "opt_out_tokens"}
 
 
 def with_limit(st: dict, dc: dict) -> dict:
@@ -43,8 +45,8 @@ def is_permanent_row(row: dict, dc: dict | None) -> bool:
     """A failure a later run with config ``dc`` would only repeat: a fact about
     the world (HTTP 404, not an image), or a limit the config still sets."""
     kind = str(row.get("kind", ""))
-    if not is_permanent(kind):
-        return False
+    if not is_permanent(kind) or (kind == "opted_out" and dc is not None and not dc.get("honour_opt_out", True)):
+        return False    # an opt-out honoured by an earlier run's config: fetched once opt-outs are not
     key = CONFIG_LIMITS.get(kind)
     return key is None or (dc is not None and key in dc and row.get("limit") == dc[key])
 
@@ -52,6 +54,30 @@ def is_permanent_row(row: dict, dc: dict | None) -> bool:
 # An image stored while opt-outs were not honoured, from a host that opted out
 # (status rows with "x_robots_opt_out": true): removed once download.honour_opt_out is on.
 OPT_OUT_SEEN = ("opt_out_seen", None)
+
+
+# The settings that change an image's bytes: an image on disk is kept only when
+# it was made from the same URL with the same ones (its status row's "made").
+IMAGE_SETTINGS = ("image_size", "resize_mode", "resample", "upscale", "jpeg_quality", "background")
+
+
+def made_key(url: str, rel: str, dc: dict) -> int:
+    """What an image file was made from: its URL, its file name and the settings that shape its bytes."""
+    return stable_hash(json.dumps([url, rel, [dc.get(k) for k in IMAGE_SETTINGS]], sort_keys=True))
+
+
+def previous_images(status_path: Path, out: dict[int, int]) -> dict[int, int]:
+    """hash of an image's file name -> its ``made_key``, from the status rows of
+    earlier runs (status file, then journal; later rows win). An image with no
+    such row (an older run, a copy from elsewhere) is fetched again."""
+    for path in (status_path, journal_path(status_path)):
+        if not path.is_file():
+            continue
+        for row in read_jsonl(path, BadRows(max_bad=None, quiet=True)):
+            rel = row.get("image_id")
+            if isinstance(rel, str) and isinstance(row.get("made"), int):
+                out[stable_hash(rel)] = row["made"]
+    return out
 
 
 def journal_path(status_path: Path) -> Path:

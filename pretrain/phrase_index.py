@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.errors import UserError
+from common.procs import die_with_parent
 from common.jsonl import atomic_open, write_json
 from common.shards import chunks
 
@@ -172,11 +173,14 @@ def _reuse_freed_memory() -> None:
     mallopt(-1, 128 << 20)    # M_TRIM_THRESHOLD: the heap top is given back above 128 MB
 
 
-def _worker_init(model, stopwords: frozenset[str] | None = None) -> None:
+def _worker_init(model, stopwords: frozenset[str] | None = None, parent: int | None = None) -> None:
     """A worker's pipeline: loaded here by name, passed pickled (spawn), or
     inherited through fork (``model`` None). A load error is kept and raised by
-    the first batch, so it reaches the parent instead of respawning workers."""
+    the first batch, so it reaches the parent instead of respawning workers.
+    The worker dies with its parent (``parent``: its pid; common/procs.py)."""
     global _WORKER_NLP, _WORKER_ERROR, _WORKER_STOPWORDS
+    if parent is not None:
+        die_with_parent(parent)
     _reuse_freed_memory()
     _WORKER_STOPWORDS = stopwords
     if isinstance(model, str):
@@ -209,7 +213,7 @@ def _parallel_extract(nlp, pairs, n_process: int, batch_size: int,
     # concurrent.futures, not multiprocessing.Pool: a worker that dies (killed for
     # memory) fails the run with BrokenProcessPool instead of leaving it waiting.
     pool = cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(init_arg, stopwords))
+                                 initargs=(init_arg, stopwords, os.getpid()))
     try:
         for batch in chunks(pairs, batch_size):
             pending.append((pool.submit(_parse_batch, [text for text, _ in batch]), [idx for _, idx in batch]))

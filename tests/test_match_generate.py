@@ -77,6 +77,7 @@ def test_translate_then_generate(tmp_path, capsys):
 
     with open(tmp_path / "work" / "match" / "capfilt_match_translated.jsonl", "a") as f:
         f.write(json.dumps({"id": "z", "image_id": "z.jpg", "caption": "c", "match": "maybe", "lang": "en"}) + "\n")
+    (tmp_path / "work" / "pipeline" / "match.translate.json").unlink()   # a file given, not a stale step's
     gen.main(sets)
     report = json.loads((tmp_path / "work" / "reports" / "match.final.json").read_text())
     assert report["skipped"]["bad input row"] == 1 and out.read_bytes() == first

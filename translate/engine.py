@@ -16,10 +16,13 @@ converted to Simplified characters. A segment longer
 (in tokens) than ``max_new_tokens`` could not come back whole and is flagged
 ``too_long`` without a model call.
 
-Finished batches reach the SQLite cache at least every ``flush_segments``
-segments and whenever translate() ends, also by an exception (a backend error
-then carries a note saying how much was kept). A SIGKILL loses at most the
-segments not yet flushed; a rerun translates just those.
+Finished batches reach the SQLite cache when ``flush_segments`` segments are
+waiting or ``flush_seconds`` (default 60) have passed since the last commit,
+whichever comes first, and whenever translate() ends, also by an exception (a
+backend error then carries a note saying how much was kept). A SIGKILL loses
+at most the segments not yet committed: the batches finished in the last
+``flush_seconds`` (or fewer than ``flush_segments`` segments), plus the batch
+being translated; a rerun translates just those.
 """
 from __future__ import annotations
 
@@ -58,7 +61,8 @@ TRANSLATION_DEFAULTS: dict = {
     "length_factor": 2.0,            # generated tokens <= factor * input tokens + extra
     "length_extra": 10,
     "cache": "${paths.work_dir}/translation_cache.sqlite",  # "" for no persistent cache
-    "flush_segments": 2048,          # commit to the cache at least this often
+    "flush_segments": 2048,          # commit to the cache at least this often (segments) ...
+    "flush_seconds": 60,             # ... and at least this often (seconds): what a kill can lose
     "progress": True,
     # Stop the step (exit 2) when this share of its texts was rejected (1.0: only
     # when every text was); a language whose texts were all rejected is warned about.
@@ -118,7 +122,7 @@ def batch_token_budget(value, device: str, free_bytes: int | None = None) -> int
 # Range checks of the numbers in ``translation.*``: key -> (lowest allowed, strictly above it?).
 _LIMITS = {"beam_size": (1, False), "threads": (0, False), "max_batch_tokens": (1, False),
            "max_words_per_segment": (1, False), "max_new_tokens": (1, False), "length_factor": (0, True),
-           "length_extra": (0, False), "flush_segments": (1, False), "max_reject_rate": (0, True)}
+           "length_extra": (0, False), "flush_segments": (1, False), "flush_seconds": (0, True), "max_reject_rate": (0, True)}
 
 
 def check_settings(cfg: dict) -> None:
@@ -328,10 +332,10 @@ class Engine:
                    disable=not self.cfg["progress"], file=sys.stderr, mininterval=1.0)
         pending: list = []
         batch: list[int] = []
-        committed = 0
+        committed, last_commit = 0, time.monotonic()
 
         def flush_batch():
-            nonlocal pending, committed
+            nonlocal pending, committed, last_commit
             todo = [j for j in batch if pairs[j] not in done]
             if todo:
                 longest = max(lengths[j] for j in todo)
@@ -344,10 +348,11 @@ class Engine:
                                f"the cache, so a rerun resumes there")
                     raise
                 bar.update(len(todo))
-            if len(pending) >= self.cfg["flush_segments"]:
+            due = time.monotonic() - last_commit >= self.cfg.get("flush_seconds", 60)
+            if len(pending) >= self.cfg["flush_segments"] or (pending and due):
                 self.cache.put_many(pending)
                 committed += len(pending)
-                pending = []
+                pending, last_commit = [], time.monotonic()
 
         try:
             for i in order:
