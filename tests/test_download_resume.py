@@ -79,7 +79,9 @@ def test_an_image_kept_despite_an_opt_out_is_remembered(tmp_path):
     status = tmp_path / "s.jsonl"
     write(status, [row("k", "ok", 200, x_robots_opt_out=True), row("m", "ok", 200, x_robots_opt_out="yes"),
                    row("n", "opted_out", 200, x_robots_opt_out=True)])
-    assert dr.previous_failures(status) == {stable_hash("k"): dr.OPT_OUT_SEEN, stable_hash("n"): ("opted_out", 200)}
+    # "n" opted out under a config this call does not give: not remembered as a failure (issue 20: an
+    # opt-out counts only while the config honours it), but its opt-out is still seen
+    assert dr.previous_failures(status) == {stable_hash("k"): dr.OPT_OUT_SEEN, stable_hash("n"): dr.OPT_OUT_SEEN}
     write(dr.journal_path(status), [row("k", "ok", 200)])   # fetched again, no opt-out now
     assert stable_hash("k") not in dr.previous_failures(status)
 

@@ -23,7 +23,7 @@ SHAPING = {"beam_size": 4, "max_words_per_segment": 50, "max_new_tokens": 128, "
            "openai": {**TCFG["openai"], "prompt": "v2"}, "backend": "ctranslate2", "model": "other",
            "model_family": "nllb"}
 # Settings of speed and bookkeeping.
-SPEED = {"device": "cuda", "threads": 8, "max_batch_tokens": 32768, "cache": "", "flush_segments": 10,
+SPEED = {"device": "cuda", "threads": 8, "max_batch_tokens": 32768, "cache": "", "flush_segments": 10, "flush_seconds": 5,
          "progress": False, "max_reject_rate": 0.5}
 
 
