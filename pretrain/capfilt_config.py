@@ -39,6 +39,7 @@ DEFAULTS: dict = {
         "image_root": "${paths.image_root}",
         "fanout": 0,
         "threads": 32,
+        "processes": 0,
         "image_processes": 0,
         "connect_timeout": 5.0,
         "read_timeout": 10.0,
