@@ -64,7 +64,7 @@ DEFAULTS: dict = {
         "resize_mode": "pad",
         "image_size": 256,
         "upscale": True,
-        "resample": "lanczos",
+        "resample": "box",
         "jpeg_quality": 95,
         "background": [255, 255, 255],
         "max_bad_rows": 10000,

@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import functools
+import importlib.util
 import json
 import os
 import re
@@ -66,12 +67,13 @@ from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
 from pretrain.download_procs import make_fetcher, process_count
-from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, open_journal, previous_failures, \
+from pretrain.download_resume import OPT_OUT_SEEN, REDO, is_permanent, journal_path, open_journal, previous_failures, \
     remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
-from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
+from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, made_with, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
+TMP = "_tmp"     # an outcome's temporary image file (never written to the journal)
 
 
 def image_rel(image_id_base: str, fanout: int) -> str:
@@ -84,6 +86,9 @@ def check_config(dc: dict) -> None:
         raise UserError(f"download.resize_mode: {dc['resize_mode']!r} is not one of {', '.join(RESIZE_MODES)}")
     if dc["resample"] not in RESAMPLE:
         raise UserError(f"download.resample: {dc['resample']!r} is not one of {', '.join(RESAMPLE)}")
+    if dc["resample"] == "area" and importlib.util.find_spec("cv2") is None:
+        raise UserError("download.resample: area needs OpenCV (pip install opencv-python-headless, or "
+                        "pip install -e '.[opencv]'); box is the same area average in Pillow")
     for key in ("threads", "image_size", "retries", "processes", "image_processes"):
         v, least = dc[key], 1 if key in ("threads", "image_size") else 0
         if isinstance(v, bool) or not isinstance(v, int) or v < least:
@@ -146,11 +151,11 @@ class Worker:
             return done({**head, "detail": got.detail})
         path, size, ctype = str(self.image_root / rel), len(got.data), got.detail
         if self.images is None:
-            return done(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path)))
+            return done(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path), self.dc))
 
         def finish(future: cf.Future) -> None:
             try:
-                done(_image_outcome(head, rel, size, ctype, future.result()))
+                done(_image_outcome(head, rel, size, ctype, future.result(), self.dc))
             except BaseException as e:  # noqa: BLE001  (a broken pool: the main thread raises it)
                 done(e)
 
@@ -184,19 +189,23 @@ def record(journal, st: dict, dc: dict, flush: bool = True) -> int:
     return at
 
 
-def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple) -> dict:
-    """The status row of a fetched body, from what ``save_image`` made of it."""
+def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple, dc: dict) -> dict:
+    """The status row of a fetched body, from what ``save_image`` made of it; an
+    image's row carries its temporary file (``TMP``, renamed once the row is in the journal)."""
     if saved[0] != "ok":
         kind, detail = saved
         detail = f"{detail} (Content-Type: {ctype or 'none'})" if kind == "not_image" else detail
         return {**head, "kind": kind, "detail": detail, "bytes": size}
-    return {**head, "image_id": rel, "bytes": size, "original_size": list(saved[1]), "size": list(saved[2])}
+    return {**head, "image_id": rel, "bytes": size, "original_size": list(saved[1]), "size": list(saved[2]),
+            "made_with": made_with(dc), TMP: saved[3]}
 
 
 def save_image(data: bytes, dc: dict, path: str) -> tuple:
-    """Normalise ``data`` and write it atomically to ``path``: ("ok", original
-    size, size), or (kind, detail) when it is no usable image. Plain tuples, as
-    it may run in an image process (no exception crosses)."""
+    """Normalise ``data`` and write it to a temporary file beside ``path``: ("ok",
+    original size, size, temporary path), or (kind, detail) when it is no usable
+    image. The caller renames it to ``path`` once the image's status row is in
+    the journal: an image on disk always has its row (and so its settings).
+    Plain tuples, as it may run in an image process (no exception crosses)."""
     try:
         jpeg, original, size = normalise(data, dc)
     except ImageError as e:
@@ -206,8 +215,7 @@ def save_image(data: bytes, dc: dict, path: str) -> tuple:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         f.write(jpeg)
-    os.replace(tmp, target)
-    return "ok", original, size
+    return "ok", original, size, str(tmp)
 
 
 def _save_in_process(data: bytes, dc: dict, path: str) -> tuple:
@@ -275,7 +283,7 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
     if num_shards > 1:   # an earlier run may have been merged, or not
         previous_failures(shard_path(status_path, shard_index, num_shards), failed_before, dc)
     if dc["retry_failed"]:   # only the opt-outs seen on kept images still count
-        failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN}
+        failed_before = {k: v for k, v in failed_before.items() if v is OPT_OUT_SEEN or v is REDO}
     if num_shards > 1:
         out_path = shard_path(out_path, shard_index, num_shards)
         status_path = shard_path(status_path, shard_index, num_shards)
@@ -365,7 +373,10 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
                 if stopping:
                     continue
                 raise got
+            tmp = got.pop(TMP, None)
             where[key] = record(journal, got, dc)
+            if tmp is not None:
+                os.replace(tmp, image_root / got["image_id"])
             bar.update(1)
 
     with tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
@@ -407,9 +418,12 @@ def _known_outcome(row: dict, key: int, image_root: Path, dc: dict, failed_befor
         (image_root / rel).unlink(missing_ok=True)
         return {"url": row["url"], "id": row["id"], "kind": "opted_out", "http_status": None,
                 "detail": "X-Robots-Tag opt-out seen by an earlier run (honour_opt_out was off): image removed"}
+    if failed_before.get(key) is REDO:
+        (image_root / rel).unlink(missing_ok=True)    # made with other resize settings: fetched again
+        return None
     if (image_root / rel).is_file():
         return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk",
-                **({"x_robots_opt_out": True} if seen else {})}
+                **({"x_robots_opt_out": True} if seen else {}), "made_with": made_with(dc)}
     if key in failed_before and not seen:
         kind, http_status = failed_before[key]
         return {"url": row["url"], "id": row["id"], "kind": kind, "http_status": http_status,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.jsonl import BadRows, read_jsonl
 from common.sampling import stable_hash
+from pretrain.image_norm import made_with
 
 
 def is_permanent(kind: str) -> bool:
@@ -54,13 +55,20 @@ def is_permanent_row(row: dict, dc: dict | None) -> bool:
 OPT_OUT_SEEN = ("opt_out_seen", None)
 
 
+# An image on disk made with other resize settings than this run's (its status
+# row's "made_with" differs, or a row of an older run has none): removed and fetched
+# again, so a resumed run never mixes two resamplings.
+REDO = ("redo", None)
+
+
 def journal_path(status_path: Path) -> Path:
     return status_path.with_name(status_path.name + ".journal")
 
 
 def previous_failures(status_path: Path, out: dict | None = None, dc: dict | None = None) -> dict[int, tuple]:
     """url hash -> (kind, http_status), for URLs that failed for good in an earlier
-    run (and OPT_OUT_SEEN for images kept despite an opt-out): from its status file, then its journal (later rows win; a torn last
+    run (OPT_OUT_SEEN for images kept despite an opt-out, REDO for images made with
+    other resize settings than ``dc``'s): from its status file, then its journal (later rows win; a torn last
     line of a killed run is skipped quietly). Outcome tuples are shared, so an
     entry costs a dict slot and an int. A failure over a limit of the config
     counts only while ``dc`` keeps that limit (CONFIG_LIMITS)."""
@@ -73,7 +81,9 @@ def previous_failures(status_path: Path, out: dict | None = None, dc: dict | Non
             if not isinstance(row.get("url"), str):
                 continue
             key, kind = stable_hash(row["url"]), str(row.get("kind", ""))
-            if is_permanent_row(row, dc):
+            if kind in ("ok", "exists") and dc is not None and row.get("made_with") != made_with(dc):
+                out[key] = REDO
+            elif is_permanent_row(row, dc):
                 outcome = (kind, row.get("http_status"))
                 out[key] = shared.setdefault(outcome, outcome)
             elif row.get("x_robots_opt_out") is True:
