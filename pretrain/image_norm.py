@@ -56,6 +56,18 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     return im.convert("RGB")
 
 
+def _draft_size(original: tuple[int, int], mode: str, size: int, resample: str) -> tuple[int, int]:
+    """The least size to decode at. The area averages (box, area) ask for the
+    output's own shape, so the decoder's scaling (itself an average of each
+    8x8 block) does more of the work; the others keep the square of ``size``
+    they always asked for (their bytes are those of earlier runs)."""
+    if resample not in ("box", "area"):
+        return size, size
+    w, h = original
+    side = min(w, h) if mode == "center_crop" else max(w, h)
+    return max(1, -(-size * w // side)), max(1, -(-size * h // side))
+
+
 def _scaled(im: Image.Image, new: tuple[int, int], resample: str) -> Image.Image:
     down = new[0] < im.size[0]
     if resample == "area":
@@ -107,7 +119,7 @@ def normalise(data: bytes, dc: dict) -> tuple[bytes, tuple[int, int], tuple[int,
         if im.format == "JPEG" and mode != "none":
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers
             # the target: the largest single speed-up for big photos.
-            im.draft("RGB", (size, size))
+            im.draft("RGB", _draft_size(original, mode, size, dc["resample"]))
         im.load()
         im = ImageOps.exif_transpose(im)
         im = _to_rgb(im, background)
