@@ -2,15 +2,18 @@
 
 Input: the filter's output, or any JSONL file or JSON array of {url, caption}
 rows (e.g. the sample the dataset authors published; rows without an ``id``
-get a stable one from url + caption). Every distinct URL is fetched once by a pool of
-``download.threads`` workers and saved as ``<image_root>/<id>.jpg``. Output:
+get a stable one from url + caption). Every distinct URL is fetched once by
+``download.threads`` threads spread over ``download.processes`` processes (one
+per core; a host lives in one process: pretrain/download_procs.py) and saved as
+``<image_root>/<id>.jpg``, scaled by ``download.resample``. Output:
 the input rows whose image exists, with ``image_id`` (relative to
 ``paths.image_root``), in input order; a status row per distinct URL; a summary
 (success rate, failures by kind, images per second).
 
 Re-running resumes: images already on disk are not fetched again, and URLs that
 failed for good last time (404, not an image, opted out, ...) are not retried
-unless ``download.retry_failed`` is true. Progress is durable: every fetch
+unless ``download.retry_failed`` is true; an image whose status row was made
+with other resize settings (``made_with``) is made again. Progress is durable: every fetch
 outcome is appended (and flushed) to ``<status>.journal`` the moment it is
 known, so a run that is killed keeps its failures too; the next run reads the
 journal and the last status file, and once the complete status file has been

@@ -196,3 +196,24 @@ def test_a_worker_that_dies_stops_the_run_with_an_error(tmp_path, hosts, monkeyp
     monkeypatch.setattr(dl, "_process_worker", real)
     assert dl.run(dc, Report("t"), progress=False)["urls"] == 12
     assert json.loads(Path(dc["status"]).read_text().splitlines()[0])["url"].endswith("/page/0.jpg")
+
+
+def test_the_deadline_holds_in_workers_forked_after_a_fetch_here(tmp_path):
+    """The watchdog thread (and DNS pool) of a parent that has fetched before are
+    not in a forked worker: each worker starts its own, so max_seconds still cuts
+    a server that sends its headers a byte at a time (9 s)."""
+    from tests.test_download_guards import Handler as Slow, get
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        assert get(f"{base}/photo.jpg").kind == "ok"      # the watchdog now runs in this process
+        dc = config(tmp_path, threads=4, processes=2, max_seconds=1.0, robots_txt=False)
+        write_input(Path(dc["input"]), [{"url": f"{base}/slow_headers.jpg", "caption": "slow"}])
+        t = time.monotonic()
+        assert dl.run(dc, Report("t"), progress=False)["by_kind"] == {"timeout": 1}
+        assert time.monotonic() - t < 5
+    finally:
+        srv.shutdown()
+        srv.server_close()
