@@ -7,7 +7,6 @@ import http.server
 import io
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -202,8 +201,10 @@ def test_the_deadline_holds_in_workers_forked_after_a_fetch_here(tmp_path):
     """The watchdog thread (and DNS pool) of a parent that has fetched before are
     not in a forked worker: each worker starts its own, so max_seconds still cuts
     a server that sends its headers a byte at a time (9 s)."""
-    from tests.test_download_guards import Handler as Slow, get
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    import socketserver
+    from tests.test_download_guards import STOP, Handler as Slow, get
+    STOP.clear()      # (the guards' tests set it when they end: their trickling handlers stop)
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Slow)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{srv.server_address[1]}"
@@ -215,5 +216,6 @@ def test_the_deadline_holds_in_workers_forked_after_a_fetch_here(tmp_path):
         assert dl.run(dc, Report("t"), progress=False)["by_kind"] == {"timeout": 1}
         assert time.monotonic() - t < 5
     finally:
+        STOP.set()
         srv.shutdown()
         srv.server_close()

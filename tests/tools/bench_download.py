@@ -2,21 +2,25 @@
 
 A loopback HTTP server (its own process, keep-alive, asyncio, responses
 prepared in memory so that serving costs little next to downloading) serves
-``--n`` URLs: photo-like JPEGs of mixed sizes (320x240 to 1600x1200), of
-which ``--slow`` answer only after ``--slow-seconds`` (a slow host) and
-``--fail`` are 404s, spread through the list in a seeded order. Captions are
-real-style (tests/tools/synthetic.py). Both sides resize to 256 with white
-padding and encode JPEG quality 95, no retries, the same total threads:
-ours ``--threads`` in one process; img2dataset in its recommended layout,
-``--processes`` processes (one per core) x ``--threads / --processes``
-threads, ``number_sample_per_shard`` small enough that every process has
-shards. Ours is timed around ``pretrain.download_images.run`` (reading the
-list, every fetch, the ordered status and output files); img2dataset around
-its ``download()`` call (pool start-up included) and by its download loop
-alone (first shard start to last shard end, from its own shard stats): both
-are reported, and the ratio against the loop is the headline. Success and
-failure counts of both sides are printed; the run stops if they disagree
-about which URLs work.
+``--n`` URLs over ``--hosts`` loopback hosts (ports; a real list has many
+hosts, and ours keeps each host in one of its processes): photo-like JPEGs of
+mixed sizes (320x240 to 1600x1200), of which ``--slow`` answer only after
+``--slow-seconds`` (a slow host) and ``--fail`` are 404s, spread through the
+list in a seeded order. Captions are real-style (tests/tools/synthetic.py).
+Both sides resize to 256 with white padding and encode JPEG quality 95, no
+retries, the same total threads: ours ``--threads`` over its default
+``download.processes`` (one per core) with the guards at their defaults
+(loopback allowed); img2dataset in its recommended layout, ``--processes``
+processes (one per core) x ``--threads / --processes`` threads,
+``number_sample_per_shard`` small enough that every process has shards. Ours
+is timed around ``pretrain.download_images.run`` (reading the list, every
+fetch, the ordered status and output files); img2dataset around its
+``download()`` call (pool start-up included) and by its download loop alone
+(first shard start to last shard end, from its own shard stats): both are
+reported, and the ratio against the loop is the headline. Each round prints
+the cores each side used (CPU / wall seconds); ``--background N`` runs N busy
+processes the whole time (a shared machine). Success and failure counts of
+both sides are printed; the run stops if they disagree about which URLs work.
 
 img2dataset must live in its own environment (installing it into .venv
 downgrades pandas):
@@ -222,8 +226,14 @@ def _i2d_failures(shards: list[dict]) -> dict:
     return dict(sorted(out.items()))
 
 
-def start_server(folder: Path, slow_seconds: float, hosts: int) -> tuple[subprocess.Popen, list[int]]:
-    ports = free_ports(hosts)
+def start_server(folder: Path, slow_seconds: float, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """One loopback host (on ``port``, or a free one)."""
+    server, ports = start_servers(folder, slow_seconds, [port] if port else free_ports(1))
+    return server, ports[0]
+
+
+def start_servers(folder: Path, slow_seconds: float, ports: list[int]) -> tuple[subprocess.Popen, list[int]]:
+    """One server process listening on every port of ``ports`` (each a host)."""
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), ",".join(map(str, ports)),
                                str(slow_seconds)])
     for _ in range(200):
@@ -324,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         make_images(tmp / "web", args.images)
         size_mb = sum(p.stat().st_size for p in (tmp / "web").iterdir()) / 1e6
-        server, ports = start_server(tmp / "web", args.slow_seconds, args.hosts)
+        server, ports = start_servers(tmp / "web", args.slow_seconds, free_ports(args.hosts))
         urls = url_list(ports, args.n, args.images, slow, fail, args.seed)
         rows = [{"url": u, "caption": c} for u, c in zip(urls, synthetic.captions(args.n, args.seed))]
         print(f"{args.n} URLs ({slow} slow by {args.slow_seconds}s, {fail} 404), {args.images} distinct JPEGs "
