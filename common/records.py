@@ -44,7 +44,7 @@ NOT_SHAPING = frozenset({
     "cache", "log_dir", "flush_segments", "flush_seconds", "index_dir", "text_batch", "image_batch", "image_workers",
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
-    "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index",
+    "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
     "max_reject_rate", "min_success_rate",   # checks of an outcome, not what is written
 })
 

@@ -2,15 +2,19 @@
 
 Input: the filter's output, or any JSONL file or JSON array of {url, caption}
 rows (e.g. the sample the dataset authors published; rows without an ``id``
-get a stable one from url + caption). Every distinct URL is fetched once by a pool of
-``download.threads`` workers and saved as ``<image_root>/<id>.jpg``. Output:
+get a stable one from url + caption). Every distinct URL is fetched once by
+``download.threads`` threads spread over ``download.processes`` processes (one
+per core; a host lives in one process: pretrain/download_procs.py) and saved as
+``<image_root>/<id>.jpg``, scaled by ``download.resample``. Output:
 the input rows whose image exists, with ``image_id`` (relative to
 ``paths.image_root``), in input order; a status row per distinct URL; a summary
 (success rate, failures by kind, images per second).
 
 Re-running resumes: images already on disk are not fetched again, and URLs that
 failed for good last time (404, not an image, opted out, ...) are not retried
-unless ``download.retry_failed`` is true. Progress is durable: every fetch
+unless ``download.retry_failed`` is true; an image on disk is kept only when
+its status row says it was made from the same URL with the same image settings
+(``made``, download_resume.made_key), else it is made again. Progress is durable: every fetch
 outcome is appended (and flushed) to ``<status>.journal`` the moment it is
 known, so a run that is killed keeps its failures too; the next run reads the
 journal and the last status file, and once the complete status file has been
@@ -41,9 +45,10 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import functools
+import importlib.util
 import json
 import os
-import queue
 import re
 import sys
 import threading
@@ -66,12 +71,14 @@ from common.steptype import Step
 from pretrain import fetch as fetchmod
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
+from pretrain.download_procs import make_fetcher, process_count
 from pretrain.download_resume import OPT_OUT_SEEN, is_permanent, journal_path, made_key, open_journal, \
     previous_failures, previous_images, remove_stale_tmp, with_limit  # noqa: F401  (is_permanent, journal_path: part of this module's API)
 from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
+TMP = "_tmp"     # an outcome's temporary image file (never written to the journal)
 
 
 def image_rel(image_id_base: str, fanout: int) -> str:
@@ -84,9 +91,13 @@ def check_config(dc: dict) -> None:
         raise UserError(f"download.resize_mode: {dc['resize_mode']!r} is not one of {', '.join(RESIZE_MODES)}")
     if dc["resample"] not in RESAMPLE:
         raise UserError(f"download.resample: {dc['resample']!r} is not one of {', '.join(RESAMPLE)}")
-    if dc["threads"] < 1 or dc["image_size"] < 1 or dc["retries"] < 0 or dc["image_processes"] < 0:
-        raise UserError("download.threads and download.image_size must be >= 1, download.retries and "
-                        "download.image_processes >= 0")
+    if dc["resample"] == "area" and importlib.util.find_spec("cv2") is None:
+        raise UserError("download.resample: area needs OpenCV (pip install opencv-python-headless, or "
+                        "pip install -e '.[opencv]'); box is the same area average in Pillow")
+    for key in ("threads", "image_size", "retries", "processes", "image_processes"):
+        v, least = dc[key], 1 if key in ("threads", "image_size") else 0
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise UserError(f"download.{key} must be an integer >= {least}, got {v!r}")
     if not 1 <= dc["jpeg_quality"] <= 100:
         raise UserError("download.jpeg_quality must be within 1..100")
     bg = dc["background"]
@@ -112,12 +123,12 @@ class Worker:
     """Fetch + normalise + atomic write; one requests.Session per thread. With
     ``images`` (a process pool) the decoding, resizing and encoding run there,
     so the threads' Python work (HTTP, bookkeeping) has this process's GIL to
-    itself and the image work uses every core."""
+    itself and the image work uses every core. One per process: its ``Hosts``
+    (robots.txt, per-host limits) is shared by the process's threads."""
 
-    def __init__(self, dc: dict, image_root: Path, journal=None, images: cf.Executor | None = None):
+    def __init__(self, dc: dict, image_root: Path, images: cf.Executor | None = None):
         self.dc = dc
         self.image_root = image_root
-        self.journal = journal
         self.images = images
         self.local = threading.local()
         self.hosts = fetchmod.Hosts(dc)    # robots.txt and per-host limits, shared by the threads
@@ -132,60 +143,77 @@ class Worker:
                 self.sessions.append(s)
         return s
 
-    def __call__(self, url: str, rid: str, rel: str, done: Callable[[int | BaseException], None]) -> None:
-        """Fetch one URL; ``done`` gets the offset of its outcome's line in the
-        journal (or the exception that stopped it). With image processes the
-        thread does not wait for its image: ``done`` is called from the pool's
-        thread when the image is written, and this thread fetches the next URL."""
+    def __call__(self, url: str, rid: str, rel: str, done: Callable[[dict | BaseException], None]) -> None:
+        """Fetch one URL; ``done`` gets its outcome (a status row) or the exception
+        that stopped it. With image processes the thread does not wait for its
+        image: ``done`` is called from the pool's thread when the image is
+        written, and this thread fetches the next URL."""
         got = fetchmod.fetch(self.session(), url, self.dc, self.hosts)
         head = {"url": url, "id": rid, "kind": got.kind, "http_status": got.status, "attempts": got.attempts}
         if got.opt_out:
             head["x_robots_opt_out"] = True
         if got.kind != "ok":
-            return done(self.record({**head, "detail": got.detail}))
+            return done({**head, "detail": got.detail})
         path, size, ctype = str(self.image_root / rel), len(got.data), got.detail
         if self.images is None:
-            return done(self.record(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path))))
+            return done(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path), self.dc))
 
         def finish(future: cf.Future) -> None:
             try:
-                done(self.record(_image_outcome(head, rel, size, ctype, future.result())))
+                done(_image_outcome(head, rel, size, ctype, future.result(), self.dc))
             except BaseException as e:  # noqa: BLE001  (a broken pool: the main thread raises it)
                 done(e)
 
         self.images.submit(_save_in_process, got.data, self.dc, path).add_done_callback(finish)
 
-    def record(self, st: dict, flush: bool = True) -> int:
-        """Append one outcome to the journal (binary, so its offset is known);
-        flushed per row: a killed run loses only what was in flight."""
-        if st.get("kind") == "ok":
-            st = {**st, "made": made_key(st["url"], st["image_id"], self.dc)}
-        line = (dumps(with_limit(st, self.dc)) + "\n").encode("utf-8")
-        with self.lock:
-            at = self.journal.tell()
-            self.journal.write(line)
-            if flush:
-                self.journal.flush()
-        return at
-
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        if self.images is not None:
+            self.images.shutdown(wait=True, cancel_futures=cancel)
         for s in self.sessions:
             s.close()
 
 
-def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple) -> dict:
-    """The status row of a fetched body, from what ``save_image`` made of it."""
+def _thread_worker(dc: dict, image_root: Path) -> Worker:
+    """The worker of a run in this process (image work in ``image_processes``)."""
+    return Worker(dc, image_root, image_pool(dc))
+
+
+def _process_worker(dc: dict, image_root: Path) -> Worker:
+    """The worker of a fetch process: its threads do the image work too."""
+    Image.MAX_IMAGE_PIXELS = dc["max_pixels"]    # as run() sets it in the main process
+    return Worker(dc, image_root)
+
+
+def record(journal, st: dict, dc: dict, flush: bool = True) -> int:
+    """Append one outcome to the journal (binary, so its offset is known);
+    flushed per row: a killed run loses only what was in flight. An image's row
+    records what it was made from (``made``: its URL, file name and image settings)."""
+    if st.get("kind") == "ok":
+        st = {**st, "made": made_key(st["url"], st["image_id"], dc)}
+    at = journal.tell()
+    journal.write((dumps(with_limit(st, dc)) + "\n").encode("utf-8"))
+    if flush:
+        journal.flush()
+    return at
+
+
+def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple, dc: dict) -> dict:
+    """The status row of a fetched body, from what ``save_image`` made of it; an
+    image's row carries its temporary file (``TMP``, renamed once the row is in the journal)."""
     if saved[0] != "ok":
         kind, detail = saved
         detail = f"{detail} (Content-Type: {ctype or 'none'})" if kind == "not_image" else detail
         return {**head, "kind": kind, "detail": detail, "bytes": size}
-    return {**head, "image_id": rel, "bytes": size, "original_size": list(saved[1]), "size": list(saved[2])}
+    return {**head, "image_id": rel, "bytes": size, "original_size": list(saved[1]), "size": list(saved[2]),
+            TMP: saved[3]}
 
 
 def save_image(data: bytes, dc: dict, path: str) -> tuple:
-    """Normalise ``data`` and write it atomically to ``path``: ("ok", original
-    size, size), or (kind, detail) when it is no usable image. Plain tuples, as
-    it may run in an image process (no exception crosses)."""
+    """Normalise ``data`` and write it to a temporary file beside ``path``: ("ok",
+    original size, size, temporary path), or (kind, detail) when it is no usable
+    image. The caller renames it to ``path`` once the image's status row is in
+    the journal: an image on disk always has its row (and so its settings).
+    Plain tuples, as it may run in an image process (no exception crosses)."""
     try:
         jpeg, original, size = normalise(data, dc)
     except ImageError as e:
@@ -195,8 +223,7 @@ def save_image(data: bytes, dc: dict, path: str) -> tuple:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         f.write(jpeg)
-    os.replace(tmp, target)
-    return "ok", original, size
+    return "ok", original, size, str(tmp)
 
 
 def _save_in_process(data: bytes, dc: dict, path: str) -> tuple:
@@ -291,17 +318,13 @@ def _download(dc: dict, report: Report, progress: bool, shard: tuple[int, int], 
               image_root: Path, out_path: Path, status_path: Path, failed_before: dict, journal) -> dict:
     """Fetch every distinct URL (outcomes collected as they finish, into the
     journal), then write the status and output files in input order from it."""
-    images = image_pool(dc)
-    worker = Worker(dc, image_root, journal, images)
     bad = BadRows(max_bad=dc["max_bad_rows"], key="download.max_bad_rows")
     t0 = time.monotonic()
-    try:
-        where = _fetch_all(dc, report, progress, shard, _input_rows(in_path, bad, report), image_root,
-                           failed_before, worker)
-    finally:
-        worker.close()
-        if images is not None:
-            images.shutdown(wait=True, cancel_futures=True)
+    # Started before any thread of ours exists (a fork from a process with running threads can deadlock).
+    fetcher = make_fetcher(dc, functools.partial(_thread_worker if process_count(dc) == 1 else _process_worker,
+                                                 dc, image_root))
+    where = _fetch_all(dc, report, progress, shard, _input_rows(in_path, bad, report), image_root,
+                       failed_before, fetcher, journal)
     journal.flush()
     rows = _input_rows(in_path, BadRows(max_bad=None, quiet=True), None)   # the same rows again, silently
     kinds = _write_in_order(rows, shard, where, journal_path(status_path), out_path, status_path, report)
@@ -344,7 +367,7 @@ def _input_rows(in_path: Path, bad: BadRows, report: Report | None) -> Iterator[
 
 
 def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int], rows: Iterator[dict],
-               image_root: Path, failed_before: dict, worker: Worker) -> dict[int, int]:
+               image_root: Path, failed_before: dict, fetcher, journal) -> dict[int, int]:
     """url hash -> offset of the URL's outcome in the journal, for every distinct URL of the shard.
 
     Outcomes are taken as they finish, in any order, so a slow host holds one
@@ -353,27 +376,23 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
     memory, holds the outcomes until the ordered pass."""
     num_shards, shard_index = shard
     where: dict[int, int] = {}
-    done: queue.SimpleQueue = queue.SimpleQueue()
     limit, in_flight = dc["threads"] * 4, 0
 
-    def task(key: int, url: str, rid: str, rel: str) -> None:
-        try:
-            worker(url, rid, rel, lambda got: done.put((key, got)))
-        except BaseException as e:     # re-raised in the main thread
-            done.put((key, e))
-
-    def collect(block: bool) -> None:
+    def collect(outcomes: Iterator[tuple], stopping: bool = False) -> None:
         nonlocal in_flight
-        while in_flight and (block or not done.empty()):
-            key, got = done.get()
-            block, in_flight = False, in_flight - 1
+        for key, got in outcomes:
+            in_flight -= 1
             if isinstance(got, BaseException):
+                if stopping:
+                    continue
                 raise got
-            where[key] = got
+            tmp = got.pop(TMP, None)
+            where[key] = record(journal, got, dc)
+            if tmp is not None:
+                os.replace(tmp, image_root / got["image_id"])
             bar.update(1)
 
-    with cf.ThreadPoolExecutor(dc["threads"], thread_name_prefix="download") as pool, \
-            tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
+    with tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:
         try:
             for row in rows:
                 if key_shard(row["url"], num_shards) != shard_index:
@@ -385,20 +404,21 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
                     continue
                 known = _known_outcome(row, key, image_root, dc, failed_before)
                 if known is not None:
-                    where[key] = worker.record(known, flush=False)
+                    where[key] = record(journal, known, dc, flush=False)
                     bar.update(1)
                     continue
                 where[key] = -1      # in flight (every fetch is collected before the ordered pass)
-                pool.submit(task, key, row["url"], row["id"], image_rel(row["id"], dc["fanout"]))
+                fetcher.submit(key, row["url"], row["id"], image_rel(row["id"], dc["fanout"]))
                 in_flight += 1
-                collect(block=in_flight >= limit)
+                collect(fetcher.take(block=in_flight >= limit))
             while in_flight:
-                collect(block=True)
+                collect(fetcher.take(block=True))
         except BaseException:
             # Ctrl-C, too many bad rows or a failed write: do not start the queued
             # fetches (up to threads * 4); those in flight finish into the journal.
-            pool.shutdown(wait=True, cancel_futures=True)
+            collect(fetcher.stop(cancel=True), stopping=True)
             raise
+        collect(fetcher.stop(cancel=False))
     return where
 
 
@@ -417,6 +437,9 @@ def _known_outcome(row: dict, key: int, image_root: Path, dc: dict, failed_befor
     if (image_root / rel).is_file() and failed_before["made"].get(stable_hash(rel)) == made:
         return {"url": row["url"], "id": row["id"], "kind": "exists", "image_id": rel, "detail": "already on disk",
                 "made": made, **({"x_robots_opt_out": True} if seen else {})}
+    # else made from another URL or with other settings (or no row says): removed and
+    # fetched again, so a failed fetch leaves no stale image and a run never mixes two
+    (image_root / rel).unlink(missing_ok=True)
     if key in failed_before and not seen:
         kind, http_status = failed_before[key]
         return {"url": row["url"], "id": row["id"], "kind": kind, "http_status": http_status,

@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import heapq
 import ipaddress
 import itertools
+import os
 import socket
 import threading
 import time
@@ -199,6 +200,16 @@ class _Watchdog:
 
 _WATCHDOG = _Watchdog()
 _RESOLVER: cf.ThreadPoolExecutor | None = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked download worker has none of its parent's threads: a watchdog or
+    resolver pool inherited as started would never run (and its lock may be held)."""
+    global _WATCHDOG, _RESOLVER
+    _WATCHDOG, _RESOLVER = _Watchdog(), None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def current_deadline() -> Deadline | None:

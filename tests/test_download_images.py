@@ -438,8 +438,9 @@ def test_killed_run_resumes_without_refetching_its_failures(tmp_path, server):
 
 def test_journal_of_an_interrupted_run_is_read(tmp_path, server):
     """The same without a subprocess: an exception mid-run (a bad-row budget
-    exceeded) keeps the journal; a later row for the same URL wins."""
-    dc = config(tmp_path)
+    exceeded) keeps the journal; a later row for the same URL wins. Four threads
+    of one process: all four URLs are in flight (not queued) when the run stops."""
+    dc = config(tmp_path, processes=1)
     rows = resume_rows(server)[:4] + ["{bad"] * 3
     write_input(Path(dc["input"]), rows)
     from common.errors import UserError
@@ -521,9 +522,10 @@ def test_a_slow_url_does_not_hold_back_the_others(tmp_path, server):
     """The first URL's server answers only once every other URL's outcome is in
     the journal: the run completes only if outcomes are collected as they
     finish (a window in input order, held by its head, would stop after a few
-    threads' worth of URLs and never get there). Output order is still input order."""
+    threads' worth of URLs and never get there). Output order is still input order.
+    One host lives in one process: two processes of two threads give it two."""
     n_others = 60
-    dc = config(tmp_path, threads=2)
+    dc = config(tmp_path, threads=4, processes=2)
     rows = [{"url": f"{server}/held.jpg", "caption": "the slow one"}]
     rows += [{"url": f"{server}/many/{'ok' if i % 3 else 'missing'}/{i}.jpg", "caption": f"row {i}"}
              for i in range(n_others)]

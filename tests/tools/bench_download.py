@@ -2,21 +2,25 @@
 
 A loopback HTTP server (its own process, keep-alive, asyncio, responses
 prepared in memory so that serving costs little next to downloading) serves
-``--n`` URLs: photo-like JPEGs of mixed sizes (320x240 to 1600x1200), of
-which ``--slow`` answer only after ``--slow-seconds`` (a slow host) and
-``--fail`` are 404s, spread through the list in a seeded order. Captions are
-real-style (tests/tools/synthetic.py). Both sides resize to 256 with white
-padding and encode JPEG quality 95, no retries, the same total threads:
-ours ``--threads`` in one process; img2dataset in its recommended layout,
-``--processes`` processes (one per core) x ``--threads / --processes``
-threads, ``number_sample_per_shard`` small enough that every process has
-shards. Ours is timed around ``pretrain.download_images.run`` (reading the
-list, every fetch, the ordered status and output files); img2dataset around
-its ``download()`` call (pool start-up included) and by its download loop
-alone (first shard start to last shard end, from its own shard stats): both
-are reported, and the ratio against the loop is the headline. Success and
-failure counts of both sides are printed; the run stops if they disagree
-about which URLs work.
+``--n`` URLs over ``--hosts`` loopback hosts (ports; a real list has many
+hosts, and ours keeps each host in one of its processes): photo-like JPEGs of
+mixed sizes (320x240 to 1600x1200), of which ``--slow`` answer only after
+``--slow-seconds`` (a slow host) and ``--fail`` are 404s, spread through the
+list in a seeded order. Captions are real-style (tests/tools/synthetic.py).
+Both sides resize to 256 with white padding and encode JPEG quality 95, no
+retries, the same total threads: ours ``--threads`` over its default
+``download.processes`` (one per core) with the guards at their defaults
+(loopback allowed); img2dataset in its recommended layout, ``--processes``
+processes (one per core) x ``--threads / --processes`` threads,
+``number_sample_per_shard`` small enough that every process has shards. Ours
+is timed around ``pretrain.download_images.run`` (reading the list, every
+fetch, the ordered status and output files); img2dataset around its
+``download()`` call (pool start-up included) and by its download loop alone
+(first shard start to last shard end, from its own shard stats): both are
+reported, and the ratio against the loop is the headline. Each round prints
+the cores each side used (CPU / wall seconds); ``--background N`` runs N busy
+processes the whole time (a shared machine). Success and failure counts of
+both sides are printed; the run stops if they disagree about which URLs work.
 
 img2dataset must live in its own environment (installing it into .venv
 downgrades pandas):
@@ -115,29 +119,37 @@ def _response(code: str, ctype: str, body: bytes) -> bytes:
             f"Connection: keep-alive\r\n\r\n").encode("latin-1") + body
 
 
-def serve(folder: str, port: int, slow_seconds: float) -> None:
+def serve(folder: str, ports: list[int], slow_seconds: float) -> None:
+    """Serve on every port of ``ports`` (each one host: scheme, name and port)."""
     Server.responses = [_response("200 OK", "image/jpeg", p.read_bytes()) for p in sorted(Path(folder).glob("*.jpg"))]
     Server.not_found = _response("404 Not Found", "text/plain", b"not found")
     Server.slow_seconds = slow_seconds
 
     async def main():
-        srv = await asyncio.get_running_loop().create_server(Server, "127.0.0.1", port, backlog=1024)
-        async with srv:
-            await srv.serve_forever()
+        loop = asyncio.get_running_loop()
+        servers = [await loop.create_server(Server, "127.0.0.1", port, backlog=1024) for port in ports]
+        await asyncio.gather(*(srv.serve_forever() for srv in servers))
 
     asyncio.run(main())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
-def url_list(port: int, n: int, n_images: int, slow: int, fail: int, seed: int) -> list[str]:
+def url_list(ports: list[int], n: int, n_images: int, slow: int, fail: int, seed: int) -> list[str]:
+    """``n`` URLs in a seeded order, their hosts (ports) drawn at random."""
     kinds = ["slow"] * slow + ["missing"] * fail + ["img"] * (n - slow - fail)
-    random.Random(seed).shuffle(kinds)
-    return [f"http://127.0.0.1:{port}/{kind}/{i % n_images}/{i}.jpg" for i, kind in enumerate(kinds)]
+    rng = random.Random(seed)
+    rng.shuffle(kinds)
+    return [f"http://127.0.0.1:{rng.choice(ports)}/{kind}/{i % n_images}/{i}.jpg" for i, kind in enumerate(kinds)]
 
 
 def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
@@ -150,9 +162,9 @@ def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
     dc = copy.deepcopy(DEFAULTS["download"])
     dc.update(input=str(out / "in.jsonl"), output=str(out / "out.jsonl"), status=str(out / "status.jsonl"),
               image_root=str(out / "images"), threads=threads,
-              retries=0, progress=False, allow_hosts=["127.0.0.1"],
-              # One loopback host stands in for the many hosts of a real list (robots.txt: 404).
-              per_host_connections=threads, **settings)
+              # The guards as configured by default (robots.txt, here a 404 per host; 8 connections
+              # per host; the deadline); loopback allowed, as it is refused by default.
+              retries=0, progress=False, allow_hosts=["127.0.0.1"], **settings)
     cpu0 = _cpu_seconds()
     t = time.monotonic()
     summary = dl.run(dc, Report("bench"), progress=False)
@@ -160,7 +172,10 @@ def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
     cpu = _cpu_seconds() - cpu0
     ok_urls = [json.loads(line)["url"] for line in open(out / "status.jsonl", encoding="utf-8")
                if json.loads(line)["kind"] == "ok"]
+    from pretrain.download_procs import process_count
+    n = process_count(dc)
     return {"seconds": seconds, "success": summary["success"], "failed": summary["urls"] - summary["success"],
+            "layout": f"{n} processes x {max(1, threads // n)} threads, resample {dc['resample']}",
             "failures_by_kind": summary["failures_by_kind"], "ok_urls": set(ok_urls), "cpu_seconds": cpu}
 
 
@@ -212,16 +227,76 @@ def _i2d_failures(shards: list[dict]) -> dict:
 
 
 def start_server(folder: Path, slow_seconds: float, port: int | None = None) -> tuple[subprocess.Popen, int]:
-    port = port or free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), str(port), str(slow_seconds)])
+    """One loopback host (on ``port``, or a free one)."""
+    server, ports = start_servers(folder, slow_seconds, [port] if port else free_ports(1))
+    return server, ports[0]
+
+
+def start_servers(folder: Path, slow_seconds: float, ports: list[int]) -> tuple[subprocess.Popen, list[int]]:
+    """One server process listening on every port of ``ports`` (each a host)."""
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), ",".join(map(str, ports)),
+                               str(slow_seconds)])
     for _ in range(200):
         try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return server, port
+            for port in ports:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return server, ports
         except OSError:
             time.sleep(0.05)
     server.terminate()
-    sys.exit(f"error: the loopback server did not start (port {port} in use?)")
+    sys.exit(f"error: the loopback server did not start (ports {ports[:3]}... in use?)")
+
+
+def one_round(rep: int, rows: list[dict], tmp: Path, args, settings: dict) -> tuple[dict, dict]:
+    """Ours, then img2dataset, on the same URLs; both printed with the cores they used."""
+    load = os.getloadavg()[0]
+    ours = run_ours(rows, tmp / f"ours_{rep}", args.threads, **settings)
+    i2d = run_img2dataset(args.img2dataset_python, rows, tmp / f"i2d_{rep}", args.processes, args.threads)
+    if ours["ok_urls"] != i2d["ok_urls"]:
+        sys.exit(f"error: the two sides disagree on {len(ours['ok_urls'] ^ i2d['ok_urls'])} URLs")
+    print(f"  run {rep + 1} (load average {load:.1f} before) ours ({ours['layout']}) {ours['success']} ok / "
+          f"{ours['failed']} failed {json.dumps(ours['failures_by_kind'])} in {ours['seconds']:.2f}s = "
+          f"{ours['success'] / ours['seconds']:.1f} images/s; CPU {ours['cpu_seconds']:.1f}s = "
+          f"{ours['cpu_seconds'] / max(1, ours['success']) * 1000:.2f} ms per image, "
+          f"{ours['cpu_seconds'] / ours['seconds']:.2f} cores", file=sys.stderr)
+    print(f"  run {rep + 1} img2dataset ({args.processes} x {args.threads // args.processes} threads) "
+          f"{i2d['success']} ok / {i2d['failed']} failed {json.dumps(i2d['failures_by_kind'])} in "
+          f"{i2d['loop_seconds']:.2f}s (download loop) / {i2d['seconds']:.2f}s (whole call) = "
+          f"{i2d['success'] / i2d['loop_seconds']:.1f} / {i2d['success'] / i2d['seconds']:.1f} images/s; "
+          f"CPU {i2d['cpu_seconds']:.1f}s = {i2d['cpu_seconds'] / max(1, i2d['success']) * 1000:.2f} ms per "
+          f"image, {i2d['cpu_seconds'] / i2d['seconds']:.2f} cores (whole call); ratio over its loop "
+          f"{ratio(ours, i2d, 'loop_seconds'):.2f}x", file=sys.stderr)
+    shutil.rmtree(tmp / f"ours_{rep}", ignore_errors=True)
+    shutil.rmtree(tmp / f"i2d_{rep}", ignore_errors=True)
+    return ours, i2d
+
+
+def ratio(ours: dict, i2d: dict, key: str) -> float:
+    """Ours over img2dataset in images per second."""
+    return i2d[key] / ours["seconds"] * ours["success"] / i2d["success"]
+
+
+def summary(results: list[tuple[dict, dict]], args, slow: int, fail: int) -> dict:
+    """Best round of each side, and the worst round's ratio."""
+    ours = min((o for o, _ in results), key=lambda r: r["seconds"])
+    i2d = min((i for _, i in results), key=lambda r: r["loop_seconds"])
+    i2d_call = min(results, key=lambda r: r[1]["seconds"])[1]
+    return {"urls": args.n, "slow": slow, "failing_404": fail, "threads": args.threads, "hosts": args.hosts,
+            "background_processes": args.background, "rounds": len(results), "ours_layout": ours["layout"],
+            "img2dataset_layout": f"{args.processes} processes x {args.threads // args.processes} threads",
+            "ours_success": ours["success"], "ours_failed": ours["failed"],
+            "img2dataset_success": i2d["success"], "img2dataset_failed": i2d["failed"],
+            "ours_images_per_second": round(ours["success"] / ours["seconds"], 1),
+            "img2dataset_loop_images_per_second": round(i2d["success"] / i2d["loop_seconds"], 1),
+            "img2dataset_whole_call_images_per_second": round(i2d_call["success"] / i2d_call["seconds"], 1),
+            "ratio_over_loop": round(ratio(ours, i2d, "loop_seconds"), 2),
+            "ratio_over_whole_call": round(ratio(ours, i2d_call, "seconds"), 2),
+            "round_ratios_over_loop": [round(ratio(o, i, "loop_seconds"), 2) for o, i in results],
+            "worst_round_ratio_over_loop": round(min(ratio(o, i, "loop_seconds") for o, i in results), 2),
+            "ours_cores_used": round(ours["cpu_seconds"] / ours["seconds"], 2),
+            "img2dataset_cores_used": round(i2d["cpu_seconds"] / i2d["seconds"], 2),
+            "ours_cpu_ms_per_image": round(ours["cpu_seconds"] / max(1, ours["success"]) * 1000, 2),
+            "img2dataset_cpu_ms_per_image": round(i2d["cpu_seconds"] / max(1, i2d["success"]) * 1000, 2)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,12 +312,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--img2dataset-python", default=sys.executable,
                     help="a python with img2dataset installed (default: this one)")
-    ap.add_argument("--resample", default=None, help="our download.resample (default: the config's, lanczos)")
+    ap.add_argument("--hosts", type=int, default=64, help="loopback hosts (ports) the URLs are spread over")
+    ap.add_argument("--background", type=int, default=0, help="busy processes run alongside (a shared machine)")
+    ap.add_argument("--resample", default=None, help="our download.resample (default: the config's)")
+    ap.add_argument("--ours-processes", type=int, default=None, help="our download.processes (default: the config's)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     ap.add_argument("--serve", nargs=3, metavar=("DIR", "PORT", "SLOW"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        return serve(args.serve[0], int(args.serve[1]), float(args.serve[2]))
+        return serve(args.serve[0], [int(p) for p in args.serve[1].split(",")], float(args.serve[2]))
     slow = round(args.n * 0.0375) if args.slow is None else args.slow
     fail = round(args.n * 0.0875) if args.fail is None else args.fail
     probe = subprocess.run([args.img2dataset_python, "-c", "import img2dataset"], capture_output=True, text=True)
@@ -256,50 +334,26 @@ def main(argv: list[str] | None = None) -> None:
     try:
         make_images(tmp / "web", args.images)
         size_mb = sum(p.stat().st_size for p in (tmp / "web").iterdir()) / 1e6
-        server, port = start_server(tmp / "web", args.slow_seconds)
-        urls = url_list(port, args.n, args.images, slow, fail, args.seed)
+        server, ports = start_servers(tmp / "web", args.slow_seconds, free_ports(args.hosts))
+        urls = url_list(ports, args.n, args.images, slow, fail, args.seed)
         rows = [{"url": u, "caption": c} for u, c in zip(urls, synthetic.captions(args.n, args.seed))]
         print(f"{args.n} URLs ({slow} slow by {args.slow_seconds}s, {fail} 404), {args.images} distinct JPEGs "
               f"of {len(SIZES)} sizes ({size_mb:.1f} MB), {args.threads} threads in total, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        results = {"ours": [], "img2dataset": []}
-        for rep in range(args.repeat):
-            ours = run_ours(rows, tmp / f"ours_{rep}", args.threads,
-                            **({"resample": args.resample} if args.resample else {}))
-            i2d = run_img2dataset(args.img2dataset_python, rows, tmp / f"i2d_{rep}", args.processes, args.threads)
-            if ours["ok_urls"] != i2d["ok_urls"]:
-                sys.exit(f"error: the two sides disagree on {len(ours['ok_urls'] ^ i2d['ok_urls'])} URLs")
-            print(f"  run {rep + 1} ours {ours['success']} ok / {ours['failed']} failed "
-                  f"{json.dumps(ours['failures_by_kind'])} in {ours['seconds']:.2f}s = "
-                  f"{ours['success'] / ours['seconds']:.1f} images/s; CPU {ours['cpu_seconds']:.1f}s = "
-                  f"{ours['cpu_seconds'] / max(1, ours['success']) * 1000:.2f} ms per image", file=sys.stderr)
-            print(f"  run {rep + 1} img2dataset ({args.processes} x {args.threads // args.processes} threads) "
-                  f"{i2d['success']} ok / {i2d['failed']} failed {json.dumps(i2d['failures_by_kind'])} in "
-                  f"{i2d['loop_seconds']:.2f}s (download loop) / {i2d['seconds']:.2f}s (whole call) = "
-                  f"{i2d['success'] / i2d['loop_seconds']:.1f} / {i2d['success'] / i2d['seconds']:.1f} images/s; "
-                  f"CPU {i2d['cpu_seconds']:.1f}s = {i2d['cpu_seconds'] / max(1, i2d['success']) * 1000:.2f} ms per "
-                  "image (whole call)", file=sys.stderr)
-            results["ours"].append(ours)
-            results["img2dataset"].append(i2d)
-            shutil.rmtree(tmp / f"ours_{rep}", ignore_errors=True)
-            shutil.rmtree(tmp / f"i2d_{rep}", ignore_errors=True)
-        ours = min(results["ours"], key=lambda r: r["seconds"])
-        i2d = min(results["img2dataset"], key=lambda r: r["loop_seconds"])
-        i2d_call = min(r["seconds"] for r in results["img2dataset"])
-        res = {"urls": args.n, "slow": slow, "failing_404": fail, "threads": args.threads,
-               "img2dataset_layout": f"{args.processes} processes x {args.threads // args.processes} threads",
-               "ours_success": ours["success"], "ours_failed": ours["failed"],
-               "img2dataset_success": i2d["success"], "img2dataset_failed": i2d["failed"],
-               "ours_images_per_second": round(ours["success"] / ours["seconds"], 1),
-               "img2dataset_loop_images_per_second": round(i2d["success"] / i2d["loop_seconds"], 1),
-               "img2dataset_whole_call_images_per_second": round(i2d["success"] / i2d_call, 1),
-               "ratio_over_loop": round(i2d["loop_seconds"] / ours["seconds"] * ours["success"] / i2d["success"], 2),
-               "ratio_over_whole_call": round(i2d_call / ours["seconds"] * ours["success"] / i2d["success"], 2),
-               "ours_cpu_ms_per_image": round(ours["cpu_seconds"] / max(1, ours["success"]) * 1000, 2),
-               "img2dataset_cpu_ms_per_image": round(i2d["cpu_seconds"] / max(1, i2d["success"]) * 1000, 2)}
+        settings = {k: v for k, v in (("resample", args.resample), ("processes", args.ours_processes))
+                    if v is not None}
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background)]
+        try:
+            results = [one_round(rep, rows, tmp, args, settings) for rep in range(args.repeat)]
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
+        res = summary(results, args, slow, fail)
         print(f"bench-download: ours {res['ours_images_per_second']} images/s; img2dataset "
               f"{res['img2dataset_loop_images_per_second']} (loop) / {res['img2dataset_whole_call_images_per_second']}"
-              f" (whole call) images/s: {res['ratio_over_loop']}x / {res['ratio_over_whole_call']}x")
+              f" (whole call) images/s: {res['ratio_over_loop']}x / {res['ratio_over_whole_call']}x (best rounds); "
+              f"worst round {res['worst_round_ratio_over_loop']}x of the loop")
         print(json.dumps(res))
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
