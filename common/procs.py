@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .jsonl import read_json_object
 
 PR_SET_PDEATHSIG = 1
 _HELD: dict[str, tuple] = {}        # lock path -> (the open file that holds it, folders made for it)
@@ -66,10 +67,10 @@ def lock_name(step, cfg, shard: tuple[int, int] | None) -> Path:
 
 
 def holder(path: Path) -> str:
+    h = read_json_object(path)
     try:
-        h = json.loads(path.read_text(encoding="utf-8"))
         return f"pid {h['pid']} on {h['host']} since {h['since']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return "another process"
 
 

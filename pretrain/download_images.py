@@ -69,6 +69,7 @@ from common.sampling import stable_hash
 from common.shards import ShardFiles, ShardRule, check_shard_args, key_shard, shard_path
 from common.steptype import Step
 from pretrain import fetch as fetchmod
+from pretrain import fetch_guard, polite
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, check_json_array_file, check_web_row, clean_text, \
     row_id, skip_key
 from pretrain.download_procs import make_fetcher, process_count
@@ -115,8 +116,8 @@ def check_config(dc: dict) -> None:
     })
     if not 0.0 <= dc.get("min_success_rate", 0.0) <= 1.0:
         raise UserError("download.min_success_rate must be within 0..1")
-    fetchmod.check_guard_config(dc)
-    fetchmod.check_polite_config(dc)
+    fetch_guard.check_config(dc)
+    polite.check_config(dc)
 
 
 class Worker:

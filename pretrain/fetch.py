@@ -27,9 +27,7 @@ import requests
 import urllib3.exceptions
 
 from pretrain.fetch_guard import AddressPolicy, BlockedAddress, Deadline, GuardedAdapter
-from pretrain.fetch_guard import check_config as check_guard_config  # noqa: F401  (download_images calls it)
 from pretrain.polite import ROBOTS_MAX_BYTES, Hosts
-from pretrain.polite import check_config as check_polite_config  # noqa: F401  (download_images calls it)
 
 RETRY_STATUS = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 

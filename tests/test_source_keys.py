@@ -11,7 +11,8 @@ import pytest
 
 from common.errors import UserError
 from translate import source
-from translate.engine import TRANSLATION_DEFAULTS, Result
+from tests.test_translated_source import TagEngine
+from translate.engine import TRANSLATION_DEFAULTS
 
 TCFG = {**json.loads(json.dumps(TRANSLATION_DEFAULTS)), "backend": "hf", "model": "m", "ct2_model": "c",
         "cache": "x.sqlite"}
@@ -25,15 +26,6 @@ SHAPING = {"beam_size": 4, "max_words_per_segment": 50, "max_new_tokens": 128, "
 # Settings of speed and bookkeeping.
 SPEED = {"device": "cuda", "threads": 8, "max_batch_tokens": 32768, "cache": "", "flush_segments": 10, "flush_seconds": 5,
          "progress": False, "max_reject_rate": 0.5}
-
-
-class TagEngine:
-    def __init__(self):
-        self.texts = 0
-
-    def translate(self, texts, tgts, src="en"):
-        self.texts += len(texts)
-        return [Result(f"<{t}> {x}", None) for x, t in zip(texts, tgts)]
 
 
 def test_every_shaping_setting_is_listed_here():

@@ -18,10 +18,10 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from common.errors import UserError
+from common.jsonl import read_json_object
 from common.languages import MODEL_FAMILIES, model_code
 
 FAMILY_OF_MODEL_TYPE = {"t5": "madlad", "mt5": "madlad", "umt5": "madlad",
@@ -31,25 +31,17 @@ FAMILY_OF_TOKENIZER = {"T5Tokenizer": "madlad", "T5TokenizerFast": "madlad",
 MODEL_BACKENDS = ("hf", "ctranslate2")   # the backends that run a model of a family
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _hf_config(model: str) -> dict | None:
     """The config.json of a local folder or, for a hub name, of the local hub cache."""
     folder = Path(model).expanduser()
     if folder.is_dir():
-        return _read_json(folder / "config.json")
+        return read_json_object(folder / "config.json")
     try:
         from huggingface_hub import try_to_load_from_cache
         cached = try_to_load_from_cache(model, "config.json")
     except Exception:   # not a valid repo name, no hub package: nothing to read
         return None
-    return _read_json(Path(cached)) if isinstance(cached, str) else None
+    return read_json_object(Path(cached)) if isinstance(cached, str) else None
 
 
 def detect_family(tcfg: dict) -> tuple[str | None, str]:
@@ -63,7 +55,7 @@ def detect_family(tcfg: dict) -> tuple[str | None, str]:
         kind = str(config.get("model_type"))
         return FAMILY_OF_MODEL_TYPE.get(kind, "?"), f"model_type {kind!r} of {tcfg.get('model')}"
     if backend == "ctranslate2":
-        config = _read_json(Path(str(tcfg.get("ct2_model") or "")).expanduser() / "tokenizer_config.json")
+        config = read_json_object(Path(str(tcfg.get("ct2_model") or "")).expanduser() / "tokenizer_config.json")
         if config is None:
             return None, "no tokenizer_config.json"
         kind = str(config.get("tokenizer_class"))
