@@ -573,8 +573,13 @@ def _report_unsynced(path: Path, w: _Window, bad: BadRows, element: str) -> None
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname() or "host")
 
 
+def temp_owner() -> str:
+    """``<host>-<pid>``: who writes a temporary (``stale_temps`` reads it back)."""
+    return f"{_HOST}-{os.getpid()}"
+
+
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.{_HOST}-{os.getpid()}."
+    return f".{path.name}.{temp_owner()}."
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import functools
 import importlib.util
 import json
@@ -63,7 +64,7 @@ from common import lifecycle
 from common.config import REPO_ROOT, Config, check_ranges, parse_args
 from common.errors import UserError, entry_point
 from common.procs import die_with_parent
-from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl
+from common.jsonl import BadRows, atomic_open, dumps, iter_json_array, read_jsonl, remove_stale_temps, temp_owner
 from common.report import Report
 from common.sampling import stable_hash
 from common.shards import ShardFiles, ShardRule, check_shard_args, key_shard, shard_path
@@ -80,6 +81,9 @@ from pretrain.image_norm import RESAMPLE, RESIZE_MODES, ImageError, normalise
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 SUCCESS = ("ok", "exists")
 TMP = "_tmp"     # an outcome's temporary image file (never written to the journal)
+# Where images are written before their status row is in the journal (then renamed into
+# place): one folder, so a killed run's leftovers are found without listing every image.
+PARTIAL = ".partial"
 
 
 def image_rel(image_id_base: str, fanout: int) -> str:
@@ -157,7 +161,8 @@ class Worker:
             return done({**head, "detail": got.detail})
         path, size, ctype = str(self.image_root / rel), len(got.data), got.detail
         if self.images is None:
-            return done(_image_outcome(head, rel, size, ctype, save_image(got.data, self.dc, path), self.dc))
+            saved = save_image(got.data, self.dc, path, self.image_root / PARTIAL)
+            return done(_image_outcome(head, rel, size, ctype, saved, self.dc))
 
         def finish(future: cf.Future) -> None:
             try:
@@ -165,7 +170,8 @@ class Worker:
             except BaseException as e:  # noqa: BLE001  (a broken pool: the main thread raises it)
                 done(e)
 
-        self.images.submit(_save_in_process, got.data, self.dc, path).add_done_callback(finish)
+        self.images.submit(_save_in_process, got.data, self.dc, path, self.image_root / PARTIAL) \
+            .add_done_callback(finish)
 
     def close(self, cancel: bool = False) -> None:
         if self.images is not None:
@@ -209,11 +215,13 @@ def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple, dc
             TMP: saved[3]}
 
 
-def save_image(data: bytes, dc: dict, path: str) -> tuple:
-    """Normalise ``data`` and write it to a temporary file beside ``path``: ("ok",
+def save_image(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
+    """Normalise ``data`` and write it to a temporary file in ``partial``: ("ok",
     original size, size, temporary path), or (kind, detail) when it is no usable
     image. The caller renames it to ``path`` once the image's status row is in
     the journal: an image on disk always has its row (and so its settings).
+    The temporary's name says which host and process wrote it, so the next run
+    removes those of a killed run (``remove_stale_temps``) and no live one.
     Plain tuples, as it may run in an image process (no exception crosses)."""
     try:
         jpeg, original, size = normalise(data, dc)
@@ -221,15 +229,16 @@ def save_image(data: bytes, dc: dict, path: str) -> tuple:
         return e.kind, e.detail
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    partial.mkdir(parents=True, exist_ok=True)
+    tmp = partial / f".{target.name}.{temp_owner()}.{threading.get_ident()}.tmp"
     with open(tmp, "wb") as f:
         f.write(jpeg)
     return "ok", original, size, str(tmp)
 
 
-def _save_in_process(data: bytes, dc: dict, path: str) -> tuple:
+def _save_in_process(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
     Image.MAX_IMAGE_PIXELS = dc["max_pixels"]    # as run() sets it in the main process
-    return save_image(data, dc, path)
+    return save_image(data, dc, path, partial)
 
 
 def image_pool(dc: dict) -> cf.ProcessPoolExecutor | None:
@@ -304,6 +313,10 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
     for path in (out_path, status_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(path)
+    left = remove_stale_temps(image_root / PARTIAL, inside=True)   # images of a killed run, never renamed
+    if left:
+        print(f"removed {len(left)} temporary image file(s) a killed run left in {image_root / PARTIAL}",
+              file=sys.stderr)
     journal = open_journal(journal_path(status_path))
     try:
         summary = _download(dc, report, progress, shard, in_path, image_root, out_path, status_path,
@@ -312,6 +325,8 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
         journal.close()
     # The status file is complete and in place: the journal has served.
     journal_path(status_path).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):   # empty unless another run is writing there
+        (image_root / PARTIAL).rmdir()
     return summary
 
 

@@ -619,3 +619,32 @@ def test_a_session_keeps_no_cookies(tmp_path):
     plain = requests.Session()
     extract_cookies_to_jar(plain.cookies, req, Raw())
     assert len(plain.cookies) == 1     # the same header is kept by a default session
+
+
+def test_a_killed_runs_temporary_images_are_removed_and_a_live_ones_kept(tmp_path, server):
+    """Images are written into image_root/.partial first and renamed once their row
+    is in the journal; a kill between the two leaves a temporary there. The next
+    run removes those of dead processes on this host, never one a live run writes."""
+    from common.jsonl import temp_owner
+    dc = config(tmp_path)
+    write_input(Path(dc["input"]), [{"url": f"{server}/photo.jpg", "caption": "a"}])
+    partial = Path(dc["image_root"]) / dl.PARTIAL
+    partial.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        host = temp_owner().rsplit("-", 1)[0]
+        stale = partial / f".photo.jpg.{host}-{dead.pid}.123.tmp"
+        kept = partial / f".other.jpg.{host}-{live.pid}.456.tmp"
+        for p in (stale, kept):
+            p.write_bytes(b"half an image")
+        dl.run(dc, Report("t"), progress=False)
+        assert not stale.exists() and kept.exists()
+    finally:
+        live.kill()
+        live.wait()
+    # The run's own image went through .partial and is in place, with nothing of it left there.
+    out = json.loads(Path(dc["output"]).read_text())
+    assert (Path(dc["image_root"]) / out["image_id"]).is_file()
+    assert [p.name for p in partial.iterdir()] == [kept.name]
