@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from common import decontam, lifecycle
+from common import lifecycle
+from eval_data import decontam
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
 from common.languages import language_list, load_languages, table_inputs

@@ -21,10 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from common import decontam
+from eval_data import decontam
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
-from common.eval_sets import web_keys
+from eval_data.keys import web_keys
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list, load_languages, table_inputs
 from common.report import Report

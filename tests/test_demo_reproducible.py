@@ -1,7 +1,7 @@
 """``make demo`` twice, into two OUT folders: byte-identical ``out/`` (the mix
 report compared with the OUT path taken out), and a mix in which no training
 image is an evaluation image (checked here against the raw evaluation files
-directly, not through common/decontam.py), explained by its report and card.
+directly, not through eval_data/decontam.py), explained by its report and card.
 
 Two full runs of the demo driver (tests/tools/demo.py): about a minute and a
 half each on a 2-core machine. Every generated model whose output reaches

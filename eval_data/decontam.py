@@ -1,8 +1,9 @@
 """No evaluation image in training: the filter every step that writes a final
 training file applies (``train/*.jsonl``, and so the mix).
 
-The evaluation sets (``common/eval_sets.py``) are read from the raw release
-files that the evaluation converters read, named by the same configs
+The evaluation sets (``eval_data/sets.py``) are read from the raw release
+files that the evaluation converters read, by the converters' own readers,
+named by the same configs
 (``configs/mscoco.yaml``, ``vqav2.yaml`` and ``eval_data.yaml``, looked up
 next to the step's ``--config`` like ``paths.yaml``, with the step's
 ``paths.*``), so the set does not depend on which steps ran before. Each set
@@ -33,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .config import REPO_ROOT, Config, build_config
-from .errors import UserError
-from .eval_sets import IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
-from .jsonl import BadRows, read_json_object, read_jsonl, write_json
+from common.config import REPO_ROOT, Config, build_config
+from common.errors import UserError
+from common.jsonl import BadRows, read_json_object, read_jsonl, write_json
+from eval_data.keys import coco_key, text_hash, web_keys
+from eval_data.sets import IMAGE_SETS, SETS, EvalSet
 
 DEFAULTS = {
     "exclude": {name: True for name in IMAGE_SETS},
@@ -52,7 +54,7 @@ _BUILT: dict[str, dict[str, Config]] = {}
 def eval_configs(cfg: Config) -> dict[str, Config]:
     """The mscoco, vqav2 and eval_data configs as the converters would load
     them (the files next to ``cfg``'s own, else configs/), with ``cfg``'s paths."""
-    from . import pipeline, steptype
+    from common import pipeline, steptype   # the ordered list, above the step modules: read at call time
     source = Path(getattr(cfg, "source", "") or "")
     config_dir = source.parent if source.suffix in (".yaml", ".yml") else REPO_ROOT / "configs"
     overrides = [f"paths.{k}={v}" for k, v in sorted(cfg.get("paths", {}).items()) if isinstance(v, str) and v]
@@ -69,7 +71,7 @@ def eval_configs(cfg: Config) -> dict[str, Config]:
 
 def inputs(cfg: Config, collection: str) -> list[Path]:
     """The raw files of the image sets of ``collection``: what a final training
-    file of it depends on (``reads`` in common/pipeline.py; the other sets'
+    file of it depends on (``reads`` of its step; the other sets'
     texts only shape the reports' counts)."""
     cfgs = eval_configs(cfg)
     return sorted({p for s in SETS if collection in s.collections for p in s.files(cfgs[s.config])})
@@ -107,14 +109,14 @@ class Loaded:
 
 
 def _fingerprints(files: list[Path], known: dict) -> dict:
-    from .records import file_fingerprint
+    from common.records import file_fingerprint
     return {str(p): file_fingerprint(p, known.get(str(p))) for p in files}
 
 
 def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | None) -> tuple[set, set]:
     """(image keys, text hashes) of one set: from the cache while its raw files
     (content fingerprints) and params are the ones it was made from."""
-    from .records import same_content
+    from common.records import same_content
     path = cache_dir / f"{spec.name}.json" if cache_dir else None
     old = read_json_object(path) if path is not None else None
     known = old.get("files", {}) if old is not None else {}
