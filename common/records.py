@@ -58,7 +58,7 @@ def expand(cfg: Config, item) -> list[Path]:
     value that is a list of paths or of {path: ...} entries; ``section.*``
     is every input file of a section (string values under ``paths.raw_root``),
     ``{lang}``/``{split}`` filled from the section's language and split lists;
-    a function of the config lists the files itself (``common.decontam.coco_inputs``:
+    a function of the config lists the files itself (``eval_data.decontam.coco_inputs``:
     the raw evaluation files)."""
     if callable(item):
         return [Path(p) for p in item(cfg)]

@@ -104,13 +104,17 @@ class Accounts:
         return self.report.as_dict()
 
 
-def jsonl_records(path: Path, acc: Accounts, source: str, max_bad: int) -> Iterator[dict]:
-    """Stream a JSONL input; malformed lines are counted as read-and-skipped."""
-    bad = BadRows(max_bad=max_bad, key="io.max_bad_rows")
+def jsonl_records(path: Path, acc: Accounts | None = None, source: str = "", max_bad: int | None = None) -> Iterator:
+    """Stream a JSONL input. With ``acc`` (a converter), malformed lines are counted
+    as read-and-skipped (up to ``max_bad``) and a file with no record stops the run;
+    without (the evaluation keys, ``eval_data/sets.py``) they are skipped quietly."""
+    bad = BadRows(max_bad=max_bad, key="io.max_bad_rows") if acc is not None else BadRows(max_bad=None, quiet=True)
     good = 0
     for row in read_jsonl(path, bad):
         good += 1
         yield row
+    if acc is None:
+        return
     if bad.count:
         acc.seen(source, bad.count)
         acc.skip(source, "malformed JSON line", "; ".join(bad.examples[:3]), n=bad.count)

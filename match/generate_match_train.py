@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from common import decontam, lifecycle
+from common import lifecycle
+from eval_data import decontam
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, read_jsonl, write_json
 from common.languages import language_list, load_languages, table_inputs
@@ -130,8 +131,10 @@ def web_images(cfg, dec: decontam.Decontaminator, report: Report) -> dict[str, l
 
 
 def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: Report,
-                   dec: decontam.Decontaminator | None = None, web: dict | None = None) -> None:
-    """The examples of ``src``; with ``dec``, none on an evaluation image (``web``: image_id -> keys)."""
+                   dec: decontam.Decontaminator | None = None, web: dict | None = None, rerun: str = "") -> None:
+    """The examples of ``src``; with ``dec``, the assertion that none is on an
+    evaluation image (``web``: image_id -> keys): hard_match.py dropped them
+    before translation, so one here stops the run, naming ``rerun``."""
     gc = cfg["generate"]
     bad = BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
     per_lang: collections.Counter = collections.Counter()
@@ -139,8 +142,8 @@ def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: R
         for row in read_jsonl(src, bad, validate=validate):
             report.count("rows_in")
             example, fallback = make_example(row, by_lang, gc["seed"])
-            if dec is not None and not dec.keep(TASK, (web or {}).get(row["image_id"], ()), example):
-                continue
+            if dec is not None:
+                dec.check_final(TASK, (web or {}).get(row["image_id"], ()), example, rerun)
             if fallback:
                 report.count("rows_fallback_to_english_template")
             f.write(dumps(example) + "\n")
@@ -185,8 +188,9 @@ def generate(cfg, src: Path, templates, argv) -> lifecycle.Done:
                 for k, v in by_lang.items()}, indent=1)
     report.extra["template_translation"] = dict(tcounts)
     report.extra["languages_without_template"] = sorted(set(languages) - set(by_lang))
-    dec = decontam.Decontaminator(cfg, "web")  # no evaluation image in training
-    write_examples(cfg, src, by_lang, report, dec, web_images(cfg, dec, report))
+    rerun = source.rerun_hint("match.mine", argv)
+    dec = decontam.english_counts(cfg, "web", "match.mine", rerun)  # hard_match.py dropped them
+    write_examples(cfg, src, by_lang, report, dec, web_images(cfg, dec, report), rerun)
     report.extra["decontamination"] = dec.report()
     dec.print()
     report.print()

@@ -40,11 +40,14 @@ from common.jsonl import BadRows, atomic_open, dumps, write_jsonl
 from common.report import Report
 from common.shards import ShardRule, check_shard_args
 from common.steptype import Step
+from eval_data import decontam
 from match.embed_step import update_cache
 from match.negatives import assign_sides, mine_negatives
 from match.rows import Pair, normalise_caption, read_pairs, text_key
 from match.search import CaptionIndex
 from match.settings import DEFAULTS, load_config
+
+TASK = "capfilt_match"
 
 
 def image_paths(pairs: list[Pair], image_root: Path) -> dict[str, Path]:
@@ -125,6 +128,19 @@ def build_rows(pairs: list[Pair], text_cache, image_cache, cfg, report: Report) 
             report.skip("no valid negative caption", f"id {p.id}")
 
 
+def without_eval_images(cfg, src: Path, pairs: list[Pair], report: Report) -> list[Pair]:
+    """The pairs whose image (by the URL of its row in ``src``) is in no excluded
+    evaluation set: the others are dropped and counted here, before mining and
+    translation (``decontamination`` in the report; generate_match_train.py asserts it)."""
+    dec = decontam.Decontaminator(cfg, "web")
+    web = decontam.web_images(src, dec)
+    kept = [p for p in pairs if not dec.drop(TASK, web.get(p.image_id, ()), "en")]
+    report.count("rows_on_evaluation_images_dropped", len(pairs) - len(kept))
+    report.extra["decontamination"] = dec.report()
+    dec.print()
+    return kept
+
+
 def run(cfg) -> Report:
     report = Report("hard_match")
     src = cfg.require_file("match.input")
@@ -141,6 +157,7 @@ def run(cfg) -> Report:
         report.examples["bad input row"] = bad.examples[:5]
     if not pairs:
         raise UserError(f"{src}: no usable rows in the configured slice")
+    pairs = without_eval_images(cfg, src, pairs, report)
 
     images = image_paths(pairs, image_root)
     texts = {text_key(p.caption): p.caption for p in pairs}
@@ -197,8 +214,8 @@ SHARDS = ShardRule(device="embed", threads=False, worker_sets=("embed.only=true"
 
 
 STEP = Step("match.mine", "match.hard_match", "match", "CLIP embeddings, FAISS search, hard negatives",
-            reads=("${match.input}",), writes=("${match.output}",), after=("capfilt.english",),
-            shaped_by=("match", "embed.model", "embed.max_text_tokens", "search", "negatives"),
+            reads=("${match.input}", decontam.web_inputs), writes=("${match.output}",), after=("capfilt.english",),
+            shaped_by=("match", "embed.model", "embed.max_text_tokens", "search", "negatives", "decontam"),
             defaults=DEFAULTS, rule=SHARDS)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.config import REPO_ROOT, Config, parse_args
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.languages import SPLIT_DEFAULT, check_split, language_list
 from common.shards import RUN_DEFAULTS

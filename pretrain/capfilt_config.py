@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError
 from common.languages import SPLIT_DEFAULT
 from common.sampling import stable_hash

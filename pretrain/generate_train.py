@@ -21,10 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from common import decontam
+from eval_data import decontam
 from common.config import REPO_ROOT, parse_args
 from common.errors import UserError, entry_point
-from common.eval_sets import web_keys
+from eval_data.keys import web_keys
 from common.jsonl import BadRows, read_jsonl, write_jsonl
 from common.languages import language_list, load_languages, table_inputs
 from common.report import Report
@@ -37,9 +37,11 @@ TASK = "capfilt"
 PICKER_STAGE = "capfilt-final"
 
 
-def english_examples(rows: Iterable[dict], gc: dict, report: Report,
-                     image_root: Path | None = None) -> Iterator[dict]:
-    """Downloaded {id, url, caption, image_id} rows -> English intermediate rows."""
+def english_examples(rows: Iterable[dict], gc: dict, report: Report, image_root: Path | None = None,
+                     dec: decontam.Decontaminator | None = None) -> Iterator[dict]:
+    """Downloaded {id, url, caption, image_id} rows -> English intermediate rows;
+    with ``dec``, none whose image (by its URL) is an evaluation image: dropped
+    and counted here, so the translate step never sees them."""
     for row in rows:
         rid, image_id = row.get("id"), row.get("image_id")
         caption = clean_text(row["caption"]) if isinstance(row.get("caption"), str) else ""
@@ -55,15 +57,18 @@ def english_examples(rows: Iterable[dict], gc: dict, report: Report,
         if image_root is not None and not (image_root / image_id).is_file():
             report.skip("image file missing", f"id {rid}: {image_root / image_id}")
             continue
+        if dec is not None and dec.drop(TASK, web_keys(row.get("url")), "en"):
+            continue
         yield {"id": rid, "image_id": image_id, "caption": caption,
                "context": source.row_choice(gc["caption_templates"], gc["seed"], "capfilt-en-context", rid),
                "url": row.get("url", "")}
 
 
 def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: dict,
-                   report: Report, dec: decontam.Decontaminator | None = None) -> Iterator[dict]:
-    """Translated rows (with ``lang``) -> final training rows; with ``dec``,
-    none whose image (by its URL) is an evaluation image."""
+                   report: Report, dec: decontam.Decontaminator | None = None, rerun: str = "") -> Iterator[dict]:
+    """Translated rows (with ``lang``) -> final training rows; with ``dec``, the
+    assertion that none is on an evaluation image (by its URL): the English run
+    dropped them, so one here stops the run, naming ``rerun``."""
     table = load_languages()
     picker = source.InstructionPicker(gc["seed"], PICKER_STAGE, gc["caption_templates"], gc["language_templates"],
                                       templates, gc["translated_template_ratio"])
@@ -82,8 +87,8 @@ def final_examples(rows: Iterable[dict], templates: dict[str, list[str]], gc: di
         # The language templates' {} is the language's English name.
         context = picker.pick(rid, lang, text=table[lang].name)
         out = {"context": context, "label": label, "image_id": image_id, "task": TASK, "lang": lang}
-        if dec is not None and not dec.keep(TASK, web_keys(row.get("url")), out):
-            continue
+        if dec is not None:
+            dec.check_final(TASK, web_keys(row.get("url")), out, rerun)
         report.count(f"lang:{lang}")
         yield out
     for k, v in picker.counts.items():
@@ -113,10 +118,13 @@ def english_run(cfg) -> source.Written:
     src = cfg.require_file("generate.input")
     report, bad = Report("capfilt.generate.english"), BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
     image_root = cfg.path("generate.image_root") if gc["check_images"] else None
-    n = write_jsonl(gc["english"], english_examples(read_jsonl(src, bad), gc, report, image_root))
+    dec = decontam.Decontaminator(cfg, "web")  # no evaluation image in training, nor in translation
+    n = write_jsonl(gc["english"], english_examples(read_jsonl(src, bad), gc, report, image_root, dec))
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
+    report.extra["decontamination"] = dec.report()
+    dec.print()
     return source.Written(report, {gc["english"]: n}, "no usable downloaded row to write")
 
 
@@ -127,8 +135,9 @@ def final_run(cfg, argv) -> source.Written:
     store = source.load_store(cfg.path("generate.templates"), template_sets(cfg), cfg["translation"], languages,
                               "capfilt.translate", argv)
     report, bad = Report("capfilt.generate.final"), BadRows(max_bad=gc["max_bad_rows"], key="generate.max_bad_rows")
-    dec = decontam.Decontaminator(cfg, "web")  # no evaluation image in training
-    n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report, dec))
+    rerun = source.rerun_hint("capfilt.english", argv) + " --set generate.step=english"
+    dec = decontam.english_counts(cfg, "web", "capfilt.english", rerun)  # the English run dropped them
+    n = write_jsonl(gc["output"], final_examples(read_jsonl(src, bad), store["caption"], gc, report, dec, rerun))
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
@@ -139,8 +148,9 @@ def final_run(cfg, argv) -> source.Written:
 
 
 ENGLISH_STEP = Step("capfilt.english", "pretrain.generate_train", "capfilt", "English intermediate",
-                    reads=("${generate.input}",), writes=("${generate.english}",), after=("capfilt.download",),
-                    shaped_by=("generate.caption_templates", "generate.seed", "generate.check_images"),
+                    reads=("${generate.input}", decontam.web_inputs), writes=("${generate.english}",),
+                    after=("capfilt.download",),
+                    shaped_by=("generate.caption_templates", "generate.seed", "generate.check_images", "decontam"),
                     defaults=DEFAULTS)
 FINAL_STEP = Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
                   reads=(table_inputs, "${generate.translated}", "${generate.templates}", decontam.web_inputs),

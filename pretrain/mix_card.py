@@ -12,7 +12,7 @@
   the rows dropped for an evaluation image;
 * ``draws``: rows drawn and each translate step's policy;
 * ``decontamination``: per task and evaluation set, the rows dropped for an
-  evaluation image (common/decontam.py), the rows kept where an exclusion is
+  evaluation image (eval_data/decontam.py), the rows kept where an exclusion is
   off, and the training texts identical to an evaluation text.
 
 ``card`` writes ``train/README.md``: YAML front matter as dataset hubs read it

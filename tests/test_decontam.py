@@ -1,4 +1,4 @@
-"""No evaluation image in training (common/decontam.py, common/eval_sets.py).
+"""No evaluation image in training (eval_data/decontam.py, eval_data/sets.py).
 
 The reproductions of the issue on the fixtures: a LLaVA record on a Karpathy
 test image and an A-OKVQA record on a Karpathy test image reached the
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from common import cli, decontam, pipeline, records, steptype
-from common.eval_sets import coco_key, flickr_key, normal_text, text_hash, web_keys
+from common import cli, pipeline, records, steptype
+from eval_data import decontam
+from eval_data.keys import coco_key, flickr_key, normal_text, text_hash, web_keys
 from tests.conftest import FIXTURES_RAW, REPO, root_sets, translation_sets
 from tasks.aokvqa import generate_train as aokvqa
 from tasks.llava import generate_train as llava
@@ -164,15 +165,16 @@ def test_sets_are_cached_by_the_raw_files_fingerprints(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     shutil.copytree(FIXTURES_RAW, raw, ignore=shutil.ignore_patterns("web", "imagenet", "xm3600"))
     cfg = fixture_cfg(tmp_path, "--set", f"paths.raw_root={raw}")
-    from common import eval_sets
+    from eval_data import sets
+    from eval_data.pope import convert as pope_convert
     calls = []
-    real = eval_sets.read_pope
+    real = pope_convert.keys
 
     def counting(paths, params):
         calls.append(len(paths))
         return real(paths, params)
-    patched = [s if s.name != "pope" else eval_sets.EvalSet(**{**s.__dict__, "read": counting})
-               for s in eval_sets.SETS]
+    patched = [s if s.name != "pope" else sets.EvalSet(**{**s.__dict__, "read": counting})
+               for s in sets.SETS]
     monkeypatch.setattr(decontam, "SETS", tuple(patched))
     first = decontam.load_sets(cfg, "coco")
     assert calls == [3] and (tmp_path / "work" / "decontam" / "pope.json").is_file()

@@ -1,4 +1,4 @@
-"""common/decontam.py to the letter, on the fixtures' evaluation sets: what a
+"""eval_data/decontam.py to the letter, on the fixtures' evaluation sets: what a
 row's image and texts do to the counts, the report and its printed lines, the
 per-set summaries, the cache of each set, the configs the sets are read with,
 and which CapFilt images are evaluation images. (The end-to-end reproductions
@@ -11,8 +11,10 @@ import shutil
 
 import pytest
 
-from common import cli, decontam, pipeline
-from common.eval_sets import BY_NAME, coco_key, text_hash
+from common import cli, pipeline
+from eval_data import decontam
+from eval_data.keys import coco_key, text_hash
+from eval_data.sets import BY_NAME
 from common.jsonl import write_jsonl
 from tests.conftest import REPO, root_sets
 

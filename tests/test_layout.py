@@ -78,3 +78,48 @@ def test_the_map_of_each_modules_tests_is_current():
     from tests.tools import module_map
     assert module_map.current() == module_map.table(), "run: python tests/tools/module_map.py --write"
     assert all(f"`{m}`" in module_map.current() for m in module_map.product_modules())
+
+
+STAGE_PACKAGES = ("pretrain", "match", "tasks", "eval_data")
+
+
+def test_common_imports_no_stage_folder_but_the_ordered_list():
+    """common/ is plumbing and orchestration: only common/pipeline.py (the ordered
+    list of steps, at the top) imports the stage folders; the domain code (the
+    evaluation sets, the decontamination filter) lives in them."""
+    bad = []
+    for f in sorted((REPO / "common").rglob("*.py")):
+        if f.name == "pipeline.py" and f.parent == REPO / "common":
+            continue
+        tree = ast.parse(f.read_text(encoding="utf-8"), filename=str(f))
+        bad += [f"{f.relative_to(REPO)}:{line}: {mod}" for line, mod in imported_modules(tree)
+                if mod.split(".")[0] in STAGE_PACKAGES]
+    assert not bad, "common/ imports a stage folder:\n" + "\n".join(bad)
+
+
+def test_each_raw_evaluation_format_has_one_reader():
+    """The evaluation sets' keys come from the benchmarks' own readers (eval_data/<bench>/convert.py,
+    tasks/mscoco/karpathy.py, tasks/vqa/raw.py): eval_data/sets.py parses no file itself."""
+    from eval_data import sets
+    tree = ast.parse((REPO / "eval_data" / "sets.py").read_text(encoding="utf-8"))
+    readers = {m for _, m in imported_modules(tree) if m.startswith("common.jsonl") or m == "json"}
+    assert not readers, f"eval_data/sets.py reads files itself: {readers}"
+    owners = {s.read.__module__ for s in sets.SETS}
+    assert owners <= {"tasks.mscoco.karpathy", "tasks.vqa.raw"} | {f"eval_data.{b}.convert" for b in (
+        "pope", "xflickrco", "xvnli", "marvl", "xgqa", "xm3600", "maxm")}, owners
+    assert not (REPO / "common" / "eval_sets.py").exists() and not (REPO / "common" / "decontam.py").exists()
+
+
+def test_every_product_module_imports_first_without_a_cycle():
+    """Each product module imports in a fresh interpreter as the first module (no import-time cycle)."""
+    import subprocess
+    import sys
+    mods = [".".join(f.relative_to(REPO).with_suffix("").parts) for f in product_files()
+            if f.name != "__main__.py" and "slurm" not in f.parts]
+    code = ("import importlib, subprocess, sys\n"
+            "bad = [m for m in sys.argv[1:] if subprocess.run([sys.executable, '-c', 'import ' + m],"
+            " capture_output=True).returncode]\n"
+            "print('\\n'.join(bad))")
+    r = subprocess.run([sys.executable, "-c", code, *mods], cwd=REPO, capture_output=True, text=True,
+                       env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert r.stdout.strip() == "", "modules that fail to import first:\n" + r.stdout

@@ -41,7 +41,7 @@ def web(tmp_path):
     name = "blip/ccs_synthetic_filtered_large.json"
     text = (FIXTURES_RAW / name).read_text(encoding="utf-8")
     (raw / name).write_text(text.replace("127.0.0.1:18080", f"127.0.0.1:{server.server_port}"), encoding="utf-8")
-    # The evaluation files whose images the final step keeps out of training (common/decontam.py).
+    # The evaluation files whose images the final step keeps out of training (eval_data/decontam.py).
     shutil.copytree(FIXTURES_RAW / "iglue", raw / "iglue")
     try:
         yield raw

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Iterable
 
 from common.errors import entry_point
-from common.jsonl import BadRows, iter_json_array
+from common.jsonl import BadRows
 from eval_data import settings
 from eval_data.rows import eval_row
+from tasks.mscoco import karpathy as karpathy_file
 from eval_data.run import eval_step, Accounts, jsonl_records, need, path_for, run_main, require_inputs, source_name
 
 
@@ -44,8 +45,8 @@ def split_rows(images: Iterable, splits: list[str], objects: dict, context: str,
     """The rows of every split in ``splits``, in one pass over the image records
     (streamed: the Karpathy file is never held whole)."""
     rows: dict[str, list[dict]] = {split: [] for split in splits}
-    for i, img in enumerate(images):
-        if not isinstance(img, dict) or img.get("split") not in rows:
+    for i, img in images:
+        if not isinstance(img, dict):
             continue
         split = img["split"]
         source = f"{name} [{split}]"
@@ -72,7 +73,7 @@ def convert(cfg) -> dict:
     objects = ground_truth(jsonl_records(gt[1], acc, gt_source, cfg.at("io.max_bad_rows")), acc, gt_source)
     name = source_name(karpathy[1], cfg)
     bad = BadRows(max_bad=cfg.at("io.max_bad_rows"), key="io.max_bad_rows")
-    images = (img for _, img in iter_json_array(karpathy[1], bad, member="images"))
+    images = karpathy_file.images(karpathy[1], bad, c["splits"])
     by_split = split_rows(images, c["splits"], objects, c["context"], acc, name)
     if bad.count:
         acc.seen(name, bad.count)

@@ -22,6 +22,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
+from eval_data.keys import text_hash, web_keys
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
@@ -104,6 +105,24 @@ def nlvr2_rows(records, c: dict, acc: Accounts, source: str, lang: str, train: b
                              label=text if train else "", left_image=left, right_image=right,
                              concept=str(r.get("synset", "")), language=lang))
     return rows
+
+
+def nlvr2_keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(image URL keys, statement text hashes) of NLVR2 files: the evaluation set ``nlvr2``."""
+    images, texts = set(), set()
+    for path in paths:
+        for r in jsonl_records(path):
+            if not isinstance(r, dict):
+                continue
+            for side in ("left_url", "right_url"):
+                images.update(web_keys(r.get(side)))
+            texts.add(text_hash(r.get("sentence")))
+    return images, texts
+
+
+def marvl_keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(no image keys, statement text hashes) of MaRVL files: the text-only set ``marvl``."""
+    return set(), {text_hash(r.get("caption")) for path in paths for r in jsonl_records(path) if isinstance(r, dict)}
 
 
 def convert(cfg) -> dict:

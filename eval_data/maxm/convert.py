@@ -15,6 +15,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.images import ImageFinder
+from eval_data.keys import text_hash
 from eval_data.rows import eval_row, language_name, nfc
 from eval_data.run import (eval_step, Accounts, check_template, fill, json_document, need, path_for, run_main,
                            require_inputs, source_name)
@@ -64,6 +65,18 @@ def rows_for(data: dict, lang: str, c: dict, name: str, finder: ImageFinder,
         context = fill(c["context_template"], question=nfc(qa["question"]), language=name)
         rows.append(eval_row(context, image_id, answers))
     return rows
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(no image keys, question text hashes) of MaXM files: the text-only set ``maxm``."""
+    texts = set()
+    for path in paths:
+        data = json_document(path, dict, "a JSON object with 'annotations'")
+        for ann in data.get("annotations") or []:
+            for qa in (ann.get("qa_pairs") or []) if isinstance(ann, dict) else []:
+                if isinstance(qa, dict):
+                    texts.add(text_hash(qa.get("question")))
+    return set(), texts
 
 
 def convert(cfg) -> dict:

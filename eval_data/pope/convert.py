@@ -12,6 +12,7 @@ from pathlib import Path
 
 from common.errors import entry_point
 from eval_data import settings
+from eval_data.keys import coco_key, text_hash
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
@@ -45,6 +46,17 @@ def rows_from(records, c: dict, acc: Accounts, source: str) -> list[dict]:
         acc.used(source)
         rows.append(eval_row(fill(c["context_template"], question=nfc(r["text"])), r["image"], label))
     return rows
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(image keys, question text hashes) of POPE files: the evaluation set ``pope`` (eval_data/sets.py)."""
+    images, texts = set(), set()
+    for path in paths:
+        for r in jsonl_records(path):
+            if isinstance(r, dict):
+                images.add(coco_key(r.get("image")))
+                texts.add(text_hash(r.get("text")))
+    return images, texts
 
 
 def convert(cfg) -> dict:

@@ -17,6 +17,7 @@ from common.errors import UserError, entry_point
 from common.sampling import rng
 from eval_data import settings
 from eval_data.captions import captioning_split
+from eval_data.keys import coco_key, flickr_key, text_hash
 from eval_data.rows import eval_row, language_name, nfc
 from eval_data.run import (eval_step, Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
@@ -46,6 +47,21 @@ def train_rows(records, templates: list[str], seed: int, acc: Accounts, source: 
         for cap in captions:
             rows.append(eval_row(draw.choice(templates), image_id, "en", label=cap))
     return rows
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(image keys, caption text hashes) of xFlickrCO / Flickr30k files: COCO names
+    are COCO images, the rest Flickr photos (the sets ``xflickrco`` and ``flickr30k``)."""
+    images, texts = set(), set()
+    for path in paths:
+        for r in jsonl_records(path):
+            if not isinstance(r, dict):
+                continue
+            name = str(r.get("img_path") or r.get("id") or "")
+            images.add(coco_key(name) if name.startswith("COCO_") else flickr_key(name))
+            sents = r.get("sentences")
+            texts.update(text_hash(s) for s in (sents if isinstance(sents, list) else []))
+    return images, texts
 
 
 def convert(cfg) -> dict:

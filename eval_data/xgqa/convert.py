@@ -13,6 +13,7 @@ from pathlib import Path
 from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array
 from eval_data import settings
+from eval_data.keys import text_hash
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (eval_step, Accounts, check_template, fill, json_document, need, path_for, run_main,
                            require_inputs, source_name)
@@ -68,6 +69,15 @@ def fewshot_rows(records: dict, c: dict, acc: Accounts, source: str) -> list[dic
         rows.append(eval_row(fill(c["context_template"], question=nfc(r["question"])),
                              r["imageId"] + c["image_ext"], nfc(r["answer"])))
     return rows
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(no image keys, question text hashes) of xGQA val/test files: the text-only set ``xgqa``."""
+    texts = set()
+    for path in paths:
+        records = json_document(path, dict, "a JSON object keyed by question id")
+        texts.update(text_hash(q.get("question") or q.get("sent")) for q in records.values() if isinstance(q, dict))
+    return set(), texts
 
 
 def convert(cfg) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from common.errors import entry_point
 from eval_data import settings
 from eval_data.captions import captioning_split
+from eval_data.keys import text_hash
 from eval_data.rows import language_name
 from eval_data.run import (eval_step, Accounts, jsonl_records, need, path_for, require_inputs, run_main,
                            source_name)
@@ -32,6 +33,17 @@ def per_language(lines: list[dict], lang: str, image_ext: str, acc: Accounts, so
             acc.skip(source, reason, where)
             continue
         yield where, line["image/key"] + image_ext, block["caption"]
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(no image keys, caption text hashes of every language) of the XM3600 file: the text-only set ``xm3600``."""
+    texts = set()
+    for path in paths:
+        for line in jsonl_records(path):
+            for block in line.values() if isinstance(line, dict) else ():
+                if isinstance(block, dict) and isinstance(block.get("caption"), list):
+                    texts.update(text_hash(c) for c in block["caption"])
+    return set(), texts
 
 
 def convert(cfg) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from common.errors import entry_point
 from eval_data import settings
+from eval_data.keys import flickr_key, text_hash
 from eval_data.rows import eval_row, nfc
 from eval_data.run import (eval_step, Accounts, check_template, fill, jsonl_records, need, path_for, run_main,
                            require_inputs, source_name)
@@ -50,6 +51,17 @@ def rows_from(records, c: dict, acc: Accounts, source: str, train: bool) -> list
         rows.append(eval_row(context, r["Flikr30kID"] + c["image_ext"], label,
                              label=label if train else "", pair_id=r["pairID"]))
     return rows
+
+
+def keys(paths: list[Path], params: dict) -> tuple[set, set]:
+    """(Flickr30k image keys, hypothesis text hashes) of XVNLI files: the evaluation set ``xvnli``."""
+    images, texts = set(), set()
+    for path in paths:
+        for r in jsonl_records(path):
+            if isinstance(r, dict):
+                images.add(flickr_key(r.get("Flikr30kID", "")))
+                texts.add(text_hash(r.get("sentence2")))
+    return images, texts
 
 
 def convert(cfg) -> dict:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import decontam, lifecycle
+from common import lifecycle
+from eval_data import decontam
 from common.config import REPO_ROOT, parse_args
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, atomic_open, dumps, iter_json_array
 from common.report import Report
 from common.sampling import rng
 from common.steptype import Step
-from common.eval_sets import coco_id
+from eval_data.keys import coco_id
 from tasks.coco_images import CocoResolver
 from tasks.instructions import check_templates, final_row
 from common.templates import fill

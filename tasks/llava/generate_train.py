@@ -13,14 +13,14 @@ from the pipeline's run records (common/pipeline.py choose_run).
 """
 from __future__ import annotations
 
-from common import decontam
+from eval_data import decontam
 from common.config import parse_args
 from common.errors import entry_point
 from common.jsonl import BadRows, iter_json_array, read_jsonl, write_jsonl
 from common.report import Report
 from common.steptype import Step
 from common.languages import table_inputs
-from common.eval_sets import coco_id
+from eval_data.keys import coco_id
 from tasks.coco_images import CocoResolver
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from common.config import REPO_ROOT
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS

@@ -11,7 +11,7 @@ pipeline's run records (common/pipeline.py choose_run).
 """
 from __future__ import annotations
 
-from common import decontam
+from eval_data import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, read_jsonl, write_jsonl

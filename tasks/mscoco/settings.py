@@ -1,4 +1,4 @@
-"""MSCOCO settings and the Karpathy-split reader shared by the train and eval scripts."""
+"""MSCOCO settings and the Karpathy-split images shared by the train and eval scripts."""
 from __future__ import annotations
 
 import unicodedata
@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Iterator
 
 from common.config import REPO_ROOT, free_mapping
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
-from common.jsonl import BadRows, iter_json_array
+from common.jsonl import BadRows
 from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
+from tasks.mscoco import karpathy
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "mscoco.yaml")
@@ -60,18 +61,15 @@ def read_images(cfg, splits: list[str], report: Report) -> Iterator[tuple[str, s
     path = cfg.require_file("mscoco.karpathy")
     existing = list_images(cfg.path("mscoco.image_dir")) if c["check_images"] else None
     patterns = c["image_patterns"]
-    # One image record at a time: memory stays flat whatever the file's size. A
-    # record that is not JSON or holds invalid UTF-8 is skipped and counted.
+    # A record that is not JSON or holds invalid UTF-8 is skipped and counted.
     bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
     seen: dict = {}
-    for i, img in iter_json_array(path, bad, member="images"):
+    for i, img in karpathy.images(path, bad, splits):
         where = f"{path}: images[{i}]"
         if not isinstance(img, dict):
             report.skip("image record is not an object", where)
             continue
-        split = img.get("split")
-        if split not in splits:
-            continue
+        split = img["split"]
         report.count(f"images_{split}")
         cid = img.get("cocoid")
         where = f"{where} cocoid={cid}"

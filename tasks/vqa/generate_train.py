@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 
-from common import decontam
+from eval_data import decontam
 from common.config import parse_args
 from common.errors import UserError, entry_point
 from common.jsonl import BadRows, load_json, read_jsonl, write_json, write_jsonl

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from common.config import REPO_ROOT
-from common.decontam import DEFAULTS as DECONTAM_DEFAULTS
-from common.errors import UserError
-from common.jsonl import load_json
 from common.languages import SPLIT_DEFAULT
 from common.report import Report
 from common.shards import RUN_DEFAULTS
 from tasks.coco_images import list_images, pattern_name
-from common.lean_json import load_json_lean, vqa_annotation_hook
+from common.jsonl import BadRows
+from eval_data.decontam import DEFAULTS as DECONTAM_DEFAULTS
+from tasks.vqa import raw
 from translate.engine import TRANSLATION_DEFAULTS
 
 CONFIG = str(REPO_ROOT / "configs" / "vqav2.yaml")
@@ -55,19 +54,10 @@ def work_paths(cfg) -> dict[str, Path]:
             "answers": w / "answers_translated.json"}
 
 
-def _records(path: Path, key: str, hook: Callable | None = None) -> list:
-    data = load_json_lean(path, hook) if hook is not None else load_json(path)
-    items = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise UserError(f"{path}: expected a JSON object with a {key!r} list")
-    return items
-
-
 def load_annotations(a_path, split: str, need: str, report: Report) -> dict[int, dict]:
     """question_id -> {answer, answers} of an annotation file; bad and duplicate records counted."""
     annotations: dict[int, dict] = {}
-    records = _records(a_path, "annotations", vqa_annotation_hook(keep_answers=need == "answers"))
-    for i, a in enumerate(records):
+    for i, a in enumerate(raw.annotations(a_path, keep_answers=need == "answers")):
         qid = a.get("question_id") if isinstance(a, dict) else None
         if isinstance(qid, bool) or not isinstance(qid, int):
             report.skip(f"{split}: annotation without an integer question_id", f"{a_path}: annotations[{i}]")
@@ -97,7 +87,8 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
     existing = list_images(cfg.path("vqav2.image_dir")) if c["check_images"] else None
     annotations = load_annotations(a_path, split, need, report)
     used, first = set(), {}
-    for i, q in enumerate(_records(q_path, "questions")):
+    bad = BadRows(max_bad=c["max_bad_rows"], key="vqav2.max_bad_rows")
+    for i, q in raw.questions(q_path, bad):
         report.count(f"{split}_questions_in")
         where = f"{q_path}: questions[{i}]"
         if not isinstance(q, dict):
@@ -137,6 +128,9 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
             continue
         yield {"question_id": qid, "image_id": name, "question": text, "answer": answer,
                "answers": ann["answers"]}
+    if bad.count:
+        report.skip(f"{split}: question record not readable (not JSON or invalid UTF-8)", bad.examples[0],
+                    n=bad.count)
     orphans = len(annotations) - len(used)
     if orphans:
         report.skip(f"{split}: annotation without question", str(a_path), n=orphans)

@@ -45,7 +45,7 @@ MODULES: dict[str, list[str]] = {
     "common/jsonl.py": ["tests/test_jsonl.py", "tests/test_jsonl_contract.py"],
     "common/shards.py": ["tests/test_shards.py"],
     "match/negatives.py": ["tests/test_match_negatives.py"],
-    "common/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
+    "eval_data/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
     "translate/quality.py": ["tests/test_translate_quality.py", "tests/test_translate_langid.py"],
     "translate/segment.py": ["tests/test_translate_segment.py", "tests/test_translate_engine.py"],
     # State, keys and resume (issue 22).
@@ -66,7 +66,7 @@ WHAT = {
     "match/negatives.py": "sides, hard negatives",
     "common/jsonl.py": "JSONL/JSON readers, atomic writer",
     "common/shards.py": "shard merge, completion records",
-    "common/decontam.py": "evaluation images out of training",
+    "eval_data/decontam.py": "evaluation images out of training",
     "common/records.py": "run records: done / stale / missing",
     "common/cli.py": "command lines, the next: command",
     "common/status.py": "python -m common status",

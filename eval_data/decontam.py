@@ -1,8 +1,9 @@
 """No evaluation image in training: the filter every step that writes a final
 training file applies (``train/*.jsonl``, and so the mix).
 
-The evaluation sets (``common/eval_sets.py``) are read from the raw release
-files that the evaluation converters read, named by the same configs
+The evaluation sets (``eval_data/sets.py``) are read from the raw release
+files that the evaluation converters read, by the converters' own readers,
+named by the same configs
 (``configs/mscoco.yaml``, ``vqav2.yaml`` and ``eval_data.yaml``, looked up
 next to the step's ``--config`` like ``paths.yaml``, with the step's
 ``paths.*``), so the set does not depend on which steps ran before. Each set
@@ -33,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .config import REPO_ROOT, Config, build_config
-from .errors import UserError
-from .eval_sets import IMAGE_SETS, SETS, EvalSet, coco_key, text_hash, web_keys
-from .jsonl import BadRows, read_json_object, read_jsonl, write_json
+from common.config import REPO_ROOT, Config, build_config
+from common.errors import UserError
+from common.jsonl import BadRows, read_json_object, read_jsonl, write_json
+from eval_data.keys import coco_key, text_hash, web_keys
+from eval_data.sets import IMAGE_SETS, SETS, EvalSet
 
 DEFAULTS = {
     "exclude": {name: True for name in IMAGE_SETS},
@@ -52,7 +54,7 @@ _BUILT: dict[str, dict[str, Config]] = {}
 def eval_configs(cfg: Config) -> dict[str, Config]:
     """The mscoco, vqav2 and eval_data configs as the converters would load
     them (the files next to ``cfg``'s own, else configs/), with ``cfg``'s paths."""
-    from . import pipeline, steptype
+    from common import pipeline, steptype   # the ordered list, above the step modules: read at call time
     source = Path(getattr(cfg, "source", "") or "")
     config_dir = source.parent if source.suffix in (".yaml", ".yml") else REPO_ROOT / "configs"
     overrides = [f"paths.{k}={v}" for k, v in sorted(cfg.get("paths", {}).items()) if isinstance(v, str) and v]
@@ -69,7 +71,7 @@ def eval_configs(cfg: Config) -> dict[str, Config]:
 
 def inputs(cfg: Config, collection: str) -> list[Path]:
     """The raw files of the image sets of ``collection``: what a final training
-    file of it depends on (``reads`` in common/pipeline.py; the other sets'
+    file of it depends on (``reads`` of its step; the other sets'
     texts only shape the reports' counts)."""
     cfgs = eval_configs(cfg)
     return sorted({p for s in SETS if collection in s.collections for p in s.files(cfgs[s.config])})
@@ -107,14 +109,14 @@ class Loaded:
 
 
 def _fingerprints(files: list[Path], known: dict) -> dict:
-    from .records import file_fingerprint
+    from common.records import file_fingerprint
     return {str(p): file_fingerprint(p, known.get(str(p))) for p in files}
 
 
 def _cached(spec: EvalSet, files: list[Path], params: dict, cache_dir: Path | None) -> tuple[set, set]:
     """(image keys, text hashes) of one set: from the cache while its raw files
     (content fingerprints) and params are the ones it was made from."""
-    from .records import same_content
+    from common.records import same_content
     path = cache_dir / f"{spec.name}.json" if cache_dir else None
     old = read_json_object(path) if path is not None else None
     known = old.get("files", {}) if old is not None else {}
@@ -203,23 +205,64 @@ class Decontaminator:
                     t = index.get(k, ()) + (s.spec.name,)
                     index[k] = names.setdefault(t, t)
         self.tasks: dict[str, TaskCounts] = collections.defaultdict(TaskCounts)
+        self.adopted = False   # counts taken from the English run's report (``adopt``)
 
     def hits(self, keys: Iterable[str | None]) -> set[str]:
         return {name for k in keys if k for name in self.images.get(k, ())}
 
-    def keep(self, task: str, keys: Iterable[str | None], row: dict) -> bool:
+    def drop(self, task: str, keys: Iterable[str | None], lang: str) -> bool:
+        """Whether a row on these image keys is dropped (its image is in an
+        excluded evaluation set); counts the row, its sets and ``lang``. An
+        English run calls it, before translation."""
         c = self.tasks[task]
         c.rows += 1
         hits = self.hits(keys)
-        dropped = hits & self.excluded
         for name in hits:
             (c.dropped_by_set if name in self.excluded else c.kept_by_set)[name] += 1
-        if dropped:
+        if hits & self.excluded:
             c.dropped += 1
-            c.dropped_by_lang[row.get("lang", "")] += 1
+            c.dropped_by_lang[lang] += 1
+            return True
+        return False
+
+    def keep(self, task: str, keys: Iterable[str | None], row: dict) -> bool:
+        """Whether a final training row may be written (``drop``, then its texts counted)."""
+        if self.drop(task, keys, row.get("lang", "")):
             return False
-        self._check_texts(c, task, row)
+        self._check_texts(self.tasks[task], task, row)
         return True
+
+    def adopt(self, english: dict | None, english_step: str, rerun: str) -> None:
+        """Start the counts from the English run's report (``decontamination``):
+        the final run of a translated source checks rows the English run
+        already filtered. It must have used these sets and switches; without
+        its report (an input made by hand) the final run's own counts stand, with a warning."""
+        if english is None:
+            print(f"WARNING: decontam: no report of step {english_step} with decontamination counts: the rows "
+                  "its English run dropped are not counted here", file=sys.stderr)
+            return
+        if english.get("key") != self.key():
+            raise UserError(f"decontam: the report of step {english_step} does not record this config's "
+                            f"evaluation sets and switches (decontam.*): rerun {rerun}")
+        for task, d in english.get("tasks", {}).items():
+            c = self.tasks[task]
+            c.rows, c.dropped = d["rows_checked"], d["rows_dropped"]
+            c.dropped_by_set.update(d["dropped_by_eval_set"])
+            c.kept_by_set.update(d["kept_with_eval_image_by_eval_set"])
+            c.dropped_by_lang.update(d["dropped_by_language"])
+        self.adopted = True
+
+    def check_final(self, task: str, keys: Iterable[str | None], row: dict, rerun: str) -> None:
+        """The final run's assertion: no row on an excluded evaluation image got
+        past the English run (an error naming the run to redo); texts counted."""
+        if not self.adopted:
+            self.tasks[task].rows += 1
+        hits = self.hits(keys) & self.excluded
+        if hits:
+            raise UserError(f"decontam: a {task} row on an evaluation image ({', '.join(sorted(hits))}: "
+                            f"{row.get('image_id')}) reached the final run; the English run drops them before "
+                            f"translation: rerun {rerun} and the steps after it")
+        self._check_texts(self.tasks[task], task, row)
 
     def _check_texts(self, c: TaskCounts, task: str, row: dict) -> None:
         found: dict[str, tuple[str, ...]] = {}
@@ -258,6 +301,18 @@ class Decontaminator:
     def print(self, file=None) -> None:
         for line in summary_lines(self.report()):
             print(line, file=file or sys.stderr)
+
+
+def english_counts(cfg: Config, collection: str, english_step: str, rerun: str) -> Decontaminator:
+    """The final run's filter: this config's sets, with the row counts of the
+    English run's report (``reports/<english_step>.json``), which dropped the
+    rows on evaluation images before translation (``rerun``: the command that
+    remakes it, for the error when the report is not of these sets)."""
+    from common import lifecycle
+    dec = Decontaminator(cfg, collection)
+    english = read_json_object(lifecycle.report_path(english_step, cfg)) or {}
+    dec.adopt(english.get("decontamination"), english_step, rerun)
+    return dec
 
 
 def summary_lines(rep: dict) -> list[str]:
