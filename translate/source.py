@@ -139,38 +139,62 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     report = report or Report(step_id)
     bad_key = "translate.max_bad_rows" if "translate" in cfg else f"{pipeline.get(step_id).config}.max_bad_rows"
 
+    job = TranslateJob(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in,
+                       rows_out=rows_out, fields=list(fields), seed=seed, max_bad_rows=max_bad_rows,
+                       bad_key=bad_key, chunk_rows=chunk_rows, after=after, run=run, shard_index=shard_index,
+                       keep=keep, split=split)
+
     def work() -> Report:
-        _translate(engine or Engine(cfg.at("translation")), step_id, cfg, report, bad_key, **kw)
+        _translate(engine or Engine(cfg.at("translation")), step_id, cfg, report, job)
         return report
 
-    kw = dict(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in, rows_out=rows_out,
-              fields=fields, seed=seed, max_bad_rows=max_bad_rows, chunk_rows=chunk_rows, after=after,
-              run=run, shard_index=shard_index, keep=keep, split=split)
     lifecycle.run_step(pipeline.get(step_id), cfg, argv, work, partial=report)
     return dict(report.counts)
 
 
-def _translate(engine: Engine, step_id: str, cfg, report: Report, bad_key: str, *, languages, template_sets, store,
-               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index, keep,
-               split) -> None:
+@dataclass(frozen=True)
+class TranslateJob:
+    """What one translate step does, from ``translate_step``'s arguments: the rows
+    (``rows_in`` -> ``rows_out``, ``fields`` of them, a language per row by
+    ``split``), the template sets into ``store``, and ``after``."""
+    languages: list[str]
+    template_sets: dict[str, list[str]]
+    store: Path
+    rows_in: Path | None
+    rows_out: Path | None
+    fields: list[str]
+    seed: int
+    max_bad_rows: int
+    bad_key: str                    # the config key named when max_bad_rows is reached
+    chunk_rows: int
+    after: Callable | None
+    run: dict                       # the run section: num_shards, shard_index
+    shard_index: int
+    keep: dict[str, str] | None
+    split: dict | None              # the language-split policy (drawing_split), None without rows
+
+
+def _translate(engine: Engine, step_id: str, cfg, report: Report, job: TranslateJob) -> None:
     """The rows, then (shard 0) the template store and ``after``; the engine's summary in the report."""
     try:
-        if rows_in is not None:
-            counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
-                                     assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
-                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id,
-                                     keep=keep, language_split=split)
+        if job.rows_in is not None:
+            counts = translate_jsonl(engine, job.rows_in, job.rows_out, fields=job.fields, lang_field="lang",
+                                     assign_seed=job.seed, languages=job.languages, run=job.run,
+                                     chunk_rows=job.chunk_rows, max_bad_rows=job.max_bad_rows,
+                                     max_bad_rows_key=job.bad_key, assign_stage=step_id, keep=job.keep,
+                                     language_split=job.split)
             # {language: {reason: rows}}: what the mix report explains per language
             report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
             # the draws and their policy: the mix report's "drawn vs target" (pretrain/mix_card.py)
-            report.extra["language_split"] = {**split, "target_percent": target_percent(languages, split)}
+            report.extra["language_split"] = {**job.split,
+                                              "target_percent": target_percent(job.languages, job.split)}
             report.extra["drawn"] = counts.pop("drawn")
             report.counts.update(counts)
-        if shard_index == 0:
-            translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
-            _check_templates(translated, template_sets, languages, report)
-            if after is not None:
-                report.counts.update(after(engine, languages))
+        if job.shard_index == 0:
+            translated = build_store(engine, job.store, job.template_sets, cfg.at("translation"), job.languages)
+            _check_templates(translated, job.template_sets, job.languages, report)
+            if job.after is not None:
+                report.counts.update(job.after(engine, job.languages))
         engine.print_summary()
         engine.check_rejections(step_id)
     finally:
