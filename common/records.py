@@ -6,7 +6,9 @@ A step names config *values*, not paths: ``reads``/``writes`` are strings with
 ``configs/paths.yaml`` and the user's ``--set``), so the same declaration
 serves every layout. ``shaped_by`` lists the config keys or sections whose
 values shape the output (keys that only change speed or logging are left out,
-see ``NOT_SHAPING``).
+see ``NOT_SHAPING``), or functions of the config that give {dotted key: value}
+themselves: the domain that knows which of its settings shape an output says
+so (``translate.shaping.step_values``, the translation settings).
 
 When a step finishes it records a manifest in ``${paths.work_dir}/pipeline/``:
 the fingerprint of every file it read and wrote (size, mtime and SHA-256;
@@ -145,7 +147,8 @@ def same_content(a: dict | None, b: dict | None) -> bool:
 
 
 def shaping_values(step: Step, cfg: Config) -> dict[str, Any]:
-    """The resolved config values that shape the step's output, by dotted key."""
+    """The resolved config values that shape the step's output, by dotted key:
+    a key or section of ``shaped_by`` walked (less ``NOT_SHAPING``), a function called."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -157,6 +160,9 @@ def shaping_values(step: Step, cfg: Config) -> dict[str, Any]:
             out[prefix] = node
 
     for key in step.shaped_by:
+        if callable(key):   # a function of the config gives its values itself (translate.shaping.step_values)
+            out.update(key(cfg))
+            continue
         try:
             walk(key, cfg.at(key))
         except UserError:
