@@ -40,14 +40,16 @@ from .jsonl import read_json_object, write_json
 from .shards import shard_name
 from .steptype import Step
 
-# Leaf keys that change speed, logging or bookkeeping, not what a step writes.
+# Leaf keys that change speed, logging or bookkeeping, not what a step writes, in the
+# sections a step names in ``shaped_by``. The translation settings are not walked here:
+# translate/shaping.py says which of them shape an output (``step_values``).
 NOT_SHAPING = frozenset({
     "progress", "threads", "n_process", "batch_size", "report", "report_dir", "max_bad_rows", "device",
-    "cache", "log_dir", "flush_segments", "flush_seconds", "index_dir", "text_batch", "image_batch", "image_workers",
+    "log_dir", "index_dir", "text_batch", "image_batch", "image_workers",
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
-    "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
-    "max_reject_rate", "min_success_rate",   # checks of an outcome, not what is written
+    "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
+    "min_success_rate",   # a check of an outcome, not what is written
 })
 
 

@@ -11,7 +11,8 @@ VQAv2, LLaVA and ImageNet all go through it.
 * The store of translated templates: one JSON file per source,
   ``{"key", "fingerprint", "counts", "translated": {set: {lang: [texts]}}}``.
   The key is what the translations depend on (the English templates, the
-  translation settings that shape the output, the languages). The translate
+  translation settings that shape the output: ``translate/shaping.py``, the
+  languages and their model codes). The translate
   step rebuilds a store whose key differs; a final run refuses one (exit 2,
   naming the step to rerun), so stale translations are never used.
 * ``InstructionPicker``: an instruction per row, chosen by a hash of (seed,
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common import cli, lifecycle, records
+from common import cli, lifecycle
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
 from common.templates import fill
@@ -42,6 +43,7 @@ from common.sampling import stable_hash
 from common.shards import check_shard_args
 from .engine import Engine, check_settings
 from .families import check_model_codes, resolve_family
+from .shaping import shaping_settings
 from .stage import translate_jsonl, translate_templates
 
 
@@ -233,22 +235,11 @@ def _check_templates(translated: dict, template_sets: dict, languages: list[str]
 
 
 # -- the store of translated templates ------------------------------------------------------------
-def translation_settings(tcfg: dict) -> dict:
-    """The translation settings that shape a translation (the model the backend
-    uses; not the device, batch size, cache or progress bar)."""
-    model = {"ctranslate2": tcfg.get("ct2_model"), "dry-run": None}.get(tcfg["backend"], tcfg.get("model"))
-    out = {"backend": tcfg["backend"], "model": None if model is None else str(model)}
-    for k, v in sorted(tcfg.items()):
-        if k not in out and k not in ("model", "ct2_model") and k not in records.NOT_SHAPING:
-            out[k] = v
-    return out
-
-
 def store_key(template_sets: dict[str, list[str]], tcfg: dict, languages: list[str]) -> dict:
     # model_codes: what the model receives for each language (the code of the table of its
     # family: NLLB or MADLAD), so an edit of the table, or another family, makes the store stale.
     family = resolve_family(tcfg)
-    key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages),
+    key = {"templates": template_sets, "translation": shaping_settings(tcfg), "languages": list(languages),
            "model_codes": {c: model_code(c, family) for c in languages}}
     return json.loads(json.dumps(key))  # as it reads back from the file (tuples -> lists)
 
