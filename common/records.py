@@ -6,7 +6,9 @@ A step names config *values*, not paths: ``reads``/``writes`` are strings with
 ``configs/paths.yaml`` and the user's ``--set``), so the same declaration
 serves every layout. ``shaped_by`` lists the config keys or sections whose
 values shape the output (keys that only change speed or logging are left out,
-see ``NOT_SHAPING``).
+see ``NOT_SHAPING``), or functions of the config that give {dotted key: value}
+themselves: the domain that knows which of its settings shape an output says
+so (``translate.shaping.step_values``, the translation settings).
 
 When a step finishes it records a manifest in ``${paths.work_dir}/pipeline/``:
 the fingerprint of every file it read and wrote (size, mtime and SHA-256;
@@ -38,14 +40,16 @@ from .jsonl import read_json_object, write_json
 from .shards import shard_name
 from .steptype import Step
 
-# Leaf keys that change speed, logging or bookkeeping, not what a step writes.
+# Leaf keys that change speed, logging or bookkeeping, not what a step writes, in the
+# sections a step names in ``shaped_by``. The translation settings are not walked here:
+# translate/shaping.py says which of them shape an output (``step_values``).
 NOT_SHAPING = frozenset({
     "progress", "threads", "n_process", "batch_size", "report", "report_dir", "max_bad_rows", "device",
-    "cache", "log_dir", "flush_segments", "flush_seconds", "index_dir", "text_batch", "image_batch", "image_workers",
+    "log_dir", "index_dir", "text_batch", "image_batch", "image_workers",
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
-    "max_batch_tokens", "dtype", "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
-    "max_reject_rate", "min_success_rate",   # checks of an outcome, not what is written
+    "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
+    "min_success_rate",   # a check of an outcome, not what is written
 })
 
 
@@ -145,7 +149,8 @@ def same_content(a: dict | None, b: dict | None) -> bool:
 
 
 def shaping_values(step: Step, cfg: Config) -> dict[str, Any]:
-    """The resolved config values that shape the step's output, by dotted key."""
+    """The resolved config values that shape the step's output, by dotted key:
+    a key or section of ``shaped_by`` walked (less ``NOT_SHAPING``), a function called."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -157,6 +162,9 @@ def shaping_values(step: Step, cfg: Config) -> dict[str, Any]:
             out[prefix] = node
 
     for key in step.shaped_by:
+        if callable(key):   # a function of the config gives its values itself (translate.shaping.step_values)
+            out.update(key(cfg))
+            continue
         try:
             walk(key, cfg.at(key))
         except UserError:

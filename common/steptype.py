@@ -25,6 +25,9 @@ CONFIG_DIR = REPO_ROOT / "configs"
 # config list of paths), "section.*" (every raw input of a section), or a
 # function of the config that lists the files.
 Item = Union[str, Callable[[Any], list]]
+# A shaped_by entry: "section" or "section.key" (its values, less records.NOT_SHAPING), or a
+# function of the config that gives {dotted key: value} (translate.shaping.step_values).
+Shaping = Union[str, Callable[[Any], dict]]
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Step:
     reads: tuple[Item, ...] = ()     # input files ("${filter.input}"); see records.expand()
     writes: tuple[str, ...] = ()     # output files or folders
     after: tuple[str, ...] = ()      # steps whose outputs this one reads
-    shaped_by: tuple[str, ...] = ()  # config keys/sections whose values shape the outputs
+    shaped_by: tuple[Shaping, ...] = ()  # config keys/sections (or functions) whose values shape the outputs
     sets: tuple[str, ...] = ()       # --set this run of the script needs (two-run scripts)
     tasks: tuple[str, ...] = ()      # training tasks in the output (the merge's task list)
     defaults: dict = field(default_factory=dict, compare=False, repr=False)   # the config schema

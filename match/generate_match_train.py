@@ -31,6 +31,7 @@ from common.report import Report
 from common.sampling import rng
 from common.steptype import Step
 from translate import source
+from translate.shaping import step_values
 from match.settings import DEFAULTS, load_config
 
 TASK = "capfilt_match"
@@ -161,7 +162,7 @@ def write_examples(cfg, src: Path, by_lang: dict[str, list[Template]], report: R
 STEP = Step("match.final", "match.generate_match_train", "match", "final training file",
             reads=(table_inputs, "${generate.input}", "${generate.translated_templates}", "${match.input}", decontam.web_inputs),
             writes=("${generate.output}",), after=("match.translate",),
-            shaped_by=("generate", "decontam", "translation"), tasks=("capfilt_match",), defaults=DEFAULTS)
+            shaped_by=("generate", "decontam", step_values), tasks=("capfilt_match",), defaults=DEFAULTS)
 
 
 @entry_point

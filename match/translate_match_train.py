@@ -22,6 +22,7 @@ from common.steptype import Step
 from match.generate_match_train import template_sets
 from match.settings import DEFAULTS, load_config
 from translate import source
+from translate.shaping import step_values
 
 # Rows dealt round-robin into shard files of translate.output, interleaved back by the
 # launcher (python -m common launch match.translate); shard 0 writes the templates.
@@ -31,7 +32,7 @@ SHARDS = ShardRule(device="translation", sharded=("${translate.output}",),
 
 STEP = Step("match.translate", "match.translate_match_train", "match", "translate the candidate captions",
             reads=(table_inputs, "${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
-            after=("match.mine",), shaped_by=("translate", "generate.templates", "translation"),
+            after=("match.mine",), shaped_by=("translate", "generate.templates", step_values),
             defaults=DEFAULTS, rule=SHARDS)
 
 

@@ -31,6 +31,7 @@ from common.report import Report
 from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS, clean_text
 from translate import source
+from translate.shaping import step_values
 
 TASK = "capfilt"
 # The picker's stage name: its draws are keyed "capfilt-final-<purpose>".
@@ -154,7 +155,8 @@ ENGLISH_STEP = Step("capfilt.english", "pretrain.generate_train", "capfilt", "En
                     defaults=DEFAULTS)
 FINAL_STEP = Step("capfilt.final", "pretrain.generate_train", "capfilt", "final training file",
                   reads=(table_inputs, "${generate.translated}", "${generate.templates}", decontam.web_inputs),
-                  writes=("${generate.output}",), after=("capfilt.translate",), shaped_by=("generate", "decontam"),
+                  writes=("${generate.output}",), after=("capfilt.translate",),
+                  shaped_by=("generate", "decontam", step_values),
                   tasks=("capfilt",), defaults=DEFAULTS)
 
 

@@ -26,6 +26,7 @@ from common.steptype import Step
 from pretrain.capfilt_config import CONFIG_FILE, DEFAULTS
 from pretrain.generate_train import template_sets
 from translate import source
+from translate.shaping import step_values
 
 # Rows dealt round-robin into shard files of translate.output, interleaved back by the
 # launcher (python -m common launch capfilt.translate); shard 0 writes the templates.
@@ -36,7 +37,7 @@ SHARDS = ShardRule(device="translation", sharded=("${translate.output}",),
 
 STEP = Step("capfilt.translate", "pretrain.translate_train", "capfilt", "translate captions and templates",
             reads=(table_inputs, "${translate.input}",), writes=("${translate.output}", "${translate.templates_output}"),
-            after=("capfilt.english",), shaped_by=("translate", "generate.caption_templates", "translation"),
+            after=("capfilt.english",), shaped_by=("translate", "generate.caption_templates", step_values),
             defaults=DEFAULTS, rule=SHARDS)
 
 

@@ -93,6 +93,19 @@ def test_a_shaping_setting_changed_is_stale_and_named_speed_settings_are_not(tmp
     assert records.state(STEP, cfg_of(tmp_path, "stage.threads=8", "stage.sub.batch_size=64")).status == "done"
 
 
+def test_a_shaped_by_function_gives_its_own_values_speed_keys_included(tmp_path):
+    """A domain that knows which of its settings shape an output says so with a function
+    of the config: its values are taken as given (NOT_SHAPING does not filter them)."""
+    def own(cfg):
+        return {"stage.threads": cfg.at("stage.threads")}   # a name NOT_SHAPING lists, shaping here
+    step = dataclasses.replace(STEP, shaped_by=("stage.min", own))
+    ran(tmp_path, step)
+    assert records.state(step, cfg_of(tmp_path, "stage.sub.k=5")).status == "done"   # not named
+    st = records.state(step, cfg_of(tmp_path, "stage.threads=8"))
+    assert (st.status, st.reason, st.changed) == ("stale", "config changed: stage.threads", ["stage.threads"])
+    assert records.shaping_values(step, cfg_of(tmp_path)) == {"stage.min": 1, "stage.threads": 2}
+
+
 def test_the_config_reason_names_at_most_five_keys(tmp_path):
     defaults = {"stage": {**DEFAULTS["stage"], **{f"k{i}": 0 for i in range(7)}}}
     step = dataclasses.replace(STEP, defaults=defaults)

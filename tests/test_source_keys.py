@@ -18,18 +18,29 @@ TCFG = {**json.loads(json.dumps(TRANSLATION_DEFAULTS)), "backend": "hf", "model"
         "cache": "x.sqlite"}
 SETS, LANGS = {"ask": ["Caption it.", "Describe {}."]}, ["en", "de", "fr"]
 
-# A changed value for every setting that shapes what the model writes.
+# A changed value for every setting that shapes what the model writes (the hf backend).
 SHAPING = {"beam_size": 4, "max_words_per_segment": 50, "max_new_tokens": 128, "length_factor": 3.0,
-           "length_extra": 20, "quality": {**TCFG["quality"], "max_repeats": 3},
-           "openai": {**TCFG["openai"], "prompt": "v2"}, "backend": "ctranslate2", "model": "other",
-           "model_family": "nllb"}
-# Settings of speed and bookkeeping.
+           "length_extra": 20, "quality": {**TCFG["quality"], "max_repeats": 3}, "dtype": "float16",
+           "backend": "ctranslate2", "model": "other", "model_family": "nllb"}
+# Settings of speed and bookkeeping (openai's settings: of another backend).
 SPEED = {"device": "cuda", "threads": 8, "max_batch_tokens": 32768, "cache": "", "flush_segments": 10, "flush_seconds": 5,
-         "progress": False, "max_reject_rate": 0.5}
+         "progress": False, "max_reject_rate": 0.5, "openai": {**TCFG["openai"], "model": "llm", "prompt": "v2"}}
+# The openai backend's own settings: the served model and the prompt shape, the rest is speed.
+OPENAI = {**TCFG, "backend": "openai", "openai": {**TCFG["openai"], "model": "served-llm"}}
+OPENAI_SHAPING = {"model": "other-llm", "prompt": "v2"}
+OPENAI_SPEED = {"base_url": "http://10.0.0.2:9000/v1", "api_key_env": "OTHER_KEY", "concurrency": 64,
+                "timeout": 5.0, "retries": 0, "max_retry_wait": 1.0}
+
+
+@pytest.fixture
+def prompt_v2(monkeypatch):
+    from translate.openai_backend import PROMPTS
+    monkeypatch.setitem(PROMPTS, "v2", PROMPTS["v1"] + " Keep it short.")
 
 
 def test_every_shaping_setting_is_listed_here():
-    assert set(TCFG) - {"ct2_model", "dtype"} == set(SHAPING) | set(SPEED)
+    assert set(TCFG) - {"ct2_model"} == set(SHAPING) | set(SPEED)
+    assert set(TCFG["openai"]) == set(OPENAI_SHAPING) | set(OPENAI_SPEED)
 
 
 @pytest.mark.parametrize("key", sorted(SHAPING))
@@ -56,16 +67,52 @@ def test_a_speed_setting_reuses_the_store(tmp_path, key, capsys):
     assert engine.texts == 4 and f"templates: up to date in {path}" in capsys.readouterr().err
 
 
+def openai_with(**kw):
+    return {**OPENAI, "openai": {**OPENAI["openai"], **kw}}
+
+
+@pytest.mark.parametrize("key", sorted(OPENAI_SHAPING))
+def test_another_served_model_or_prompt_version_refuses_the_store(tmp_path, key, prompt_v2):
+    path, engine = tmp_path / "store.json", TagEngine()
+    source.build_store(engine, path, SETS, OPENAI, LANGS)
+    changed = openai_with(**{key: OPENAI_SHAPING[key]})
+    with pytest.raises(UserError, match="translation.(model|openai) changed"):
+        source.load_store(path, SETS, changed, LANGS, "mscoco.translate", [])
+    source.build_store(engine, path, SETS, changed, LANGS)
+    assert engine.texts == 8
+
+
+def test_an_edited_prompt_text_refuses_the_store_under_the_same_version(tmp_path, monkeypatch):
+    from translate.openai_backend import PROMPTS
+    path = tmp_path / "store.json"
+    source.build_store(TagEngine(), path, SETS, OPENAI, LANGS)
+    monkeypatch.setitem(PROMPTS, "v1", PROMPTS["v1"] + " Keep it short.")
+    with pytest.raises(UserError, match=r"translation.openai changed.*step 4.2 \(mscoco.translate\)"):
+        source.load_store(path, SETS, OPENAI, LANGS, "mscoco.translate", [])
+
+
+@pytest.mark.parametrize("key", sorted(OPENAI_SPEED))
+def test_an_openai_speed_setting_reuses_the_store(tmp_path, key):
+    path, engine = tmp_path / "store.json", TagEngine()
+    source.build_store(engine, path, SETS, OPENAI, LANGS)
+    changed = openai_with(**{key: OPENAI_SPEED[key]})
+    assert source.load_store(path, SETS, changed, LANGS, "mscoco.translate", []) == \
+        source.build_store(engine, path, SETS, changed, LANGS)
+    assert engine.texts == 4
+
+
 def test_the_model_that_counts_is_the_backends():
     key = lambda **kw: source.store_key(SETS, {**TCFG, **kw}, LANGS)["translation"]   # noqa: E731
-    assert key(backend="hf")["model"] == "m" and key(backend="openai")["model"] == "m"
-    assert key(backend="ctranslate2")["model"] == "c"
+    assert key(backend="hf")["model"] == "m" and key(backend="ctranslate2")["model"] == "c"
+    assert key(backend="openai", openai={**TCFG["openai"], "model": " llm "})["model"] == "llm"
     assert key(backend="dry-run")["model"] is None
-    # hf: the converted model does not count; ctranslate2: the hf model does not; dry-run: neither.
+    # hf: the converted model does not count; ctranslate2: the hf model does not; dry-run and
+    # openai: neither (nor dtype, which only a model run here takes).
     assert key(ct2_model="x") == key()
     assert key(backend="ctranslate2", model="x") == key(backend="ctranslate2")
     assert key(backend="ctranslate2", ct2_model="x") != key(backend="ctranslate2")
-    assert key(backend="dry-run", model="x", ct2_model="y") == key(backend="dry-run")
+    assert key(backend="dry-run", model="x", ct2_model="y", dtype="float16") == key(backend="dry-run")
+    assert key(backend="openai", model="x", dtype="float16") == key(backend="openai")
     from pathlib import Path
     assert key(model=Path("/m"))["model"] == "/m"
     assert "ct2_model" not in key() and list(key())[:2] == ["backend", "model"]

@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from translate.engine import TRANSLATION_DEFAULTS, Engine, generation_key
+from translate.engine import TRANSLATION_DEFAULTS, Engine
+from translate.shaping import cache_model_key, generation_key
 
 
 class Backend:
@@ -105,3 +106,19 @@ def test_an_old_cache_layout_is_left_alone(tmp_path):
     be = Backend(SHORT)
     assert Engine(cfg(db, {"min_ratio": 0.1}), backend=be).translate([TEXT], ["de"])[0].text == "Hund."
     assert be.calls == 1
+
+
+def test_the_cache_keys_are_those_existing_caches_were_written_with():
+    """The key strings are pinned: built from translate/shaping.py now, they must
+    equal what the backends wrote before, or every existing cache misses."""
+    base = {**cfg("c.sqlite"), "model": "/m/nllb", "ct2_model": "/m/ct2", "beam_size": 2}
+    assert cache_model_key({**base, "backend": "hf"}, "float16") == "hf:/m/nllb:float16:beam2"
+    assert cache_model_key({**base, "backend": "ctranslate2"}, "int8") == "ct2:/m/ct2:int8:beam2"
+    assert cache_model_key({**base, "backend": "dry-run"}) == "dry-run"
+    served = {**base, "backend": "openai", "openai": {**base["openai"], "model": " served-llm "}}
+    assert cache_model_key(served) == "openai:served-llm:prompt=v1.b3f4ce0fbf08:t0"
+    assert generation_key(base, "hf:x", "madlad") == "hf:x|family=madlad|beam=2|max_new=256|length=2.0x+10"
+    # Speed settings are no part of it; dtype is, as the backend resolved it.
+    fast = {**base, "backend": "hf", "device": "cuda", "max_batch_tokens": 65536, "threads": 3}
+    assert cache_model_key(fast, "float16") == cache_model_key({**base, "backend": "hf"}, "float16")
+    assert cache_model_key(fast, "float32") != cache_model_key(fast, "float16")

@@ -172,6 +172,87 @@ def test_match_final_run_refuses_a_stale_store(tmp_path, capsys):
     assert out.read_bytes() == first  # dry-run: the same words
 
 
+def _match_translated(tmp_path, backend_sets: list[str]) -> list[str]:
+    """match.translate then match.final on 12 captions into en and de: the --set list used."""
+    from match import generate_match_train as gen, translate_match_train as tr
+    src = tmp_path / "work" / "match" / "capfilt_match_en.jsonl"
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(json.dumps({"id": f"r{i}", "image_id": f"{i}.jpg", "caption": f"A house on a hill {i}.",
+                                       "match": "yes" if i % 2 else "no"}) + "\n" for i in range(12)))
+    sets = ["--set", f"paths.work_dir={tmp_path / 'work'}", "--set", f"paths.out_root={tmp_path / 'out'}",
+            "--set", f"paths.raw_root={FIXTURES_RAW}", "--set", "translate.languages=[en, de]", *backend_sets]
+    tr.main(sets)
+    gen.main(sets)
+    return sets
+
+
+def _status_of(capsys, sets: list[str], *change: str) -> dict[str, str]:
+    """{step id: what python -m common status says} for the two matching steps, after a --set change."""
+    from common import status
+    capsys.readouterr()
+    status.main(sets + [a for c in change for a in ("--set", c)])
+    lines = capsys.readouterr().out.splitlines()
+    return {sid: next(" ".join(line.split()[2:]) for line in lines if f" {sid} " in line)
+            for sid in ("match.translate", "match.final")}
+
+
+def _final_refuses(capsys, sets: list[str], change: str, named: str) -> None:
+    """The final run under ``change`` stops (exit 2, one line) naming the setting and the step to rerun."""
+    from match import generate_match_train as gen
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        gen.main(sets + ["--set", change])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    assert named in err and "rerun step 3.2 (match.translate): python match/translate_match_train.py" in err
+
+
+def test_speed_settings_keep_the_translation_done_shaping_ones_make_it_stale(tmp_path, capsys, tiny_nllb):
+    """The hf backend (the tiny model): a change of speed only keeps both matching steps done in
+    python -m common status and the final run reuses the store; dtype or the model makes the translate
+    step (and the final file built on it) stale, and the final run refuses the store."""
+    from match import generate_match_train as gen
+    sets = _match_translated(tmp_path, translation_sets("hf", tmp_path / "cache.sqlite", tiny_nllb))
+    out = tmp_path / "out" / "train" / "capfilt_match.jsonl"
+    first = out.read_bytes()
+    assert _status_of(capsys, sets) == {"match.translate": "done", "match.final": "done"}
+    speed = ["translation.max_batch_tokens=64", "translation.threads=2", "translation.device=cpu",
+             "translation.flush_segments=1", "translation.progress=true", "translation.max_reject_rate=0.9"]
+    assert _status_of(capsys, sets, *speed) == {"match.translate": "done", "match.final": "done"}
+    gen.main(sets + [a for c in speed for a in ("--set", c)])
+    assert out.read_bytes() == first
+    for change, named in [("translation.dtype=bfloat16", "translation.dtype"),
+                          (f"translation.model={tmp_path / 'other-nllb'}", "translation.model")]:
+        got = _status_of(capsys, sets, change)
+        assert got == {sid: f"STALE (config changed: {named})" for sid in got}, got
+        _final_refuses(capsys, sets, change, f"({named} changed since they were translated)")
+
+
+def test_openai_speed_settings_keep_the_translation_done_the_prompt_makes_it_stale(tmp_path, capsys, monkeypatch):
+    """The openai backend (a loopback server): concurrency, timeouts, retries and the server's
+    address are speed; another served model, prompt version or prompt text makes the step stale."""
+    from tests.test_translate_openai import openai_sets
+    from tests.tools.fake_openai import FakeOpenAI
+    from translate.openai_backend import PROMPTS
+    with FakeOpenAI(fault_rate=0.0) as fake:   # it echoes what is not in its corpus: checks relaxed
+        sets = _match_translated(tmp_path, openai_sets(fake.base_url, **{
+            "translation.cache": "", "translation.quality.langid": "false",
+            "translation.quality.min_words_for_copy": 1000}))
+    assert _status_of(capsys, sets) == {"match.translate": "done", "match.final": "done"}
+    speed = ["translation.openai.concurrency=2", "translation.openai.timeout=9.5", "translation.openai.retries=0",
+             "translation.openai.max_retry_wait=1.0", "translation.openai.base_url=http://10.1.2.3:9000/v1",
+             "translation.openai.api_key_env=OTHER_KEY", "translation.max_batch_tokens=64"]
+    assert _status_of(capsys, sets, *speed) == {"match.translate": "done", "match.final": "done"}
+    monkeypatch.setitem(PROMPTS, "v2", PROMPTS["v1"] + " Keep it short.")
+    for change, named in [("translation.openai.model=other-llm", "translation.model"),
+                          ("translation.openai.prompt=v2",
+                           "translation.openai.prompt, translation.openai.prompt_sha256")]:
+        assert _status_of(capsys, sets, change)["match.translate"] == f"STALE (config changed: {named})"
+        _final_refuses(capsys, sets, change, "translation.")
+    monkeypatch.setitem(PROMPTS, "v1", PROMPTS["v1"] + " Keep it short.")   # the text edited, the same version
+    assert _status_of(capsys, sets)["match.translate"] == "STALE (config changed: translation.openai.prompt_sha256)"
+
+
 # -- the instruction picker -------------------------------------------------------------------------
 def test_picker_choice_depends_only_on_the_row():
     picker = lambda: source.InstructionPicker(7, "t", ["E1", "E2", "E3"], ["N1 {lang}", "N2 {lang}"],  # noqa: E731

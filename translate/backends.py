@@ -8,8 +8,9 @@ may mix target languages. The codes are the model family's (translate/families.p
 for nllb, ``src`` is set on the tokenizer and each row's target code is forced as
 its first decoder token; for madlad, each row's input starts with its target tag
 (``<2de>``), ``src`` is not given to the model, and nothing is forced. ``model_key``
-names what decides the output (model, dtype or compute type, beam size; the
-engine adds the length rule for the cache key); ``writes_language`` says the
+names what decides the output (model, dtype or compute type, beam size:
+``translate/shaping.py`` ``cache_model_key``; the engine adds the length rule
+for the cache key); ``writes_language`` says the
 output is real language, so the engine's language check applies to it.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from common.devices import resolve_device
 from common.errors import UserError
 
 from . import cuda_libs
+from .shaping import cache_model_key
 
 
 class DryRunBackend:
@@ -31,7 +33,7 @@ class DryRunBackend:
     writes_language = False
 
     def __init__(self, cfg: dict):
-        self.model_key = "dry-run"
+        self.model_key = cache_model_key({**cfg, "backend": self.name})
         self.calls = 0
 
     def count_tokens(self, texts, src=None):
@@ -137,7 +139,7 @@ class HFBackend(_NllbTokenizer):
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg["threads"]))
         self.num_beams = int(cfg["beam_size"])
-        self.model_key = f"hf:{self.path}:{dtype}:beam{self.num_beams}"
+        self.model_key = cache_model_key({**cfg, "backend": self.name}, dtype)
         self.calls = 0
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):
@@ -183,7 +185,7 @@ class CTranslate2Backend(_NllbTokenizer):
                                                  compute_type=compute,
                                                  intra_threads=threads if kind == "cpu" else 0)
         self.num_beams = int(cfg["beam_size"])
-        self.model_key = f"ct2:{self.path}:{compute}:beam{self.num_beams}"
+        self.model_key = cache_model_key({**cfg, "backend": self.name}, compute)
         self.calls = 0
 
     def translate_batch(self, texts, src, tgts, max_new_tokens):

@@ -10,7 +10,7 @@ and through the SQLite cache across runs), sorts by length and batches by a
 token budget (padding included), and caps the generated length relative to the
 input. Every output is quality-checked, also when it comes from the cache
 (which holds raw outputs, keyed by everything that changes them: see
-``generation_key``); a text with a flagged segment comes back as (None,
+``translate/shaping.py``); a text with a flagged segment comes back as (None,
 reason) and is listed in ``engine.rejects``. Chinese (zho_Hans) outputs are
 converted to Simplified characters. A segment longer
 (in tokens) than ``max_new_tokens`` could not come back whole and is flagged
@@ -43,6 +43,7 @@ from .backends import make_backend
 from .families import check_family, resolve_family
 from .openai_backend import OPENAI_DEFAULTS, Failed, check_openai_settings
 from .cache import TranslationCache, cache_key
+from .shaping import generation_key
 
 # The schema every stage embeds as its ``translation`` section (the values
 # themselves come from configs/translation.yaml, shared by all stages).
@@ -81,18 +82,6 @@ TRANSLATION_DEFAULTS: dict = {
     # backend=openai: an OpenAI-compatible server (docs/translation-openai.md).
     "openai": OPENAI_DEFAULTS,
 }
-
-
-def generation_key(cfg: dict, model_key: str, family: str = "nllb") -> str:
-    """Everything that changes what the model writes for a segment, besides the
-    languages and the text: the backend's model identity (path, dtype or
-    compute type, beam size), the model family (named only when not nllb, so
-    caches written before families existed stay valid) and the generation
-    length rule. The cache is keyed on it, so a change of any of these never
-    reuses an old output."""
-    return (f"{model_key}{'' if family == 'nllb' else f'|family={family}'}"
-            f"|beam={int(cfg['beam_size'])}|max_new={int(cfg['max_new_tokens'])}"
-            f"|length={float(cfg['length_factor'])}x+{int(cfg['length_extra'])}")
 
 
 # max_batch_tokens "auto": the budget by device. A CPU gains nothing from large batches;

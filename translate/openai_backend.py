@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import email.utils
-import hashlib
 import http.client
 import json
 import math
@@ -44,6 +43,8 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from common.errors import UserError
+
+from .shaping import cache_model_key
 
 # Our own wording. Bump the version (a new entry) for any change: the version
 # and the text's hash are part of the cache key either way.
@@ -161,8 +162,7 @@ class OpenAIBackend:
         key = os.environ.get(o["api_key_env"], "") if o["api_key_env"] else ""
         self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
         self.length_factor, self.length_extra = float(cfg["length_factor"]), int(cfg["length_extra"])
-        digest = hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()[:12]
-        self.model_key = f"openai:{self.model}:prompt={o['prompt']}.{digest}:t0"
+        self.model_key = cache_model_key({**cfg, "backend": self.name})
         self.calls = 0
         self.stats: collections.Counter = collections.Counter()
         self._lock = threading.Lock()

@@ -11,7 +11,8 @@ VQAv2, LLaVA and ImageNet all go through it.
 * The store of translated templates: one JSON file per source,
   ``{"key", "fingerprint", "counts", "translated": {set: {lang: [texts]}}}``.
   The key is what the translations depend on (the English templates, the
-  translation settings that shape the output, the languages). The translate
+  translation settings that shape the output: ``translate/shaping.py``, the
+  languages and their model codes). The translate
   step rebuilds a store whose key differs; a final run refuses one (exit 2,
   naming the step to rerun), so stale translations are never used.
 * ``InstructionPicker``: an instruction per row, chosen by a hash of (seed,
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common import cli, lifecycle, records
+from common import cli, lifecycle
 from common.errors import UserError
 from common.jsonl import atomic_open, dumps, read_json_object, write_json
 from common.templates import fill
@@ -42,6 +43,7 @@ from common.sampling import stable_hash
 from common.shards import check_shard_args
 from .engine import Engine, check_settings
 from .families import check_model_codes, resolve_family
+from .shaping import shaping_settings
 from .stage import translate_jsonl, translate_templates
 
 
@@ -139,38 +141,62 @@ def translate_step(step_id: str, cfg, *, languages: list[str], template_sets: di
     report = report or Report(step_id)
     bad_key = "translate.max_bad_rows" if "translate" in cfg else f"{pipeline.get(step_id).config}.max_bad_rows"
 
+    job = TranslateJob(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in,
+                       rows_out=rows_out, fields=list(fields), seed=seed, max_bad_rows=max_bad_rows,
+                       bad_key=bad_key, chunk_rows=chunk_rows, after=after, run=run, shard_index=shard_index,
+                       keep=keep, split=split)
+
     def work() -> Report:
-        _translate(engine or Engine(cfg.at("translation")), step_id, cfg, report, bad_key, **kw)
+        _translate(engine or Engine(cfg.at("translation")), step_id, cfg, report, job)
         return report
 
-    kw = dict(languages=languages, template_sets=template_sets, store=store, rows_in=rows_in, rows_out=rows_out,
-              fields=fields, seed=seed, max_bad_rows=max_bad_rows, chunk_rows=chunk_rows, after=after,
-              run=run, shard_index=shard_index, keep=keep, split=split)
     lifecycle.run_step(pipeline.get(step_id), cfg, argv, work, partial=report)
     return dict(report.counts)
 
 
-def _translate(engine: Engine, step_id: str, cfg, report: Report, bad_key: str, *, languages, template_sets, store,
-               rows_in, rows_out, fields, seed, max_bad_rows, chunk_rows, after, run, shard_index, keep,
-               split) -> None:
+@dataclass(frozen=True)
+class TranslateJob:
+    """What one translate step does, from ``translate_step``'s arguments: the rows
+    (``rows_in`` -> ``rows_out``, ``fields`` of them, a language per row by
+    ``split``), the template sets into ``store``, and ``after``."""
+    languages: list[str]
+    template_sets: dict[str, list[str]]
+    store: Path
+    rows_in: Path | None
+    rows_out: Path | None
+    fields: list[str]
+    seed: int
+    max_bad_rows: int
+    bad_key: str                    # the config key named when max_bad_rows is reached
+    chunk_rows: int
+    after: Callable | None
+    run: dict                       # the run section: num_shards, shard_index
+    shard_index: int
+    keep: dict[str, str] | None
+    split: dict | None              # the language-split policy (drawing_split), None without rows
+
+
+def _translate(engine: Engine, step_id: str, cfg, report: Report, job: TranslateJob) -> None:
     """The rows, then (shard 0) the template store and ``after``; the engine's summary in the report."""
     try:
-        if rows_in is not None:
-            counts = translate_jsonl(engine, rows_in, rows_out, fields=list(fields), lang_field="lang",
-                                     assign_seed=seed, languages=languages, run=run, chunk_rows=chunk_rows,
-                                     max_bad_rows=max_bad_rows, max_bad_rows_key=bad_key, assign_stage=step_id,
-                                     keep=keep, language_split=split)
+        if job.rows_in is not None:
+            counts = translate_jsonl(engine, job.rows_in, job.rows_out, fields=job.fields, lang_field="lang",
+                                     assign_seed=job.seed, languages=job.languages, run=job.run,
+                                     chunk_rows=job.chunk_rows, max_bad_rows=job.max_bad_rows,
+                                     max_bad_rows_key=job.bad_key, assign_stage=step_id, keep=job.keep,
+                                     language_split=job.split)
             # {language: {reason: rows}}: what the mix report explains per language
             report.extra["fallback_to_english"] = counts.pop("fallback_to_english")
             # the draws and their policy: the mix report's "drawn vs target" (pretrain/mix_card.py)
-            report.extra["language_split"] = {**split, "target_percent": target_percent(languages, split)}
+            report.extra["language_split"] = {**job.split,
+                                              "target_percent": target_percent(job.languages, job.split)}
             report.extra["drawn"] = counts.pop("drawn")
             report.counts.update(counts)
-        if shard_index == 0:
-            translated = build_store(engine, store, template_sets, cfg.at("translation"), languages)
-            _check_templates(translated, template_sets, languages, report)
-            if after is not None:
-                report.counts.update(after(engine, languages))
+        if job.shard_index == 0:
+            translated = build_store(engine, job.store, job.template_sets, cfg.at("translation"), job.languages)
+            _check_templates(translated, job.template_sets, job.languages, report)
+            if job.after is not None:
+                report.counts.update(job.after(engine, job.languages))
         engine.print_summary()
         engine.check_rejections(step_id)
     finally:
@@ -209,22 +235,11 @@ def _check_templates(translated: dict, template_sets: dict, languages: list[str]
 
 
 # -- the store of translated templates ------------------------------------------------------------
-def translation_settings(tcfg: dict) -> dict:
-    """The translation settings that shape a translation (the model the backend
-    uses; not the device, batch size, cache or progress bar)."""
-    model = {"ctranslate2": tcfg.get("ct2_model"), "dry-run": None}.get(tcfg["backend"], tcfg.get("model"))
-    out = {"backend": tcfg["backend"], "model": None if model is None else str(model)}
-    for k, v in sorted(tcfg.items()):
-        if k not in out and k not in ("model", "ct2_model") and k not in records.NOT_SHAPING:
-            out[k] = v
-    return out
-
-
 def store_key(template_sets: dict[str, list[str]], tcfg: dict, languages: list[str]) -> dict:
     # model_codes: what the model receives for each language (the code of the table of its
     # family: NLLB or MADLAD), so an edit of the table, or another family, makes the store stale.
     family = resolve_family(tcfg)
-    key = {"templates": template_sets, "translation": translation_settings(tcfg), "languages": list(languages),
+    key = {"templates": template_sets, "translation": shaping_settings(tcfg), "languages": list(languages),
            "model_codes": {c: model_code(c, family) for c in languages}}
     return json.loads(json.dumps(key))  # as it reads back from the file (tuples -> lists)
 

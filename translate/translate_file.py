@@ -23,6 +23,7 @@ from common.languages import load_languages, table_inputs
 from common.shards import RUN_DEFAULTS, ShardRule, check_shard_args
 from common.steptype import Step
 from translate.engine import TRANSLATION_DEFAULTS, Engine, check_settings
+from translate.shaping import step_values
 from translate.stage import translate_jsonl
 
 DEFAULTS = {
@@ -74,7 +75,7 @@ def scan_input(src: Path, fc: dict) -> None:
 
 
 STEP = Step("translate.file", "translate.translate_file", "translate_file", "translate fields of any JSONL file",
-            reads=(table_inputs, "${file.input}",), writes=("${file.output}",), shaped_by=("file", "translation"),
+            reads=(table_inputs, "${file.input}",), writes=("${file.output}",), shaped_by=("file", step_values),
             defaults=DEFAULTS, rule=SHARDS, tool=True)
 
 

@@ -36,6 +36,7 @@ from tasks.imagenet.classes import ImagePool, class_names, read_english, read_sy
 from tasks.imagenet.settings import CONFIG, DEFAULTS, answer_words, check_settings, templates_path, translatable
 from tasks.instructions import final_row
 from translate import source
+from translate.shaping import step_values
 
 # Random negatives: redraws before falling back to a scan for a differently named class.
 _REDRAWS = 8
@@ -117,7 +118,7 @@ STEP = Step("imagenet.generate", "tasks.imagenet.generate_train", "imagenet", "c
             reads=(table_inputs, "${imagenet.class_index}", "${imagenet.classnames_en}", "${imagenet.babel}",
                    "${imagenet.work_dir}/templates_translated.json"),
             writes=("${imagenet.classify_file}", "${imagenet.decide_file}"), after=("imagenet.translate",),
-            shaped_by=("imagenet",), tasks=("imagenet_classify", "imagenet_decide"), defaults=DEFAULTS)
+            shaped_by=("imagenet", step_values), tasks=("imagenet_classify", "imagenet_decide"), defaults=DEFAULTS)
 
 
 @entry_point

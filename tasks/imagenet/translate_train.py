@@ -22,6 +22,7 @@ from common.languages import language_list, table_inputs
 from common.steptype import Step
 from tasks.imagenet.settings import CONFIG, DEFAULTS, check_settings, templates_path, translatable
 from translate import source
+from translate.shaping import step_values
 from translate.engine import Engine
 
 
@@ -42,7 +43,7 @@ def run(cfg, engine: Engine | None = None, argv=None) -> dict[str, dict[str, lis
 
 STEP = Step("imagenet.translate", "tasks.imagenet.translate_train", "imagenet", "translate instructions and yes/no",
             reads=(table_inputs,), writes=("${imagenet.work_dir}/templates_translated.json",),
-            shaped_by=("imagenet.templates", "imagenet.yes_no", "imagenet.languages", "translation"),
+            shaped_by=("imagenet.templates", "imagenet.yes_no", "imagenet.languages", step_values),
             defaults=DEFAULTS)
 
 

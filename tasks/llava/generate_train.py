@@ -25,6 +25,7 @@ from tasks.coco_images import CocoResolver
 from tasks.instructions import check_templates, final_row
 from tasks.llava.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, sentence_count, turns, work_paths
 from translate import source
+from translate.shaping import step_values
 
 
 def english_rows(cfg, report: Report):
@@ -118,7 +119,7 @@ FINAL_STEP = Step("llava.final", "tasks.llava.generate_train", "llava", "LLaVA: 
                   reads=(table_inputs, "${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json",
                          decontam.coco_inputs),
                   writes=("${llava.detail_out}", "${llava.conversation_out}"), after=("llava.translate",),
-                  shaped_by=("llava", "decontam"), tasks=("llava_detail", "llava_conversation"), defaults=DEFAULTS)
+                  shaped_by=("llava", "decontam", step_values), tasks=("llava_detail", "llava_conversation"), defaults=DEFAULTS)
 
 
 @entry_point

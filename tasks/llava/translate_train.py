@@ -13,6 +13,7 @@ from common.shards import ShardRule
 from common.steptype import Step
 from tasks.llava.settings import CONFIG, DEFAULTS, work_paths
 from translate import source
+from translate.shaping import step_values
 
 # Rows dealt round-robin into shard files, interleaved back by the launcher
 # (python -m common launch llava.translate); shard 0 writes the whole files.
@@ -25,7 +26,7 @@ STEP = Step("llava.translate", "tasks.llava.translate_train", "llava", "LLaVA: t
             reads=(table_inputs, "${llava.work_dir}/turns_en.jsonl",),
             writes=("${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json"),
             after=("llava.english",), shaped_by=("llava.languages", "llava.language_split", "llava.seed", "llava.templates",
-                                                  "translation"),
+                                                  step_values),
             defaults=DEFAULTS, rule=SHARDS)
 
 

@@ -21,6 +21,7 @@ from common.steptype import Step
 from tasks.instructions import check_templates, final_row
 from tasks.mscoco.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, intermediate_paths, read_images
 from translate import source
+from translate.shaping import step_values
 
 TASK = "mscoco"
 
@@ -95,7 +96,8 @@ ENGLISH_STEP = Step("mscoco.english", "tasks.mscoco.generate_train", "mscoco", "
 FINAL_STEP = Step("mscoco.final", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: final training file",
                   reads=(table_inputs, "${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json",
                          decontam.coco_inputs),
-                  writes=("${mscoco.train_file}",), after=("mscoco.translate",), shaped_by=("mscoco", "decontam"),
+                  writes=("${mscoco.train_file}",), after=("mscoco.translate",),
+                  shaped_by=("mscoco", "decontam", step_values),
                   tasks=("mscoco",), defaults=DEFAULTS)
 
 

@@ -15,6 +15,7 @@ from tasks.instructions import check_templates
 from tasks.mscoco.generate_train import template_sets
 from tasks.mscoco.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, intermediate_paths
 from translate import source
+from translate.shaping import step_values
 
 # Rows dealt round-robin into shard files, interleaved back by the launcher
 # (python -m common launch mscoco.translate); shard 0 writes the whole files.
@@ -27,7 +28,7 @@ STEP = Step("mscoco.translate", "tasks.mscoco.translate_train", "mscoco", "MSCOC
             reads=(table_inputs, "${mscoco.work_dir}/captions_en.jsonl",),
             writes=("${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json"),
             after=("mscoco.english",), shaped_by=("mscoco.languages", "mscoco.language_split", "mscoco.seed", "mscoco.templates",
-                                                  "translation"),
+                                                  step_values),
             defaults=DEFAULTS, rule=SHARDS)
 
 

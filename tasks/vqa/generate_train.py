@@ -28,6 +28,7 @@ from common.steptype import Step
 from tasks.instructions import check_templates, final_row
 from tasks.vqa.settings import CONFIG, DEFAULTS, TASKS, TEMPLATE_NEEDS, frequent_answers, joined, work_paths
 from translate import source
+from translate.shaping import step_values
 
 
 def english_rows(cfg, report: Report, answer_counts: collections.Counter):
@@ -136,7 +137,7 @@ FINAL_STEP = Step("vqav2.final", "tasks.vqa.generate_train", "vqav2", "VQAv2: fi
                   reads=(table_inputs, "${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                          "${vqav2.work_dir}/answers_translated.json", decontam.coco_inputs),
                   writes=("${vqav2.vqa_file}", "${vqav2.vqg_file}"), after=("vqav2.translate",),
-                  shaped_by=("vqav2", "decontam"), tasks=("vqav2_vqa", "vqav2_vqg"), defaults=DEFAULTS)
+                  shaped_by=("vqav2", "decontam", step_values), tasks=("vqav2_vqa", "vqav2_vqg"), defaults=DEFAULTS)
 
 
 @entry_point

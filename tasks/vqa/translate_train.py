@@ -17,6 +17,7 @@ from tasks.vqa.answers import round_trip
 from tasks.vqa.generate_train import template_sets
 from tasks.vqa.settings import CONFIG, DEFAULTS, TEMPLATE_NEEDS, work_paths
 from translate import source
+from translate.shaping import step_values
 
 # Rows dealt round-robin into shard files, interleaved back by the launcher
 # (python -m common launch vqav2.translate); shard 0 writes the whole files.
@@ -51,7 +52,7 @@ STEP = Step("vqav2.translate", "tasks.vqa.translate_train", "vqav2", "VQAv2: tra
             writes=("${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                     "${vqav2.work_dir}/answers_translated.json"),
             after=("vqav2.english",), shaped_by=("vqav2.languages", "vqav2.language_split", "vqav2.seed", "vqav2.templates",
-                                                  "translation"),
+                                                  step_values),
             defaults=DEFAULTS, rule=SHARDS)
 
 
