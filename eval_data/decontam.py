@@ -11,7 +11,10 @@ is cached in ``decontam.cache_dir`` under the fingerprints of its raw files
 and the values that select from them (splits), and recomputed when they change.
 
 A training row whose image is in an evaluation set is dropped, and counted
-per task, per evaluation set and per language, unless
+per task, per evaluation set and per language (by the English run of a
+translated source, before translation: ``drop``; its final run adopts those
+counts and asserts that no such row reached it: ``english_counts``,
+``check_final``), unless
 ``decontam.exclude.<set>`` is false: then the row is kept and counted as kept,
 and the report says the exclusion is off. A training row's texts (instruction
 and target) identical to an evaluation text (after normalising case,
@@ -264,6 +267,12 @@ class Decontaminator:
                             f"translation: rerun {rerun} and the steps after it")
         self._check_texts(self.tasks[task], task, row)
 
+    def checked(self, pairs: Iterable[tuple[str, dict]], keys_of, rerun: str) -> Iterator[tuple[str, dict]]:
+        """(task, final row) pairs, each through ``check_final`` (``keys_of(row)``: its image keys)."""
+        for task, row in pairs:
+            self.check_final(task, keys_of(row), row, rerun)
+            yield task, row
+
     def _check_texts(self, c: TaskCounts, task: str, row: dict) -> None:
         found: dict[str, tuple[str, ...]] = {}
         for key in ("context", "label"):
@@ -301,6 +310,11 @@ class Decontaminator:
     def print(self, file=None) -> None:
         for line in summary_lines(self.report()):
             print(line, file=file or sys.stderr)
+
+    def record(self, report) -> None:
+        """The counts into a step's report (``decontamination``), and a few lines to stderr."""
+        report.extra["decontamination"] = self.report()
+        self.print()
 
 
 def english_counts(cfg: Config, collection: str, english_step: str, rerun: str) -> Decontaminator:

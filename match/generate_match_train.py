@@ -192,8 +192,7 @@ def generate(cfg, src: Path, templates, argv) -> lifecycle.Done:
     rerun = source.rerun_hint("match.mine", argv)
     dec = decontam.english_counts(cfg, "web", "match.mine", rerun)  # hard_match.py dropped them
     write_examples(cfg, src, by_lang, report, dec, web_images(cfg, dec, report), rerun)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     report.print()
     return lifecycle.Done(report, lambda: print(f"[generate_match_train] wrote {cfg.path('generate.output')}",
                                                 file=sys.stderr))

@@ -136,8 +136,7 @@ def without_eval_images(cfg, src: Path, pairs: list[Pair], report: Report) -> li
     web = decontam.web_images(src, dec)
     kept = [p for p in pairs if not dec.drop(TASK, web.get(p.image_id, ()), "en")]
     report.count("rows_on_evaluation_images_dropped", len(pairs) - len(kept))
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     return kept
 
 

@@ -124,8 +124,7 @@ def english_run(cfg) -> source.Written:
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     return source.Written(report, {gc["english"]: n}, "no usable downloaded row to write")
 
 
@@ -142,8 +141,7 @@ def final_run(cfg, argv) -> source.Written:
     report.count("rows_in", bad.seen)
     report.count("rows_malformed", bad.count)
     report.count("rows_out", n)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     return source.Written(report, {gc["output"]: n})
 
 

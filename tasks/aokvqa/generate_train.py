@@ -144,8 +144,7 @@ def generate(cfg, paths: list[Path]) -> lifecycle.Done:
             files[task].write(dumps(row) + "\n")
             report.count(f"{task}_out")
     report.count("malformed_records", bad.count)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     report.print()
 
     def then() -> None:

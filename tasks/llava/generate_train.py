@@ -3,7 +3,8 @@
 First run: detail_23k gives one example per description (first question and
 answer), conversation_58k one example per question-answer turn whose answer
 has at most llava.max_answer_sentences sentences; the <image> marker is removed
-wherever it appears. Writes the English intermediate and prints the translate
+wherever it appears. Writes the English intermediate (none on an evaluation
+image: eval_data/decontam.py, counted in its report) and prints the translate
 command. Second run (after tasks/llava/translate_train.py, which translates
 question and answer, long answers sentence by sentence): writes
 ${llava.detail_out} and ${llava.conversation_out}. Which run it is comes
@@ -28,7 +29,10 @@ from translate import source
 from translate.shaping import step_values
 
 
-def english_rows(cfg, report: Report):
+def english_rows(cfg, report: Report, dec: decontam.Decontaminator | None = None):
+    """One row per kept turn; with ``dec``, none on an evaluation image (COCO
+    2017 train holds most of val2014): dropped and counted here, so the
+    translate step never sees them."""
     c = cfg.at("llava")
     resolve = CocoResolver(cfg.path("llava.image_dir"), c["image_patterns"])
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
@@ -53,9 +57,12 @@ def english_rows(cfg, report: Report):
                 if task == "llava_conversation" and sentence_count(a) > c["max_answer_sentences"]:
                     report.skip(f"answer longer than {c['max_answer_sentences']} sentences", f"{where} turn {k}")
                     continue
-                report.count(f"{task}_rows")
-                yield {"id": f"{rid}-{task}-{k}", "task": task, "image_id": name,
+                row = {"id": f"{rid}-{task}-{k}", "task": task, "image_id": name,
                        "question": q, "question_en": q, "answer": a}
+                if dec is not None and dec.drop(task, decontam.coco_keys(row), "en"):
+                    continue
+                report.count(f"{task}_rows")
+                yield row
     report.count("malformed_records", bad.count)
 
 
@@ -84,11 +91,13 @@ def validate_intermediate(row: dict) -> str | None:
 def english_run(cfg) -> source.Written:
     p = work_paths(cfg)
     report = Report("llava generate_train (English intermediate)")
-    n = write_jsonl(p["en"], english_rows(cfg, report))
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training, nor in translation
+    n = write_jsonl(p["en"], english_rows(cfg, report, dec))
+    dec.record(report)
     return source.Written(report, {str(p["en"]): n}, "no usable LLaVA examples")
 
 
-def final_run(cfg) -> source.Written:
+def final_run(cfg, argv) -> source.Written:
     c, p = cfg.at("llava"), work_paths(cfg)
     report = Report("llava generate_train (final)")
     # No translated template set: the instruction is the translated question itself.
@@ -97,11 +106,11 @@ def final_run(cfg) -> source.Written:
     bad = BadRows(max_bad=c["max_bad_rows"], key="llava.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"llava_detail": cfg.path("llava.detail_out"), "llava_conversation": cfg.path("llava.conversation_out")}
-    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
-    langs = source.write_by_key(outs, dec.filter(final_rows(rows, picker, c["translated_ratio"], report),
-                                                 decontam.coco_keys))
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    rerun = source.rerun_hint("llava.english", argv)
+    dec = decontam.english_counts(cfg, "coco", "llava.english", rerun)  # the English run dropped them
+    langs = source.write_by_key(outs, dec.checked(final_rows(rows, picker, c["translated_ratio"], report),
+                                                  decontam.coco_keys, rerun))
+    dec.record(report)
     report.count("bad_intermediate_rows", bad.count)
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
@@ -110,11 +119,11 @@ def final_run(cfg) -> source.Written:
 
 
 ENGLISH_STEP = Step("llava.english", "tasks.llava.generate_train", "llava", "LLaVA: English intermediate",
-                    reads=("${llava.detail_file}", "${llava.conversation_file}"),
+                    reads=("${llava.detail_file}", "${llava.conversation_file}", decontam.coco_inputs),
                     writes=("${llava.work_dir}/turns_en.jsonl",),
                     shaped_by=tuple(f"llava.{k}" for k in ("detail_file", "conversation_file", "image_dir",
-                                                           "image_patterns", "max_answer_sentences")),
-                    defaults=DEFAULTS)
+                                                           "image_patterns", "max_answer_sentences"))
+                    + ("decontam",), defaults=DEFAULTS)
 FINAL_STEP = Step("llava.final", "tasks.llava.generate_train", "llava", "LLaVA: final training file",
                   reads=(table_inputs, "${llava.work_dir}/turns_translated.jsonl", "${llava.work_dir}/templates_translated.json",
                          decontam.coco_inputs),
@@ -128,7 +137,7 @@ def main(argv=None) -> None:
     check_templates("llava.templates", cfg.at("llava.templates"), TEMPLATE_NEEDS)
     cfg.require_file("llava.detail_file")
     cfg.require_file("llava.conversation_file")
-    source.generate("llava", cfg, lambda: english_run(cfg), lambda: final_run(cfg), argv=argv)
+    source.generate("llava", cfg, lambda: english_run(cfg), lambda: final_run(cfg, argv), argv=argv)
 
 
 if __name__ == "__main__":

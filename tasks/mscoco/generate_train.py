@@ -1,6 +1,7 @@
 """MSCOCO captioning training data (Karpathy train + restval), in two runs.
 
 First run: writes the English captions to ${mscoco.work_dir}/captions_en.jsonl
+(none on an evaluation image: eval_data/decontam.py, counted in its report)
 and prints the translate command. After tasks/mscoco/translate_train.py, the
 second run writes ${mscoco.train_file}: one row per caption, the caption in
 the row's language, the instruction either translated or an English one
@@ -26,13 +27,18 @@ from translate.shaping import step_values
 TASK = "mscoco"
 
 
-def english_rows(cfg, report: Report):
-    """The English intermediate: one row per caption of the training splits."""
+def english_rows(cfg, report: Report, dec: decontam.Decontaminator | None = None):
+    """The English intermediate: one row per caption of the training splits;
+    with ``dec``, none on an evaluation image (restval is val2014): dropped and
+    counted here, so the translate step never sees them."""
     splits = cfg.at("mscoco.train_splits")
     for split, name, caps in read_images(cfg, splits, report):
         for sid, text in caps:
+            row = {"id": sid, "image_id": name, "caption": text}
+            if dec is not None and dec.drop(TASK, decontam.coco_keys(row), "en"):
+                continue
             report.count("captions_out")
-            yield {"id": sid, "image_id": name, "caption": text}
+            yield row
 
 
 def final_rows(rows, picker: source.InstructionPicker, report: Report):
@@ -59,7 +65,9 @@ def template_sets(cfg) -> dict[str, list[str]]:
 def english_run(cfg) -> source.Written:
     en_path, _, _ = intermediate_paths(cfg)
     report = Report("mscoco generate_train (English intermediate)")
-    n = write_jsonl(en_path, english_rows(cfg, report))
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training, nor in translation
+    n = write_jsonl(en_path, english_rows(cfg, report, dec))
+    dec.record(report)
     report.extra["intermediate"] = str(en_path)
     return source.Written(report, {str(en_path): n},
                           f"no captions found for splits {cfg.at('mscoco.train_splits')} in "
@@ -76,12 +84,12 @@ def final_run(cfg, argv) -> source.Written:
                                       store.get("english"), c["translated_ratio"])
     bad = BadRows(max_bad=c["max_bad_rows"], key="mscoco.max_bad_rows")
     rows = read_jsonl(tr_path, bad, validate_intermediate)
-    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
-    kept = dec.filter(((TASK, r) for r in final_rows(rows, picker, report)), decontam.coco_keys)
+    rerun = source.rerun_hint("mscoco.english", argv)
+    dec = decontam.english_counts(cfg, "coco", "mscoco.english", rerun)  # the English run dropped them
+    kept = dec.checked(((TASK, r) for r in final_rows(rows, picker, report)), decontam.coco_keys, rerun)
     n = write_jsonl(cfg.path("mscoco.train_file"), (row for _, row in kept))
     report.count("rows_out", n)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    dec.record(report)
     report.count("bad_intermediate_rows", bad.count)
     report.extra["instructions"] = dict(picker.counts)
     report.extra["train_file"] = str(cfg.path("mscoco.train_file"))
@@ -90,9 +98,10 @@ def final_run(cfg, argv) -> source.Written:
 
 
 ENGLISH_STEP = Step("mscoco.english", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: English intermediate",
-                    reads=("${mscoco.karpathy}",), writes=("${mscoco.work_dir}/captions_en.jsonl",),
-                    shaped_by=tuple(f"mscoco.{k}" for k in ("karpathy", "image_dir", "image_patterns",
-                                                            "check_images", "train_splits")), defaults=DEFAULTS)
+                    reads=("${mscoco.karpathy}", decontam.coco_inputs),
+                    writes=("${mscoco.work_dir}/captions_en.jsonl",),
+                    shaped_by=(*(f"mscoco.{k}" for k in ("karpathy", "image_dir", "image_patterns", "check_images",
+                                                         "train_splits")), "decontam"), defaults=DEFAULTS)
 FINAL_STEP = Step("mscoco.final", "tasks.mscoco.generate_train", "mscoco", "MSCOCO: final training file",
                   reads=(table_inputs, "${mscoco.work_dir}/captions_translated.jsonl", "${mscoco.work_dir}/templates_translated.json",
                          decontam.coco_inputs),

@@ -3,7 +3,8 @@ vqav2_vqg (answer -> question), two rows per training question.
 
 First run: joins questions to annotations by question_id and writes the English
 intermediate (one row per question and task, so the two tasks draw their
-languages independently) plus the frequent answers, then prints the translate
+languages independently; none on an evaluation image: eval_data/decontam.py,
+counted in its report) plus the frequent answers, then prints the translate
 command. Second run (after tasks/vqa/translate_train.py): writes
 ${vqav2.vqa_file} and ${vqav2.vqg_file}. Where the answer has a kept
 (round-tripped) translation into the row's language, a seeded half of the
@@ -31,8 +32,16 @@ from translate import source
 from translate.shaping import step_values
 
 
-def english_rows(cfg, report: Report, answer_counts: collections.Counter):
+def english_rows(cfg, report: Report, answer_counts: collections.Counter,
+                 dec: decontam.Decontaminator | None = None):
+    """Two rows per training question (one per task); with ``dec``, none on an
+    evaluation image: dropped and counted (per task) here, so neither the
+    translate step nor the frequent answers see them."""
     for q in joined(cfg, "train", report):
+        if dec is not None:
+            dropped = [dec.drop(task, decontam.coco_keys(q), "en") for task in TASKS]  # each task's row counted
+            if any(dropped):
+                continue
         answer_counts[q["answer"]] += 1
         for task in TASKS:
             report.count(f"{task}_rows")
@@ -90,7 +99,9 @@ def english_run(cfg) -> source.Written:
     c, p = cfg.at("vqav2"), work_paths(cfg)
     report = Report("vqav2 generate_train (English intermediate)")
     counts: collections.Counter = collections.Counter()
-    n = write_jsonl(p["en"], english_rows(cfg, report, counts))
+    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training, nor in translation
+    n = write_jsonl(p["en"], english_rows(cfg, report, counts, dec))
+    dec.record(report)
     frequent = frequent_answers(counts, c["answer_min_count"])
     write_json(p["frequent"], {"min_count": c["answer_min_count"], "answers": frequent}, indent=1)
     report.count("distinct_answers", len(counts))
@@ -111,12 +122,12 @@ def final_run(cfg, argv) -> source.Written:
     bad = BadRows(max_bad=c["max_bad_rows"], key="vqav2.max_bad_rows")
     rows = read_jsonl(p["translated"], bad, validate_intermediate)
     outs = {"vqav2_vqa": cfg.path("vqav2.vqa_file"), "vqav2_vqg": cfg.path("vqav2.vqg_file")}
-    dec = decontam.Decontaminator(cfg, "coco")  # no evaluation image in training
+    rerun = source.rerun_hint("vqav2.english", argv)
+    dec = decontam.english_counts(cfg, "coco", "vqav2.english", rerun)  # the English run dropped them
     prompts: dict = {}
-    langs = source.write_by_key(outs, dec.filter(final_rows(rows, cfg, templates, kept, report), decontam.coco_keys),
-                                prompts)
-    report.extra["decontamination"] = dec.report()
-    dec.print()
+    langs = source.write_by_key(outs, dec.checked(final_rows(rows, cfg, templates, kept, report),
+                                                  decontam.coco_keys, rerun), prompts)
+    dec.record(report)
     for task in TASKS:
         report.count(f"{task}_out", sum(langs[task].values()))
         report.extra[f"{task}_languages"] = dict(langs[task].most_common())
@@ -128,11 +139,12 @@ def final_run(cfg, argv) -> source.Written:
 
 
 ENGLISH_STEP = Step("vqav2.english", "tasks.vqa.generate_train", "vqav2", "VQAv2: English intermediate",
-                    reads=("${vqav2.train_questions}", "${vqav2.train_annotations}"),
+                    reads=("${vqav2.train_questions}", "${vqav2.train_annotations}", decontam.coco_inputs),
                     writes=("${vqav2.work_dir}/questions_en.jsonl", "${vqav2.work_dir}/answers_frequent.json"),
                     shaped_by=tuple(f"vqav2.{k}" for k in ("train_questions", "train_annotations",
                                                            "train_image_pattern", "image_dir", "check_images",
-                                                           "answer_min_count")), defaults=DEFAULTS)
+                                                           "answer_min_count")) + ("decontam",),
+                    defaults=DEFAULTS)
 FINAL_STEP = Step("vqav2.final", "tasks.vqa.generate_train", "vqav2", "VQAv2: final training file",
                   reads=(table_inputs, "${vqav2.work_dir}/questions_translated.jsonl", "${vqav2.work_dir}/templates_translated.json",
                          "${vqav2.work_dir}/answers_translated.json", decontam.coco_inputs),
