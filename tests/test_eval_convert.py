@@ -888,3 +888,101 @@ def test_io_max_bad_rows_reaches_every_jsonl_input(bench, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         run(main, tmp_path, *sets, "io.max_bad_rows=0")
     assert e.value.code == 2 and "io.max_bad_rows" in capsys.readouterr().err
+
+
+def test_bad_records_are_counted_with_their_examples_up_to_io_max_bad_rows(tmp_path):
+    """A user reads which lines were bad (the first three, by file and line) and how
+    many; past io.max_bad_rows the run stops, naming the setting to raise."""
+    from eval_data.run import Accounts, json_document, jsonl_records
+    p = write(tmp_path / "b.jsonl", ["{a", "{b", {"ok": 1}, "{c", "{d"])
+    acc = Accounts("t")
+    assert list(jsonl_records(p, acc, "s", 10)) == [{"ok": 1}]
+    assert acc.units["s"] == {"in": 4, "skipped": 4}
+    msg = "malformed JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert acc.report.skipped == {"s: malformed JSON line": 4}
+    assert acc.report.as_dict()["skipped_examples"]["s: malformed JSON line"] == [
+        f"{p}:1: {msg}; {p}:2: {msg}; {p}:4: {msg}"]
+    with pytest.raises(UserError) as e:
+        list(jsonl_records(p, Accounts("t"), "s", 3))
+    assert str(e.value) == f"{p}:5: {msg} (more than 3 bad rows; raise io.max_bad_rows to go on)"
+    # A whole JSON document (xGQA few-shot, MaXM): its bad records likewise.
+    u = tmp_path / "u.json"
+    u.write_bytes(b'{"1": {"a": "\xff"}, "2": {"a": "\xff"}, "3": {"a": "\xff"}, "4": {"a": "\xff"}, "5": {"a": 1}}')
+    acc = Accounts("t")
+    assert json_document(u, dict, "x", acc, "s", max_bad=10) == {"5": {"a": 1}}
+    assert acc.units["s"] == {"in": 4, "skipped": 4}
+    assert acc.report.skipped == {"s: invalid UTF-8": 4}
+    assert acc.report.as_dict()["skipped_examples"]["s: invalid UTF-8"] == [
+        f"{u}:1: record '1' (byte offset 13): invalid UTF-8; {u}:1: record '2' (byte offset 30): invalid UTF-8; "
+        f"{u}:1: record '3' (byte offset 47): invalid UTF-8"]
+    with pytest.raises(UserError) as e:
+        json_document(u, dict, "x", Accounts("t"), "s", max_bad=3)
+    assert str(e.value) == (f"{u}:1: record '4' (byte offset 64): invalid UTF-8 (more than 3 bad rows; "
+                            "raise io.max_bad_rows to go on)")
+    with pytest.raises(UserError) as e:            # without accounts, a bad record stops the read
+        json_document(u, dict, "x")
+    assert str(e.value) == f"{u}:1: invalid UTF-8 (byte b'\\xff' at byte offset 13)"
+    # With a records member (MaXM's annotations), only the bad element of it is skipped.
+    m = tmp_path / "m.json"
+    m.write_bytes(b'{"info": 1, "annotations": [{"image_id": "a"}, {"image_id": "\xff"}, {"image_id": "c"}]}')
+    acc = Accounts("t")
+    assert json_document(m, dict, "x", acc, "s", "annotations") == {
+        "info": 1, "annotations": [{"image_id": "a"}, {"image_id": "c"}]}
+    assert acc.units["s"] == {"in": 1, "skipped": 1}
+    e_path = write_json(tmp_path / "e.json", {"annotations": []})
+    with pytest.raises(UserError) as e:
+        json_document(e_path, dict, "x", Accounts("t"), "s", "annotations")
+    assert str(e.value) == f"{e_path}: no records (an empty file? fetch it again)"
+
+
+def test_accounts_defaults_and_file_names_with_spaces():
+    from eval_data.run import Accounts
+    acc = Accounts("t")
+    acc.seen("s", 2)
+    acc.used("s")
+    acc.skip("s", "no where")                      # no place given: counted, no example
+    acc.note("a note")
+    acc.note("three notes", n=3)
+    rep = acc.close()
+    assert rep["skipped"] == {"s: no where": 1} and rep["skipped_examples"].get("s: no where", []) == []
+    assert rep["counts"]["a note"] == 1 and rep["counts"]["three notes"] == 3
+    assert rep["examples"] == {"a note": [], "three notes": []}
+    # A language's units are "<file> [<lang>]": a file is whole by its name, spaces and all.
+    acc = Accounts("t")
+    acc.seen("my raw/x.jsonl [de]")
+    acc.skip("my raw/x.jsonl [de]", "bad")
+    acc.seen("my raw/y.jsonl [de]")
+    acc.used("my raw/y.jsonl [de]")
+    with pytest.raises(UserError, match=r"^my raw/x.jsonl: none of its 1 records could be used"):
+        acc.close()
+
+
+def test_path_for_keeps_a_path_without_fields_as_written(tmp_path):
+    from eval_data.run import path_for
+    c = {"file": str(tmp_path / "{odd} folder" / "x.jsonl")}
+    assert path_for(c, "file", "bench") == ("bench.file", tmp_path / "{odd} folder" / "x.jsonl")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_each_segmenter_as_built():
+    """Built afresh (the segmenters are cached per process): mblip mode is spaCy's
+    blank pipeline of each language, words mode jieba / SudachiPy C / newmm."""
+    from spacy.lang.ja import Japanese
+    from spacy.lang.th import Thai
+    from spacy.lang.zh import Chinese
+    from eval_data.captions import _segmenter, captioning_split, segment
+    from eval_data.run import Accounts
+    _segmenter.cache_clear()
+    zh, ja, th = "两只狗在草地上跑。", "国家公務員が走っている", "สุนัขวิ่งในสวน"
+    assert segment(zh, "zh") == " ".join(t.text for t in Chinese()(zh))
+    assert segment(ja, "ja") == " ".join(t.text for t in Japanese()(ja))
+    assert segment(th, "th") == " ".join(t.text for t in Thai()(th) if t.text.strip())
+    assert segment(ja, "ja", "mblip") != segment(ja, "ja", "words")
+    _segmenter.cache_clear()
+    assert segment(zh, "zh", "words") == "两只 狗 在 草地 上 跑 。"
+    acc = Accounts("t")
+    acc.seen("s", 2)
+    rows, ref = captioning_split([("r1", "a.jpg", ["两个人"]), ("r2", "b.jpg", [" "])], "zh", "Chinese", acc, "s",
+                                 "words")
+    assert [a["caption"] for a in ref["annotations"]] == ["两个 人"]
+    assert acc.report.as_dict()["skipped_examples"] == {"s: no non-empty caption": ["r2"]}
