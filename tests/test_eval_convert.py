@@ -986,3 +986,104 @@ def test_each_segmenter_as_built():
                                  "words")
     assert [a["caption"] for a in ref["annotations"]] == ["两个 人"]
     assert acc.report.as_dict()["skipped_examples"] == {"s: no non-empty caption": ["r2"]}
+
+
+def xgqa_raw(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw" / IG
+    write_json(raw / "gqa" / "annotations" / "train.json", [{"img_id": "n1", "sent": "Q?", "label": {"a": 1}}])
+    fs = raw / "xGQA" / "annotations" / "few_shot"
+    write_json(fs / "de" / "dev.json", {
+        "1": {"imageId": "n2", "answer": "a"},                        # no question
+        "2": {"question": "Q?", "answer": "a"},                       # no image
+        "3": {"imageId": "n3", "question": "Wer?", "answer": "Frau"}})
+    write_json(fs / "de" / "test.json", {"4": {"imageId": "n4", "question": "Was?", "answer": "Hund"}})
+    return fs
+
+
+def test_xgqa_fewshot_skips_and_what_stops_it(tmp_path, capsys):
+    from eval_data.xgqa.convert import main
+    fs = xgqa_raw(tmp_path)
+    report = run(main, tmp_path, "xgqa.langs=[de]")
+    assert [(r["image_id"], r["text_label"]) for r in lines(out(tmp_path, "xgqa") / "xgqa_val_de.jsonl")] == [
+        ("n3", "Frau")]
+    d = f"{IG}/xGQA/annotations/few_shot/de/dev.json"
+    assert skipped(report) == {f"{d}: missing field 'question'": 1, f"{d}: missing field 'imageId'": 1}
+    capsys.readouterr()
+    for name, broken, error in [
+            ("test.json", None, f"xgqa.test_file (lang=de): input file not found: {fs / 'de' / 'test.json'}"),
+            ("dev.json", None, f"xgqa.val_file (lang=de): input file not found: {fs / 'de' / 'dev.json'}"),
+            ("dev.json", [{"imageId": "n"}], f"{fs / 'de' / 'dev.json'}: expected a JSON object keyed by question id "
+                                             "at the top level, got list")]:
+        keep = (fs / "de" / name).read_bytes()
+        if broken is None:
+            (fs / "de" / name).unlink()
+        else:
+            write_json(fs / "de" / name, broken)
+        with pytest.raises(SystemExit) as e:
+            run(main, tmp_path, "xgqa.langs=[de]")
+        assert e.value.code == 2 and capsys.readouterr().err.strip() == f"error: {error}"
+        (fs / "de" / name).write_bytes(keep)
+
+
+def test_xgqa_bad_records_and_io_max_bad_rows(tmp_path, capsys):
+    from eval_data.xgqa.convert import main
+    fs = xgqa_raw(tmp_path)
+    train = tmp_path / "raw" / IG / "gqa" / "annotations" / "train.json"
+    good = json.dumps({"img_id": "n1", "sent": "Q?", "label": {"a": 1}}).encode()
+    train.write_bytes(b"[" + b", ".join([good, b'{"img_id": "\xff"}', good, b'{"img_id": "\xfe"}']) + b"]")
+    (fs / "de" / "test.json").write_bytes(b'{"1": {"imageId": "\xff"}, "2": {"imageId": "n", "question": "Q?", '
+                                          b'"answer": "a"}}')
+    report = run(main, tmp_path, "xgqa.langs=[de]")
+    t, te = f"{IG}/gqa/annotations/train.json", f"{IG}/xGQA/annotations/few_shot/de/test.json"
+    assert report["skipped"][f"{t}: malformed JSON element"] == 2
+    assert report["skipped"][f"{te}: invalid UTF-8"] == 1
+    assert report["skipped_examples"][f"{t}: malformed JSON element"] == [
+        f"{train}: array element 1 (byte offset 52): invalid UTF-8 (byte offset 64); "
+        f"{train}: array element 3 (byte offset 120): invalid UTF-8 (byte offset 132)"]
+    assert report["inputs"][t] == {"in": 4, "used": 2, "skipped": 2}
+    assert report["inputs"][te] == {"in": 2, "used": 1, "skipped": 1}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, "xgqa.langs=[de]", "io.max_bad_rows=1")
+    assert e.value.code == 2 and "(more than 1 bad rows; raise io.max_bad_rows to go on)" in capsys.readouterr().err
+    train.write_bytes(b"[" + good + b"]")
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, "xgqa.langs=[de]", "io.max_bad_rows=0")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.startswith(f"error: {fs / 'de' / 'test.json'}:1: record '1'")
+    assert err.endswith("(more than 0 bad rows; raise io.max_bad_rows to go on)")
+
+
+@pytest.mark.parametrize("bench, key, rel", [
+    ("xgqa", "xgqa.gqa_train", "iglue/datasets/gqa/annotations/train.json"),
+    ("xgqa", "xgqa.val_file (lang=ru)", "iglue/datasets/xGQA/annotations/few_shot/ru/dev.json"),
+    ("xgqa", "xgqa.test_file (lang=ko)", "iglue/datasets/xGQA/annotations/few_shot/ko/test.json"),
+    ("xvnli", "xvnli.train_file", "iglue/datasets/XVNLI/annotations/en/train.jsonl"),
+    ("xvnli", "xvnli.val_en_file", "iglue/datasets/XVNLI/annotations/en/dev.jsonl"),
+    ("xvnli", "xvnli.val_file (lang=fr)", "iglue/datasets/XVNLI/annotations/en/dev-fr_gmt.jsonl"),
+    ("xvnli", "xvnli.test_file (lang=es)", "iglue/datasets/XVNLI/annotations/es/test.jsonl"),
+    ("marvl", "marvl.test_file (lang=ta)", "iglue/datasets/marvl/zero_shot/annotations/marvl-ta.jsonl"),
+    ("marvl", "marvl.nlvr2_train", "iglue/datasets/nlvr2/annotations/train.jsonl"),
+    ("marvl", "marvl.nlvr2_dev", "iglue/datasets/nlvr2/annotations/dev.jsonl"),
+    ("marvl", "marvl.nlvr2_test", "iglue/datasets/nlvr2/annotations/test.jsonl"),
+    ("marvl", "marvl.nlvr2_dev_translated (lang=sw)", "iglue/datasets/nlvr2/annotations/dev-sw_gmt.jsonl"),
+    ("xflickrco", "xflickrco.flickr_train", "iglue/datasets/flickr30k/annotations/train_ann.jsonl"),
+    ("xflickrco", "xflickrco.flickr_val", "iglue/datasets/flickr30k/annotations/valid_ann.jsonl"),
+    ("xflickrco", "xflickrco.flickr_test", "iglue/datasets/flickr30k/annotations/test_ann.jsonl"),
+    ("xflickrco", "xflickrco.test_file (lang=ja)", "iglue/datasets/xFlickrCO/annotations/ja/test.jsonl"),
+    ("maxm", "maxm.file (lang=th)", "maxm/maxm_v1_th.json"),
+    ("pope", "pope.file (split=random)", "pope/output/coco/coco_pope_random.json"),
+    ("chair", "chair.ground_truth", "pope/segmentation/coco_ground_truth_segmentation.json"),
+])
+def test_each_input_is_named_by_its_key_when_missing(bench, key, rel, tmp_path, capsys):
+    """The bundled fixtures with one input file taken away: the one line names that file's key."""
+    import importlib
+    import shutil
+    from tests.conftest import FIXTURES_RAW
+    main = importlib.import_module(f"eval_data.{bench}.convert").main
+    shutil.copytree(FIXTURES_RAW, tmp_path / "raw")
+    (tmp_path / "raw" / rel).unlink()
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {key}: input file not found: {tmp_path / 'raw' / rel}"
