@@ -135,6 +135,12 @@ def marvl_raw(tmp_path: Path) -> Path:
          "right_img": "b.jpg", "label": "True"},                                    # MaRVL's string form too
         {"id": "tr-6", "concept": concept, "language": "tr", "left_img": "a.jpg", "right_img": "b.jpg",
          "label": True},
+        {"id": "tr-7", "language": "tr", "caption": "x", "left_img": "a.jpg", "right_img": "b.jpg", "label": True},
+        {"id": "tr-8", "concept": concept, "caption": "x", "left_img": "a.jpg", "right_img": "b.jpg", "label": True},
+        {"id": "tr-9", "concept": concept, "language": "tr", "caption": "x", "right_img": "b.jpg", "label": True},
+        {"id": "tr-10", "concept": concept, "language": "tr", "caption": "x", "left_img": "a.jpg", "label": True},
+        {"id": "tr-11", "concept": concept, "language": "tr", "caption": "Son.", "left_img": "b.jpg",
+         "right_img": "c.jpg", "label": False},
     ])
     nl = raw / IG / "nlvr2" / "annotations"
     write(nl / "train.jsonl", [
@@ -146,6 +152,7 @@ def marvl_raw(tmp_path: Path) -> Path:
         {"identifier": "garbage", "sentence": "Bad id.", "label": "True", "directory": 1},
         {"identifier": "train-10174-0-0", "sentence": "Bad label.", "label": "yes", "directory": 1},
         {"identifier": "train-10175-0-0", "label": "True", "directory": 1},
+        {"identifier": "train-10176-0-1", "sentence": "Last.", "label": "True", "directory": 5},
     ])
     write(nl / "dev.jsonl", [
         {"identifier": "dev-850-0-0", "sentence": "A dog.", "label": "True", "synset": "dog"},
@@ -178,6 +185,9 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
         {"context": "Statement: x", "label": "", "image_id": f"tr/images/{nfd}/a.jpg",
          "text_label": "True", "left_image": f"tr/images/{nfd}/a.jpg", "right_image": f"tr/images/{nfd}/b.jpg",
          "concept": "7-Börek", "language": "tr"},
+        {"context": "Statement: Son.", "label": "", "image_id": f"tr/images/{nfd}/b.jpg",
+         "text_label": "False", "left_image": f"tr/images/{nfd}/b.jpg", "right_image": f"tr/images/{nfd}/c.jpg",
+         "concept": "7-Börek", "language": "tr"},
     ]
     assert report["counts"][MISSING] == 1
     train = lines(out(tmp_path, "marvl") / "nlvr2_train_en.jsonl")
@@ -186,7 +196,9 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
         ("Statement: One pencil case.", "False", "False", "train/73/train-10171-0-img0.png",
          "train/73/train-10171-0-img1.png", "train/73/train-10171-0-img0.png", "pencil box", "en"),
         ("Statement: Two dogs.", "True", "True", "train/0/train-10171-0-img0.png",
-         "train/0/train-10171-0-img1.png", "train/0/train-10171-0-img0.png", "", "en")]
+         "train/0/train-10171-0-img1.png", "train/0/train-10171-0-img0.png", "", "en"),
+        ("Statement: Last.", "True", "True", "train/5/train-10176-0-img0.png",
+         "train/5/train-10176-0-img1.png", "train/5/train-10176-0-img0.png", "", "en")]
     dev = lines(out(tmp_path, "marvl") / "nlvr2_dev_en.jsonl")
     assert [(r["label"], r["text_label"], r["left_image"], r["right_image"], r["concept"]) for r in dev] == [
         ("", "True", "dev/dev-850-0-img0.png", "dev/dev-850-0-img1.png", "dog"),
@@ -201,13 +213,17 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
     assert skipped(report) == {
         f"{m}: label 'maybe' is not true/false": 1,
         f"{m}: missing field 'caption'": 1,
+        f"{m}: missing field 'concept'": 1,
+        f"{m}: missing field 'language'": 1,
+        f"{m}: missing field 'left_img'": 1,
+        f"{m}: missing field 'right_img'": 1,
         f"{n}: cannot derive image names from identifier/directory": 3,
         f"{n}: label 'yes' is not True/False": 1,
         f"{n}: missing field 'sentence'": 1,
     }
     assert report["skipped_examples"][f"{m}: label 'maybe' is not true/false"] == ["id tr-4"]
     assert report["skipped_examples"][f"{n}: label 'yes' is not True/False"] == ["train-10174-0-0"]
-    assert report["outputs"] == {"marvl_test_tr.jsonl": 4, "nlvr2_train_en.jsonl": 2, "nlvr2_dev_en.jsonl": 2,
+    assert report["outputs"] == {"marvl_test_tr.jsonl": 5, "nlvr2_train_en.jsonl": 3, "nlvr2_dev_en.jsonl": 2,
                                  "nlvr2_test_en.jsonl": 1, "nlvr2_dev_tr.jsonl": 1}
 
 
@@ -217,19 +233,20 @@ def test_marvl_drop_missing_images_and_other_answers(tmp_path):
     report = run(main, tmp_path, "marvl.langs=[tr]", "marvl.nlvr2_langs=[]", "marvl.drop_missing_images=true",
                  "marvl.true_answer=yes", "marvl.false_answer=no")
     rows = lines(out(tmp_path, "marvl") / "marvl_test_tr.jsonl")
-    assert [r["text_label"] for r in rows] == ["yes", "no", "yes"]                 # tr-3 dropped
+    assert [r["text_label"] for r in rows] == ["yes", "no", "yes", "no"]           # tr-3 dropped
     assert "Resim yok." not in [r["context"] for r in rows]
     assert report["skipped"][f"{IG}/marvl/zero_shot/annotations/marvl-tr.jsonl: image not on disk"] == 1
     assert report["counts"][MISSING] == 1
-    assert [r["label"] for r in lines(out(tmp_path, "marvl") / "nlvr2_train_en.jsonl")] == ["no", "yes"]
+    assert [r["label"] for r in lines(out(tmp_path, "marvl") / "nlvr2_train_en.jsonl")] == ["no", "yes", "yes"]
     # No image folder at all: every pair is kept, reported missing, in its NFC spelling.
     import shutil
     shutil.rmtree(raw / IG / "marvl" / "images")
     report = run(main, tmp_path, "marvl.langs=[tr]", "marvl.nlvr2_langs=[]")
     rows = lines(out(tmp_path, "marvl") / "marvl_test_tr.jsonl")
     assert [r["left_image"] for r in rows] == ["tr/images/7-Börek/a.jpg", "tr/images/7-Börek/c.jpg",
-                                               "tr/images/7-Börek/a.jpg", "tr/images/7-Börek/a.jpg"]
-    assert report["counts"][MISSING] == 8
+                                               "tr/images/7-Börek/a.jpg", "tr/images/7-Börek/a.jpg",
+                                               "tr/images/7-Börek/b.jpg"]
+    assert report["counts"][MISSING] == 10
     assert report["counts"]["marvl image folder not found (every pair reported missing)"] == 1
 
 
@@ -303,11 +320,19 @@ def test_xvnli_labels_files_and_skips(tmp_path):
                                        pair(3, gold_label="-", annotator_labels=["neutral", "entailment"]),
                                        pair(4, gold_label="-", annotator_labels=["other"]),
                                        pair(5, gold_label="-"), pair(6, gold_label="odd", annotator_labels=[]),
-                                       pair(7, gold_label=None, annotator_labels=[3])])
+                                       pair(7, gold_label=None, annotator_labels=[3]),
+                                       {"sentence2": "h", "pairID": "p20", "Flikr30kID": "20.jpg",
+                                        "gold_label": "neutral"},
+                                       {"sentence1": "p", "pairID": "p21", "Flikr30kID": "21.jpg",
+                                        "gold_label": "neutral"},
+                                       {"sentence1": "p", "sentence2": "h", "Flikr30kID": "22.jpg",
+                                        "gold_label": "neutral"},
+                                       pair(8, gold_label="contradiction", annotator_labels=["entailment"])])
     write(ann / "en" / "dev.jsonl", [pair(10, gold_label="neutral")])
     write(ann / "en" / "dev-fr_gmt.jsonl", [pair(11, gold_label="contradiction")])
     write(ann / "fr" / "test.jsonl", [pair(12, gold_label="entailment"),
-                                      {"sentence1": "p", "sentence2": "h", "pairID": "p13"}])
+                                      {"sentence1": "p", "sentence2": "h", "pairID": "p13"},
+                                      pair(15, gold_label="contradiction")])
     write(ann / "en" / "test.jsonl", [pair(14, gold_label="entailment")])
     report = run(main, tmp_path, "xvnli.langs=[en,fr]", "xvnli.image_ext=.jpg",
                  "xvnli.context_template={premise} => {hypothesis}")
@@ -317,12 +342,14 @@ def test_xvnli_labels_files_and_skips(tmp_path):
             for r in lines(o / "xvnli_train.jsonl")] == [
         ("premise 1 => hypothesis 1", "yes", "1.jpg.jpg", "yes", "p1"),
         ("premise 2 => hypothesis 2", "no", "2.jpg.jpg", "no", "p2"),
-        ("premise 3 => hypothesis 3", "maybe", "3.jpg.jpg", "maybe", "p3")]
+        ("premise 3 => hypothesis 3", "maybe", "3.jpg.jpg", "maybe", "p3"),
+        ("premise 8 => hypothesis 8", "no", "8.jpg.jpg", "no", "p8")]
     assert [(r["label"], r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_val_en.jsonl")] == [
         ("", "maybe", "p10")]
     assert [(r["label"], r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_val_fr.jsonl")] == [
         ("", "no", "p11")]
-    assert [(r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_fr.jsonl")] == [("yes", "p12")]
+    assert [(r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_fr.jsonl")] == [("yes", "p12"),
+                                                                                            ("no", "p15")]
     assert [(r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_en.jsonl")] == [("yes", "p14")]
     assert sorted(p.name for p in o.iterdir()) == ["xvnli_test_en.jsonl", "xvnli_test_fr.jsonl",
                                                    "xvnli_train.jsonl", "xvnli_val_en.jsonl", "xvnli_val_fr.jsonl"]
@@ -334,7 +361,10 @@ def test_xvnli_labels_files_and_skips(tmp_path):
         f"{t}: label 'odd' is not one of {known}": 1,
         f"{t}: label '3' is not one of {known}": 1,
         f"{f}: missing field 'Flikr30kID'": 1,
+        f"{t}: missing field 'sentence1'": 1, f"{t}: missing field 'sentence2'": 1,
+        f"{t}: missing field 'pairID'": 1,
     }
+    assert report["skipped_examples"][f"{t}: missing field 'pairID'"] == ["pair None"]
     assert report["skipped_examples"][f"{f}: missing field 'Flikr30kID'"] == ["pair p13"]
 
 
@@ -355,6 +385,8 @@ def test_maxm_rows_answers_images_and_skips(tmp_path):
         {"qa_pairs": [{"question_id": "f", "question": "Quoi ?", "processed_answers": ["ça"]}]},
         {"image_id": "img3", "qa_pairs": "none"},
         "not an object",
+        {"image_id": "img1", "qa_pairs": [{"question_id": "h", "question": "Et  après ?",
+                                           "processed_answers": ["rien"]}]},
     ]})
     write_json(raw / "maxm" / "maxm_v1_iw.json", {"annotations": [
         {"image_id": "img1", "qa_pairs": [{"question_id": "g", "question": "מה?", "processed_answers": ["כלב"]}]}]})
@@ -365,7 +397,9 @@ def test_maxm_rows_answers_images_and_skips(tmp_path):
         {"context": "Question: Quelle couleur ? Short answer in French:", "label": "", "image_id": "img1.jpg",
          "text_label": ["rouge", "Café"]},
         {"context": "Question: Qui ? Short answer in French:", "label": "", "image_id": "img2.jpg",
-         "text_label": ["lui"]}]
+         "text_label": ["lui"]},
+        {"context": "Question: Et après ? Short answer in French:", "label": "", "image_id": "img1.jpg",
+         "text_label": ["rien"]}]
     assert lines(out(tmp_path, "maxm") / "maxm_test_iw.jsonl") == [
         {"context": "Question: מה? Short answer in Hebrew:", "label": "", "image_id": "img1.jpg",
          "text_label": ["כלב"]}]
@@ -383,16 +417,18 @@ def test_maxm_rows_answers_images_and_skips(tmp_path):
     assert report["skipped_examples"][f"{s}: image record: missing 'qa_pairs' list"] == ["annotation 3 image img3"]
     assert report["skipped_examples"][f"{s}: image record: record is a str, not an object"] == [
         "annotation 4 image ?"]
-    assert report["inputs"][s] == {"in": 8, "used": 2, "skipped": 6}
+    assert report["inputs"][s] == {"in": 9, "used": 3, "skipped": 6}
     assert report["counts"][MISSING] == 1          # img2 is not on disk: kept, reported
     report = run(main, tmp_path, "maxm.langs=[fr]", "maxm.drop_missing_images=true")
-    assert [r["image_id"] for r in lines(out(tmp_path, "maxm") / "maxm_test_fr.jsonl")] == ["img1.jpg"]
+    assert [r["image_id"] for r in lines(out(tmp_path, "maxm") / "maxm_test_fr.jsonl")] == ["img1.jpg", "img1.jpg"]
     assert report["skipped"][f"{s}: image not on disk"] == 1
     assert report["skipped_examples"][f"{s}: image not on disk"] == ["annotation 1 image img2 question e"]
     report = run(main, tmp_path, "maxm.langs=[fr]", "maxm.image_ext=.png")
-    assert [r["image_id"] for r in lines(out(tmp_path, "maxm") / "maxm_test_fr.jsonl")] == ["img1.png", "img2.png"]
-    assert report["counts"][MISSING] == 2 and report["examples"][MISSING] == [
-        "annotation 0 image img1 question a: img1.png", "annotation 1 image img2 question e: img2.png"]
+    assert [r["image_id"] for r in lines(out(tmp_path, "maxm") / "maxm_test_fr.jsonl")] == [
+        "img1.png", "img2.png", "img1.png"]
+    assert report["counts"][MISSING] == 3 and report["examples"][MISSING] == [
+        "annotation 0 image img1 question a: img1.png", "annotation 1 image img2 question e: img2.png",
+        "annotation 5 image img1 question h: img1.png"]
 
 
 def test_maxm_without_image_folder_or_annotations_list(tmp_path, capsys):
@@ -422,12 +458,14 @@ def flickr_raw(tmp_path: Path, n_train: int = 12) -> None:
     write(ann / "flickr30k" / "annotations" / "train_ann.jsonl",
           [{"id": i, "img_path": f"{i}.jpg", "sentences": [f"Caption {i} a.", f" caption  {i} b "]}
            for i in range(n_train)] +
-          [{"id": "e", "img_path": "e.jpg", "sentences": ["", " ", 4]}, {"id": "f", "sentences": ["x"]}])
+          [{"id": "e", "img_path": "e.jpg", "sentences": ["", " ", 4]}, {"id": "f", "sentences": ["x"]},
+           {"id": "g", "img_path": "g.jpg"}, {"id": "z", "img_path": "z.jpg", "sentences": ["Last one."]}])
     write(ann / "flickr30k" / "annotations" / "valid_ann.jsonl", [
         {"id": 1, "img_path": "v1.jpg", "sentences": ["A dog.", "", "A  brown dog."]},
         {"id": 2, "img_path": "v1.jpg", "sentences": ["Again."]},
         {"id": 3, "img_path": "v3.jpg", "sentences": [" "]},
-        {"id": 4, "img_path": "v4.jpg", "sentences": "A cat."}])
+        {"id": 4, "img_path": "v4.jpg", "sentences": "A cat."},
+        {"id": 9, "img_path": "v9.jpg", "sentences": ["A  horse."]}])
     write(ann / "flickr30k" / "annotations" / "test_ann.jsonl", [
         {"id": 5, "img_path": "t5.jpg", "sentences": ["A bird."]}])
     write(ann / "xFlickrCO" / "annotations" / "de" / "test.jsonl", [
@@ -444,11 +482,13 @@ def test_xflickrco_rows_references_and_skips(tmp_path):
     assert report["stage"] == "xflickrco"
     o = out(tmp_path, "xflickrco")
     val = lines(o / "flickr30k_val_en.jsonl")
-    assert val == [{"context": "English", "label": "", "image_id": "v1.jpg", "text_label": "en"}]
+    assert val == [{"context": "English", "label": "", "image_id": "v1.jpg", "text_label": "en"},
+                   {"context": "English", "label": "", "image_id": "v9.jpg", "text_label": "en"}]
     assert json.loads((o / "flickr30k_coco_val_en.json").read_text()) == {
-        "images": [{"id": "v1.jpg"}],
+        "images": [{"id": "v1.jpg"}, {"id": "v9.jpg"}],
         "annotations": [{"id": 1, "image_id": "v1.jpg", "caption": "A dog."},
-                        {"id": 2, "image_id": "v1.jpg", "caption": "A brown dog."}]}
+                        {"id": 2, "image_id": "v1.jpg", "caption": "A brown dog."},
+                        {"id": 3, "image_id": "v9.jpg", "caption": "A horse."}]}
     assert lines(o / "flickr30k_test_en.jsonl") == [
         {"context": "English", "label": "", "image_id": "t5.jpg", "text_label": "en"}]
     assert json.loads((o / "flickr30k_coco_test_en.json").read_text())["annotations"] == [
@@ -468,17 +508,21 @@ def test_xflickrco_rows_references_and_skips(tmp_path):
     assert [(r["image_id"], r["label"], r["text_label"]) for r in train[:4]] == [
         ("0.jpg", "Caption 0 a.", "en"), ("0.jpg", "caption 0 b", "en"),
         ("1.jpg", "Caption 1 a.", "en"), ("1.jpg", "caption 1 b", "en")]
-    assert len(train) == 24 and {r["context"] for r in train} == {"T1", "T2", "T3"}
+    assert len(train) == 25 and {r["context"] for r in train} == {"T1", "T2", "T3"}
+    assert (train[-1]["image_id"], train[-1]["label"]) == ("z.jpg", "Last one.")
     v, t = f"{IG}/flickr30k/annotations/valid_ann.jsonl", f"{IG}/flickr30k/annotations/train_ann.jsonl"
     assert skipped(report) == {
         f"{v}: duplicate image id": 1, f"{v}: no non-empty caption": 1,
         f"{v}: field 'sentences' has type str": 1,
-        f"{t}: no non-empty caption": 1, f"{t}: missing field 'img_path'": 1}
+        f"{t}: no non-empty caption": 1, f"{t}: missing field 'img_path'": 1,
+        f"{t}: missing field 'sentences'": 1}
     assert report["skipped_examples"][f"{v}: duplicate image id"] == ["id 2"]
     assert report["skipped_examples"][f"{t}: no non-empty caption"] == ["id e"]
-    assert report["counts"]["references in flickr30k_coco_val_en.json"] == 2
+    assert report["skipped_examples"][f"{v}: no non-empty caption"] == ["id 3"]
+    assert report["skipped_examples"][f"{t}: missing field 'sentences'"] == ["id g"]
+    assert report["counts"]["references in flickr30k_coco_val_en.json"] == 3
     assert report["counts"]["references in xflickrco_coco_test_de.json"] == 3
-    assert report["outputs"]["flickr30k_train.jsonl"] == 24
+    assert report["outputs"]["flickr30k_train.jsonl"] == 25
 
 
 def test_xflickrco_train_prompts_follow_the_seed(tmp_path):
@@ -492,7 +536,7 @@ def test_xflickrco_train_prompts_follow_the_seed(tmp_path):
             f"xflickrco.seed={seed}")
         contexts[seed] = [r["context"] for r in lines(out(tmp_path, "xflickrco") / "flickr30k_train.jsonl")]
     draw = rng(0, "flickr30k_train")       # the stream the released files were drawn from
-    assert contexts[0] == [draw.choice(templates) for _ in range(60)]
+    assert contexts[0] == [draw.choice(templates) for _ in range(61)]
     assert contexts[1] != contexts[0] and set(contexts[1]) == set(templates)
 
 
@@ -518,18 +562,21 @@ def test_xm3600_rows_and_references_per_language(tmp_path):
         {"de": {"caption": ["Kein Schlüssel."]}},
         "{broken",
         {"image/key": "k1", "de": {"caption": ["Wieder."]}},
+        {"image/key": "k9", "de": {"caption": ["Ein  Pferd."]}},
     ])
     report = run(main, tmp_path, "xm3600.langs=[de,he,ja]", "xm3600.image_ext=.jpg")
     assert report["stage"] == "xm3600"
     o = out(tmp_path, "xm3600")
     assert lines(o / "xm3600_test_de.jsonl") == [
         {"context": "German", "label": "", "image_id": "k1.jpg", "text_label": "de"},
-        {"context": "German", "label": "", "image_id": "k2.jpg", "text_label": "de"}]
+        {"context": "German", "label": "", "image_id": "k2.jpg", "text_label": "de"},
+        {"context": "German", "label": "", "image_id": "k9.jpg", "text_label": "de"}]
     assert json.loads((o / "xm3600_coco_test_de.json").read_text()) == {
-        "images": [{"id": "k1.jpg"}, {"id": "k2.jpg"}],
+        "images": [{"id": "k1.jpg"}, {"id": "k2.jpg"}, {"id": "k9.jpg"}],
         "annotations": [{"id": 1, "image_id": "k1.jpg", "caption": "Ein Hund."},
                         {"id": 2, "image_id": "k1.jpg", "caption": "Zwei Hunde."},
-                        {"id": 3, "image_id": "k2.jpg", "caption": "Eine Katze."}]}
+                        {"id": 3, "image_id": "k2.jpg", "caption": "Eine Katze."},
+                        {"id": 4, "image_id": "k9.jpg", "caption": "Ein Pferd."}]}
     assert lines(o / "xm3600_test_he.jsonl") == [
         {"context": "Hebrew", "label": "", "image_id": "k1.jpg", "text_label": "he"}]
     ja = json.loads((o / "xm3600_coco_test_ja.json").read_text())["annotations"]
@@ -539,12 +586,12 @@ def test_xm3600_rows_and_references_per_language(tmp_path):
         f"{s}: malformed JSON line": 1,
         f"{s} [de]: field 'caption' has type str": 1, f"{s} [de]: missing field 'image/key'": 1,
         f"{s} [de]: duplicate image id": 1,
-        f"{s} [he]: no captions for this language": 2, f"{s} [he]: no non-empty caption": 1,
+        f"{s} [he]: no captions for this language": 3, f"{s} [he]: no non-empty caption": 1,
         f"{s} [he]: missing field 'image/key'": 1,
-        f"{s} [ja]: no captions for this language": 3, f"{s} [ja]: missing field 'image/key'": 1,
+        f"{s} [ja]: no captions for this language": 4, f"{s} [ja]: missing field 'image/key'": 1,
     }
     assert report["skipped_examples"][f"{s} [de]: duplicate image id"] == ["record 5 image k1"]
-    assert report["inputs"][f"{s} [de]"] == {"in": 5, "used": 2, "skipped": 3}
+    assert report["inputs"][f"{s} [de]"] == {"in": 6, "used": 3, "skipped": 3}
     assert report["inputs"][s] == {"in": 1, "skipped": 1}
 
 
