@@ -29,8 +29,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install -q -e '.[test,fast]'
 	touch $@
 
+# The tests run in parallel (pytest-xdist), one worker per core; a test file's tests stay
+# on one worker (its module fixtures are built once), and the demo run the suite shares is
+# built once for all workers (tests/conftest.py demo_out). One process: make test PYTEST_JOBS=0
+PYTEST_JOBS ?= auto
 test: setup
-	$(VPY) -m pytest tests
+	$(VPY) -m pytest -n $(PYTEST_JOBS) --dist loadfile tests
 
 demo: setup
 	$(VPY) tests/tools/demo.py --out $(OUT) --raw $(RAW_ROOT)
