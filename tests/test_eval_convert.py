@@ -262,6 +262,7 @@ def test_xgqa_train_best_answer_fewshot_rows_and_skips(tmp_path):
         {"img_id": "n3", "sent": "Who?", "label": {" ": 1.0}, "question_id": "q3"},
         {"img_id": "n4", "sent": "Which?", "label": ["yes"], "question_id": "q4"},
         {"sent": "No image?", "label": {"a": 1}},
+        {"img_id": "n5", "label": {"a": 1}, "question_id": "q5"},
         {"img_id": "n6", "sent": "Cafe\u0301?", "label": {"cafe\u0301": 1, "tea": "high"}, "question_id": "q6"},
     ]), encoding="utf-8")
     fs = raw / "xGQA" / "annotations" / "few_shot"
@@ -274,6 +275,7 @@ def test_xgqa_train_best_answer_fewshot_rows_and_skips(tmp_path):
     o = out(tmp_path, "xgqa")
     assert [(r["context"], r["image_id"], r["text_label"], r["label"]) for r in lines(o / "xgqa_train.jsonl")] == [
         ("Q: What is it?", "n1.jpg", "cat", "cat"), ("Q: Café?", "n6.jpg", "café", "café")]
+    assert report["skipped_examples"][f"{IG}/gqa/annotations/train.json: missing field 'sent'"] == ["record 5"]
     assert [(r["context"], r["image_id"], r["text_label"], r["label"]) for r in lines(o / "xgqa_val_de.jsonl")] == [
         ("Q: Was ist das?", "n10.jpg", "Hund", "")]
     assert [(r["image_id"], r["text_label"]) for r in lines(o / "xgqa_test_de.jsonl")] == [("n12.jpg", "Frau")]
@@ -282,6 +284,7 @@ def test_xgqa_train_best_answer_fewshot_rows_and_skips(tmp_path):
         f"{t}: no scored answer in 'label'": 2,
         f"{t}: missing or non-dict field 'label'": 1,
         f"{t}: missing field 'img_id'": 1,
+        f"{t}: missing field 'sent'": 1,
         f"{d}: missing field 'answer'": 1,
     }
     assert report["skipped_examples"][f"{t}: no scored answer in 'label'"] == ["record 1 question q2",
@@ -348,8 +351,10 @@ def test_xvnli_labels_files_and_skips(tmp_path):
         ("", "maybe", "p10")]
     assert [(r["label"], r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_val_fr.jsonl")] == [
         ("", "no", "p11")]
-    assert [(r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_fr.jsonl")] == [("yes", "p12"),
-                                                                                            ("no", "p15")]
+    assert [(r["label"], r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_fr.jsonl")] == [
+        ("", "yes", "p12"), ("", "no", "p15")]
+    assert report["skipped_examples"][f"{IG}/XVNLI/annotations/en/train.jsonl: label 'other' is not one of "
+                                      "['contradiction', 'entailment', 'neutral']"] == ["pair p4"]
     assert [(r["text_label"], r["pair_id"]) for r in lines(o / "xvnli_test_en.jsonl")] == [("yes", "p14")]
     assert sorted(p.name for p in o.iterdir()) == ["xvnli_test_en.jsonl", "xvnli_test_fr.jsonl",
                                                    "xvnli_train.jsonl", "xvnli_val_en.jsonl", "xvnli_val_fr.jsonl"]
@@ -1077,22 +1082,24 @@ def test_xgqa_bad_records_and_io_max_bad_rows(tmp_path, capsys):
     fs = xgqa_raw(tmp_path)
     train = tmp_path / "raw" / IG / "gqa" / "annotations" / "train.json"
     good = json.dumps({"img_id": "n1", "sent": "Q?", "label": {"a": 1}}).encode()
-    train.write_bytes(b"[" + b", ".join([good, b'{"img_id": "\xff"}', good, b'{"img_id": "\xfe"}']) + b"]")
+    train.write_bytes(b"[" + b", ".join([good, b'{"img_id": "\xff"}', good, b'{"img_id": "\xfe"}',
+                                         b'{"img_id": "\xfd"}', b'{"img_id": "\xfc"}']) + b"]")
     (fs / "de" / "test.json").write_bytes(b'{"1": {"imageId": "\xff"}, "2": {"imageId": "n", "question": "Q?", '
                                           b'"answer": "a"}}')
     report = run(main, tmp_path, "xgqa.langs=[de]")
     t, te = f"{IG}/gqa/annotations/train.json", f"{IG}/xGQA/annotations/few_shot/de/test.json"
-    assert report["skipped"][f"{t}: malformed JSON element"] == 2
+    assert report["skipped"][f"{t}: malformed JSON element"] == 4
     assert report["skipped"][f"{te}: invalid UTF-8"] == 1
     assert report["skipped_examples"][f"{t}: malformed JSON element"] == [
         f"{train}: array element 1 (byte offset 52): invalid UTF-8 (byte offset 64); "
-        f"{train}: array element 3 (byte offset 120): invalid UTF-8 (byte offset 132)"]
-    assert report["inputs"][t] == {"in": 4, "used": 2, "skipped": 2}
+        f"{train}: array element 3 (byte offset 120): invalid UTF-8 (byte offset 132); "
+        f"{train}: array element 4 (byte offset 137): invalid UTF-8 (byte offset 149)"]      # the first three
+    assert report["inputs"][t] == {"in": 6, "used": 2, "skipped": 4}
     assert report["inputs"][te] == {"in": 2, "used": 1, "skipped": 1}
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        run(main, tmp_path, "xgqa.langs=[de]", "io.max_bad_rows=1")
-    assert e.value.code == 2 and "(more than 1 bad rows; raise io.max_bad_rows to go on)" in capsys.readouterr().err
+        run(main, tmp_path, "xgqa.langs=[de]", "io.max_bad_rows=3")
+    assert e.value.code == 2 and "(more than 3 bad rows; raise io.max_bad_rows to go on)" in capsys.readouterr().err
     train.write_bytes(b"[" + good + b"]")
     with pytest.raises(SystemExit) as e:
         run(main, tmp_path, "xgqa.langs=[de]", "io.max_bad_rows=0")
