@@ -139,6 +139,7 @@ def marvl_raw(tmp_path: Path) -> Path:
         {"id": "tr-8", "concept": concept, "caption": "x", "left_img": "a.jpg", "right_img": "b.jpg", "label": True},
         {"id": "tr-9", "concept": concept, "language": "tr", "caption": "x", "right_img": "b.jpg", "label": True},
         {"id": "tr-10", "concept": concept, "language": "tr", "caption": "x", "left_img": "a.jpg", "label": True},
+        "{broken",
         {"id": "tr-11", "concept": concept, "language": "tr", "caption": "Son.", "left_img": "b.jpg",
          "right_img": "c.jpg", "label": False},
     ])
@@ -152,6 +153,7 @@ def marvl_raw(tmp_path: Path) -> Path:
         {"identifier": "garbage", "sentence": "Bad id.", "label": "True", "directory": 1},
         {"identifier": "train-10174-0-0", "sentence": "Bad label.", "label": "yes", "directory": 1},
         {"identifier": "train-10175-0-0", "label": "True", "directory": 1},
+        {"sentence": "No identifier.", "label": "True", "directory": 1},
         {"identifier": "train-10176-0-1", "sentence": "Last.", "label": "True", "directory": 5},
     ])
     write(nl / "dev.jsonl", [
@@ -190,6 +192,7 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
          "concept": "7-Börek", "language": "tr"},
     ]
     assert report["counts"][MISSING] == 1
+    assert report["examples"][MISSING] == ["id tr-3: tr/images/7-Börek/gone.jpg"]
     train = lines(out(tmp_path, "marvl") / "nlvr2_train_en.jsonl")
     assert [(r["context"], r["label"], r["text_label"], r["left_image"], r["right_image"], r["image_id"],
              r["concept"], r["language"]) for r in train] == [
@@ -200,12 +203,12 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
         ("Statement: Last.", "True", "True", "train/5/train-10176-0-img0.png",
          "train/5/train-10176-0-img1.png", "train/5/train-10176-0-img0.png", "", "en")]
     dev = lines(out(tmp_path, "marvl") / "nlvr2_dev_en.jsonl")
-    assert [(r["label"], r["text_label"], r["left_image"], r["right_image"], r["concept"]) for r in dev] == [
-        ("", "True", "dev/dev-850-0-img0.png", "dev/dev-850-0-img1.png", "dog"),
-        ("", "False", "dev/dev-851-1-img0.png", "dev/dev-851-1-img1.png", "")]
+    assert [(r["label"], r["text_label"], r["left_image"], r["right_image"], r["concept"], r["language"])
+            for r in dev] == [("", "True", "dev/dev-850-0-img0.png", "dev/dev-850-0-img1.png", "dog", "en"),
+                              ("", "False", "dev/dev-851-1-img0.png", "dev/dev-851-1-img1.png", "", "en")]
     test = lines(out(tmp_path, "marvl") / "nlvr2_test_en.jsonl")
-    assert [(r["text_label"], r["left_image"], r["right_image"]) for r in test] == [
-        ("False", "test1/test1-12-3-img0.png", "test1/test1-12-3-img1.png")]
+    assert [(r["label"], r["text_label"], r["left_image"], r["right_image"], r["language"]) for r in test] == [
+        ("", "False", "test1/test1-12-3-img0.png", "test1/test1-12-3-img1.png", "en")]
     tr = lines(out(tmp_path, "marvl") / "nlvr2_dev_tr.jsonl")
     assert [(r["context"], r["text_label"], r["language"], r["label"]) for r in tr] == [
         ("Statement: Bir köpek.", "True", "tr", "")]
@@ -220,6 +223,8 @@ def test_marvl_rows_sides_truth_and_missing_images(tmp_path):
         f"{n}: cannot derive image names from identifier/directory": 3,
         f"{n}: label 'yes' is not True/False": 1,
         f"{n}: missing field 'sentence'": 1,
+        f"{n}: missing field 'identifier'": 1,
+        f"{m}: malformed JSON line": 1,
     }
     assert report["skipped_examples"][f"{m}: label 'maybe' is not true/false"] == ["id tr-4"]
     assert report["skipped_examples"][f"{n}: label 'yes' is not True/False"] == ["train-10174-0-0"]
@@ -236,6 +241,8 @@ def test_marvl_drop_missing_images_and_other_answers(tmp_path):
     assert [r["text_label"] for r in rows] == ["yes", "no", "yes", "no"]           # tr-3 dropped
     assert "Resim yok." not in [r["context"] for r in rows]
     assert report["skipped"][f"{IG}/marvl/zero_shot/annotations/marvl-tr.jsonl: image not on disk"] == 1
+    assert report["skipped_examples"][f"{IG}/marvl/zero_shot/annotations/marvl-tr.jsonl: image not on disk"] == [
+        "id tr-3"]
     assert report["counts"][MISSING] == 1
     assert [r["label"] for r in lines(out(tmp_path, "marvl") / "nlvr2_train_en.jsonl")] == ["no", "yes", "yes"]
     # No image folder at all: every pair is kept, reported missing, in its NFC spelling.
@@ -248,6 +255,8 @@ def test_marvl_drop_missing_images_and_other_answers(tmp_path):
                                                "tr/images/7-Börek/b.jpg"]
     assert report["counts"][MISSING] == 10
     assert report["counts"]["marvl image folder not found (every pair reported missing)"] == 1
+    assert report["examples"]["marvl image folder not found (every pair reported missing)"] == [
+        str(raw / IG / "marvl" / "images")]
 
 
 # ---- xGQA --------------------------------------------------------------------------------------------
@@ -464,7 +473,7 @@ def flickr_raw(tmp_path: Path, n_train: int = 12) -> None:
           [{"id": i, "img_path": f"{i}.jpg", "sentences": [f"Caption {i} a.", f" caption  {i} b "]}
            for i in range(n_train)] +
           [{"id": "e", "img_path": "e.jpg", "sentences": ["", " ", 4]}, {"id": "f", "sentences": ["x"]},
-           {"id": "g", "img_path": "g.jpg"}, {"id": "z", "img_path": "z.jpg", "sentences": ["Last one."]}])
+           {"id": "g", "img_path": "g.jpg"}, "{broken", {"id": "z", "img_path": "z.jpg", "sentences": ["Last one."]}])
     write(ann / "flickr30k" / "annotations" / "valid_ann.jsonl", [
         {"id": 1, "img_path": "v1.jpg", "sentences": ["A dog.", "", "A  brown dog."]},
         {"id": 2, "img_path": "v1.jpg", "sentences": ["Again."]},
@@ -520,7 +529,7 @@ def test_xflickrco_rows_references_and_skips(tmp_path):
         f"{v}: duplicate image id": 1, f"{v}: no non-empty caption": 1,
         f"{v}: field 'sentences' has type str": 1,
         f"{t}: no non-empty caption": 1, f"{t}: missing field 'img_path'": 1,
-        f"{t}: missing field 'sentences'": 1}
+        f"{t}: missing field 'sentences'": 1, f"{t}: malformed JSON line": 1}
     assert report["skipped_examples"][f"{v}: duplicate image id"] == ["id 2"]
     assert report["skipped_examples"][f"{t}: no non-empty caption"] == ["id e"]
     assert report["skipped_examples"][f"{v}: no non-empty caption"] == ["id 3"]
@@ -528,6 +537,23 @@ def test_xflickrco_rows_references_and_skips(tmp_path):
     assert report["counts"]["references in flickr30k_coco_val_en.json"] == 3
     assert report["counts"]["references in xflickrco_coco_test_de.json"] == 3
     assert report["outputs"]["flickr30k_train.jsonl"] == 25
+
+
+def test_xflickrco_names_and_segmentation_by_config(tmp_path):
+    from eval_data.xflickrco.convert import main
+    flickr_raw(tmp_path)
+    write(tmp_path / "raw" / IG / "xFlickrCO" / "annotations" / "hr" / "test.jsonl",
+          [{"id": 1, "img_path": "1.jpg", "sentences": ["Pas trči."]}])
+    write(tmp_path / "raw" / IG / "xFlickrCO" / "annotations" / "ja" / "test.jsonl",
+          [{"id": 2, "img_path": "2.jpg", "sentences": ["国家公務員が走る"]}])
+    run(main, tmp_path, "xflickrco.langs=[hr,ja]", "captions.segmentation=words")
+    o = out(tmp_path, "xflickrco")
+    assert [r["context"] for r in lines(o / "xflickrco_test_hr.jsonl")] == ["Croatian"]   # from language_names
+    assert [r["context"] for r in lines(o / "xflickrco_test_ja.jsonl")] == ["Japanese"]
+    assert json.loads((o / "xflickrco_coco_test_ja.json").read_text())["annotations"][0]["caption"] == "国家公務員 が 走る"
+    run(main, tmp_path, "xflickrco.langs=[ja]")
+    assert json.loads((o / "xflickrco_coco_test_ja.json").read_text())["annotations"][0]["caption"] == \
+        "国家 公務 員 が 走る"
 
 
 def test_xflickrco_train_prompts_follow_the_seed(tmp_path):
@@ -561,7 +587,7 @@ def test_xm3600_rows_and_references_per_language(tmp_path):
     from eval_data.xm3600.convert import main
     write(tmp_path / "raw" / "xm3600" / "captions.jsonl", [
         {"image/key": "k1", "de": {"caption": ["Ein  Hund.", "Zwei Hunde."]}, "he": {"caption": ["כלב"]},
-         "ja": {"caption": ["犬が走る"]}},
+         "ja": {"caption": ["国家公務員が走る"]}, "quz": {"caption": ["Allqu"]}},
         {"image/key": "k2", "de": {"caption": ["Eine Katze."]}},
         {"image/key": "k3", "de": {"caption": "Kein Liste."}, "he": {"caption": [""]}},
         {"de": {"caption": ["Kein Schlüssel."]}},
@@ -585,7 +611,10 @@ def test_xm3600_rows_and_references_per_language(tmp_path):
     assert lines(o / "xm3600_test_he.jsonl") == [
         {"context": "Hebrew", "label": "", "image_id": "k1.jpg", "text_label": "he"}]
     ja = json.loads((o / "xm3600_coco_test_ja.json").read_text())["annotations"]
-    assert [a["caption"] for a in ja] == ["犬 が 走る"]
+    assert [a["caption"] for a in ja] == ["国家 公務 員 が 走る"]
+    assert report["counts"]["references in xm3600_coco_test_de.json"] == 4
+    assert report["skipped_examples"][f"xm3600/captions.jsonl [he]: no captions for this language"] == [
+        "record 2 image k2", "record 5 image k1", "record 6 image k9"]
     s = "xm3600/captions.jsonl"
     assert skipped(report) == {
         f"{s}: malformed JSON line": 1,
@@ -598,6 +627,10 @@ def test_xm3600_rows_and_references_per_language(tmp_path):
     assert report["skipped_examples"][f"{s} [de]: duplicate image id"] == ["record 5 image k1"]
     assert report["inputs"][f"{s} [de]"] == {"in": 6, "used": 3, "skipped": 3}
     assert report["inputs"][s] == {"in": 1, "skipped": 1}
+    run(main, tmp_path, "xm3600.langs=[ja,quz]", "captions.segmentation=words")
+    assert json.loads((o / "xm3600_coco_test_ja.json").read_text())["annotations"][0]["caption"] == "国家公務員 が 走る"
+    assert lines(o / "xm3600_test_quz.jsonl") == [
+        {"context": "Quechua", "label": "", "image_id": "k1", "text_label": "quz"}]
 
 
 # ---- CHAIR -------------------------------------------------------------------------------------------
