@@ -75,6 +75,9 @@ def test_pope_rows_labels_and_every_skip_reason(tmp_path):
         {"image": "COCO_val2014_000000000009.jpg", "text": "Is there a bus?", "label": "yes"},
         {"image": "COCO_val2014_000000000009.jpg", "text": "Is there a bus?", "label": "yes"},   # no id: kept
         {"question_id": 1, "image": "COCO_val2014_000000000001.jpg", "text": "Is there a person?", "label": "yes"},
+        {"question_id": 12, "image": "x.jpg", "label": "yes"},
+        {"question_id": 10, "image": "COCO_val2014_000000000010.jpg", "text": "Is there a tree?", "label": "no"},
+        {"question_id": 10, "image": "COCO_val2014_000000000011.jpg", "text": "Is there a tree?", "label": "no"},
     ])
     write(raw / "coco_pope_popular.json", [
         {"question_id": 1, "image": "COCO_val2014_000000000004.jpg", "text": "Is there a kite?", "label": "yes"}])
@@ -88,6 +91,8 @@ def test_pope_rows_labels_and_every_skip_reason(tmp_path):
         ("Q: Is there a bus? A:", "COCO_val2014_000000000009.jpg", "yes", ""),
         ("Q: Is there a bus? A:", "COCO_val2014_000000000009.jpg", "yes", ""),
         ("Q: Is there a person? A:", "COCO_val2014_000000000001.jpg", "yes", ""),
+        ("Q: Is there a tree? A:", "COCO_val2014_000000000010.jpg", "no", ""),
+        ("Q: Is there a tree? A:", "COCO_val2014_000000000011.jpg", "no", ""),      # another image: kept
     ]
     assert list(rows[0]) == ["context", "label", "image_id", "text_label"]
     assert [(r["image_id"], r["text_label"]) for r in lines(out(tmp_path, "pope") / "pope_popular.jsonl")] == [
@@ -99,15 +104,16 @@ def test_pope_rows_labels_and_every_skip_reason(tmp_path):
         f"{src}: label 'maybe' is not yes/no": 1,
         f"{src}: empty field 'image'": 1,
         f"{src}: missing field 'image'": 1,
+        f"{src}: missing field 'text'": 1,
         f"{src}: field 'label' has type int": 1,
         f"{src}: malformed JSON line": 2,          # the broken line, and the array (not an object)
     }
     assert report["skipped_examples"][f"{src}: label 'maybe' is not yes/no"] == ["question 5"]
-    assert report["counts"]["question_id used by two different questions (both kept)"] == 2
+    assert report["counts"]["question_id used by two different questions (both kept)"] == 3
     assert report["examples"]["question_id used by two different questions (both kept)"] == [
-        f"{src}: question 2", f"{src}: question 1"]
-    assert report["inputs"][src] == {"in": 13, "used": 6, "skipped": 7}
-    assert report["outputs"] == {"pope_adversarial.jsonl": 6, "pope_popular.jsonl": 1}
+        f"{src}: question 2", f"{src}: question 1", f"{src}: question 10"]
+    assert report["inputs"][src] == {"in": 16, "used": 8, "skipped": 8}
+    assert report["outputs"] == {"pope_adversarial.jsonl": 8, "pope_popular.jsonl": 1}
 
 
 # ---- MaRVL and NLVR2 --------------------------------------------------------------------------------
@@ -1174,3 +1180,33 @@ def test_each_input_is_named_by_its_key_when_missing(bench, key, rel, tmp_path, 
         run(main, tmp_path)
     assert e.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {key}: input file not found: {tmp_path / 'raw' / rel}"
+
+
+def test_maxm_documents_bad_pairs_and_named_languages(tmp_path, capsys):
+    from eval_data.maxm.convert import main
+    m = tmp_path / "raw" / "maxm"
+    write_json(m / "maxm_v1_quz.json", {"annotations": [
+        {"image_id": "img1", "qa_pairs": ["not a pair", {"question_id": "a", "question": "Ima?",
+                                                         "processed_answers": ["allqu"]}]}]})
+    report = run(main, tmp_path, "maxm.langs=[quz]")
+    assert [r["context"] for r in lines(out(tmp_path, "maxm") / "maxm_test_quz.jsonl")] == [
+        "Question: Ima? Short answer in Quechua:"]                 # the name from language_names
+    s = "maxm/maxm_v1_quz.json"
+    assert report["skipped"] == {f"{s}: record is a str, not an object": 1}
+    assert report["skipped_examples"][f"{s}: record is a str, not an object"] == ["annotation 0 image img1 question ?"]
+    assert report["examples"]["maxm image folder not found (every question reported missing)"] == [
+        str(tmp_path / "raw" / "xm3600" / "images")]
+    (m / "maxm_v1_quz.json").write_bytes(b'{"annotations": [{"image_id": "\xff", "qa_pairs": []}, {"image_id": "i", '
+                                         b'"qa_pairs": [{"question": "Q?", "processed_answers": ["a"]}]}]}')
+    report = run(main, tmp_path, "maxm.langs=[quz]")
+    assert report["skipped"] == {f"{s}: invalid UTF-8": 1}
+    assert report["inputs"][s] == {"in": 2, "used": 1, "skipped": 1}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, "maxm.langs=[quz]", "io.max_bad_rows=0")
+    assert e.value.code == 2 and "raise io.max_bad_rows to go on" in capsys.readouterr().err
+    write_json(m / "maxm_v1_quz.json", [{"image_id": "i"}])
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, "maxm.langs=[quz]")
+    assert e.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {m / 'maxm_v1_quz.json'}: expected a JSON object with 'annotations' at the top level, got list")
