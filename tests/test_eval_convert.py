@@ -650,6 +650,7 @@ def test_chair_rows_ground_truth_and_skips(tmp_path):
         {"image": "a.jpg", "objects": ["car"]},
         {"image": "c.jpg", "objects": ["bus", 3]},
         {"image": "d.jpg"},
+        {"objects": ["cup"]},
         {"image": "e.jpg", "objects": ["kite"]},
         {"image": "t.jpg", "objects": ["tree"]},
     ])
@@ -670,7 +671,7 @@ def test_chair_rows_ground_truth_and_skips(tmp_path):
     k = "mscoco/dataset_coco.json"
     assert skipped(report) == {
         f"{g}: duplicate image (first list kept)": 1, f"{g}: non-string object name": 1,
-        f"{g}: missing field 'objects'": 1,
+        f"{g}: missing field 'objects'": 1, f"{g}: missing field 'image'": 1,
         f"{k} [val]: no ground-truth objects": 1, f"{k} [test]: missing field 'filename'": 1}
     assert report["skipped_examples"][f"{k} [val]: no ground-truth objects"] == ["images[3] z.jpg"]
     assert report["skipped_examples"][f"{g}: missing field 'objects'"] == ["image d.jpg"]
@@ -681,18 +682,27 @@ def test_chair_rows_ground_truth_and_skips(tmp_path):
     assert [r["image_id"] for r in lines(o / "chair_test.jsonl")] == ["b.jpg"]
 
 
-def test_chair_counts_invalid_utf8_images(tmp_path):
+def test_chair_counts_invalid_utf8_images(tmp_path, capsys):
     from eval_data.chair.convert import main
     raw = tmp_path / "raw"
     write(raw / "pope" / "segmentation" / "coco_ground_truth_segmentation.json",
           [{"image": "a.jpg", "objects": ["dog"]}])
     (raw / "mscoco").mkdir()
-    (raw / "mscoco" / "dataset_coco.json").write_bytes(
-        b'{"images": [{"split": "val", "filename": "a.jpg"}, {"split": "val", "filename": "\xff.jpg"}]}')
+    k = raw / "mscoco" / "dataset_coco.json"
+    k.write_bytes(b'{"images": [{"split": "val", "filename": "a.jpg"}'
+                  + b"".join(b', {"split": "val", "filename": "%c.jpg"}' % c for c in b"\xff\xfe\xfd\xfc") + b"]}")
     report = run(main, tmp_path)
-    assert report["skipped"] == {"mscoco/dataset_coco.json: invalid UTF-8": 1}
-    assert report["inputs"]["mscoco/dataset_coco.json"] == {"in": 1, "skipped": 1}
+    assert report["skipped"] == {"mscoco/dataset_coco.json: invalid UTF-8": 4}
+    examples = report["skipped_examples"]["mscoco/dataset_coco.json: invalid UTF-8"][0].split("; ")
+    assert len(examples) == 3 and all(e.startswith(f"{k}: ") and "invalid UTF-8" in e for e in examples)
+    assert report["inputs"]["mscoco/dataset_coco.json"] == {"in": 4, "skipped": 4}
     assert [r["image_id"] for r in lines(out(tmp_path, "chair") / "chair_val.jsonl")] == ["a.jpg"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, "io.max_bad_rows=3")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.startswith(f"error: {k}: ")
+    assert err.endswith("(more than 3 bad rows; raise io.max_bad_rows to go on)")
 
 
 # ---- the shared plumbing (eval_data/run.py, rows.py, images.py, captions.py) ---------------------------
