@@ -137,14 +137,18 @@ def demo_out(tmp_path_factory) -> Path:
 
 
 # The longest test files first (measured; `pytest --durations`): with `make test`'s workers
-# each taking the next file as it finishes one, the long ones start at once and the short
-# ones fill in around them, instead of one long file running alone at the end. The demo
-# comparison (two demo runs, one after the other) starts first of all.
+# each taking the next file as it finishes one (in this order: --no-loadscope-reorder), the
+# long ones start at once and the short ones fill in around them, instead of one long file
+# running alone at the end. The demo comparison (the shared demo run and a second one, side
+# by side) starts first of all; the other reader of the shared demo comes last, when it is
+# built, rather than waiting for it.
 LONG_FIRST = ("test_demo_reproducible.py", "test_tools.py", "test_pipeline.py", "test_translate_backends.py",
               "test_config.py", "test_launch_ray.py", "test_faults.py", "test_launch_local.py",
-              "test_translate_openai.py", "test_launch_steps.py")
+              "test_translate_openai.py", "test_launch_steps.py", "test_launch_slurm.py")
+LAST = ("test_mblip_loader.py",)
 
 
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))     # stable: file order kept otherwise
+    rank.update((name, len(LONG_FIRST) + 1) for name in LAST)
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))   # stable: file order kept otherwise
