@@ -1220,3 +1220,24 @@ def test_maxm_documents_bad_pairs_and_named_languages(tmp_path, capsys):
         run(main, tmp_path, "maxm.langs=[quz]")
     assert e.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {m / 'maxm_v1_quz.json'}: expected a JSON object with 'annotations' at the top level, got list")
+
+
+@pytest.mark.parametrize("bench, rel", [
+    ("marvl", f"{IG}/marvl/zero_shot/annotations/marvl-tr.jsonl"), ("marvl", f"{IG}/nlvr2/annotations/dev.jsonl"),
+    ("xflickrco", f"{IG}/flickr30k/annotations/train_ann.jsonl"),
+    ("xflickrco", f"{IG}/xFlickrCO/annotations/de/test.jsonl")])
+def test_io_max_bad_rows_stops_at_the_file_with_the_bad_line(bench, rel, tmp_path, capsys):
+    """Each JSONL input of a converter on its own: the one with a bad line is named."""
+    import importlib
+    main = importlib.import_module(f"eval_data.{bench}.convert").main
+    (marvl_raw if bench == "marvl" else flickr_raw)(tmp_path)
+    for p in (tmp_path / "raw").rglob("*.jsonl"):             # no bad line anywhere but in rel
+        p.write_text("".join(x + "\n" for x in p.read_text().splitlines() if x != "{broken"))
+    with open(tmp_path / "raw" / rel, "a") as f:
+        f.write("{broken\n")
+    sets = ["marvl.langs=[tr]", "marvl.nlvr2_langs=[]"] if bench == "marvl" else ["xflickrco.langs=[de]"]
+    with pytest.raises(SystemExit) as e:
+        run(main, tmp_path, *sets, "io.max_bad_rows=0")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.startswith(f"error: {tmp_path / 'raw' / rel}:")
+    assert err.endswith("(more than 0 bad rows; raise io.max_bad_rows to go on)")
