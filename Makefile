@@ -29,8 +29,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install -q -e '.[test,fast]'
 	touch $@
 
+# The tests run in parallel (pytest-xdist), one worker per core; a test file's tests stay
+# on one worker (its module fixtures are built once), the files are handed out in the order
+# tests/conftest.py gives them (the longest first: --no-loadscope-reorder keeps it), and the
+# demo run the suite shares is built once for all workers (tests/conftest.py demo_out).
+# One process: make test PYTEST_JOBS=0
+PYTEST_JOBS ?= auto
 test: setup
-	$(VPY) -m pytest tests
+	$(VPY) -m pytest -n $(PYTEST_JOBS) --dist loadfile --no-loadscope-reorder tests
 
 demo: setup
 	$(VPY) tests/tools/demo.py --out $(OUT) --raw $(RAW_ROOT)

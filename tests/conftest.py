@@ -107,13 +107,48 @@ def root_sets(base: Path | str, raw: Path | str = FIXTURES_RAW) -> list[str]:
             "--set", f"paths.out_root={Path(base) / 'out'}"]
 
 
+def session_dir(tmp_path_factory) -> Path:
+    """A folder shared by the whole test session: under pytest-xdist (``make test``
+    runs two workers), the parent of the workers' own temporary roots."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def demo_out(tmp_path_factory) -> Path:
     """One run of the demo driver (tests/tools/demo.py) on the bundled fixtures,
-    shared by every test that reads the demo's outputs: <dir>/out and <dir>/work."""
+    shared by every test that reads the demo's outputs: <dir>/out and <dir>/work.
+    Under pytest-xdist it runs once for all workers: the first to need it builds it
+    (holding a lock), the others wait for it and read the same folder."""
+    import fcntl
     import subprocess
-    out = tmp_path_factory.mktemp("demo") / "A"
-    r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True, text=True)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    assert "every step is done" in r.stdout
+    shared = session_dir(tmp_path_factory)
+    out = shared / "demo" / "A"
+    with open(shared / "demo.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "demo" / "A.ok").is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True,
+                               text=True)
+            assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+            assert "every step is done" in r.stdout
+            (shared / "demo" / "A.ok").write_text("")
     return out
+
+
+# The longest test files first (measured; `pytest --durations`): with `make test`'s workers
+# each taking the next file as it finishes one (in this order: --no-loadscope-reorder), the
+# long ones start at once and the short ones fill in around them, instead of one long file
+# running alone at the end. The demo comparison (the shared demo run and a second one, side
+# by side) starts first of all; the other reader of the shared demo comes last, when it is
+# built, rather than waiting for it.
+LONG_FIRST = ("test_demo_reproducible.py", "test_tools.py", "test_pipeline.py", "test_translate_backends.py",
+              "test_config.py", "test_launch_ray.py", "test_faults.py", "test_launch_local.py",
+              "test_translate_openai.py", "test_launch_steps.py", "test_launch_slurm.py")
+LAST = ("test_mblip_loader.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    rank.update((name, len(LONG_FIRST) + 1) for name in LAST)
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))   # stable: file order kept otherwise

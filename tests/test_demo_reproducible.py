@@ -22,13 +22,23 @@ from tests.conftest import FIXTURES_RAW, PYTHON, REPO
 
 
 @pytest.fixture(scope="module")
-def demos(demo_out, tmp_path_factory) -> tuple[Path, Path]:
-    """The shared demo run (conftest.demo_out) and a second one into another folder."""
+def demos(request, tmp_path_factory) -> tuple[Path, Path]:
+    """The shared demo run (conftest.demo_out) and a second one into another folder.
+    The second runs while the first is built (or awaited): two single-core chains of
+    steps side by side, not one after the other (their downloads take turns at the
+    fixed port, tests/tools/demo.py)."""
     out = tmp_path_factory.mktemp("demo") / "B"
-    r = subprocess.run([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, capture_output=True,
-                       text=True)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    assert "every step is done" in r.stdout
+    log = out.with_name("B.log")
+    with open(log, "w") as f:
+        proc = subprocess.Popen([PYTHON, "tests/tools/demo.py", "--out", str(out)], cwd=REPO, stdout=f,
+                                stderr=subprocess.STDOUT, text=True)
+    try:
+        demo_out = request.getfixturevalue("demo_out")
+    finally:
+        proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-5000:]
+    assert "every step is done" in text
     return demo_out, out
 
 

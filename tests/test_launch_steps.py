@@ -13,7 +13,7 @@ import pytest
 from common import executors
 from common.errors import UserError
 from common.jsonl import write_jsonl
-from common.shards import shard_path
+from common.shards import key_shard, shard_path
 from pretrain import download_images as dl
 from tests.conftest import dry_run_expect, root_sets, translation_sets
 from tests.test_download_images import server, write_input  # noqa: F401  (fixture)
@@ -136,7 +136,10 @@ def test_download(tmp_path, server):  # noqa: F811
     # Every URL was fetched by exactly one shard.
     parts = [{json.loads(line)["url"] for line in shard_path(sharded / "status.jsonl", i, 3).open()}
              for i in range(3)]
-    assert sum(map(len, parts)) == len(set().union(*parts)) == 11 and all(parts)
+    assert sum(map(len, parts)) == len(set().union(*parts)) == 11
+    # Each shard fetched exactly the URLs the rule gives it (the server's port is random, so
+    # which shard gets how many differs from run to run; a shard may even get none).
+    assert parts == [{u for u in set().union(*parts) if key_shard(u, 3) == i} for i in range(3)]
 
 
 def test_download_merge_names_a_missing_shard(tmp_path, server):  # noqa: F811

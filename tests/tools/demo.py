@@ -51,21 +51,35 @@ def run(cmd: list[str]) -> None:
 
 
 @contextlib.contextmanager
+def port_turn():
+    """Demos running at once (two OUT folders, a test session's parallel workers)
+    take turns at the fixed port: without this, the second one's server cannot
+    bind and its download would fetch from the first one's server, which goes
+    away mid-step."""
+    import fcntl
+    import tempfile
+    with open(Path(tempfile.gettempdir()) / f"mblip-demo-web-{WEB_PORT}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # released when the file is closed (or the process dies)
+        yield
+
+
+@contextlib.contextmanager
 def web_server(py: str, path_sets: list[str]):
     """Serve <raw_root>/web on the port the fixture URLs name, while the download runs."""
-    proc = subprocess.Popen([py, "tests/tools/serve_web.py", *path_sets], cwd=ROOT)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", WEB_PORT), 0.2).close()
-                break
-            if proc.poll() is not None:
-                sys.exit(f"demo: the web server did not start (port {WEB_PORT} in use?)")
-            time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait()
+    with port_turn():
+        proc = subprocess.Popen([py, "tests/tools/serve_web.py", *path_sets], cwd=ROOT)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    socket.create_connection(("127.0.0.1", WEB_PORT), 0.2).close()
+                    break
+                if proc.poll() is not None:
+                    sys.exit(f"demo: the web server did not start (port {WEB_PORT} in use?)")
+                time.sleep(0.1)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 def engine_demo(py: str, out: Path) -> None:

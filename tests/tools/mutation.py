@@ -57,6 +57,20 @@ MODULES: dict[str, list[str]] = {
     "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py"],
     "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
     "translate/source.py": ["tests/test_source_keys.py"],
+    # The evaluation converters (issue 22): each run in-process by test_eval_convert.py.
+    "eval_data/run.py": ["tests/test_eval_convert.py", "tests/test_eval_sides_labels.py"],
+    "eval_data/rows.py": ["tests/test_eval_convert.py", "tests/test_eval_prompts.py"],
+    "eval_data/captions.py": ["tests/test_eval_convert.py", "tests/test_eval_units.py"],
+    "eval_data/images.py": ["tests/test_eval_convert.py", "tests/test_eval_units.py"],
+    "eval_data/xgqa/convert.py": ["tests/test_eval_convert.py", "tests/test_eval_units.py"],
+    "eval_data/xvnli/convert.py": ["tests/test_eval_convert.py", "tests/test_eval_units.py"],
+    "eval_data/marvl/convert.py": ["tests/test_eval_convert.py", "tests/test_eval_sides_labels.py",
+                                   "tests/test_eval_units.py"],
+    "eval_data/xflickrco/convert.py": ["tests/test_eval_convert.py"],
+    "eval_data/xm3600/convert.py": ["tests/test_eval_convert.py"],
+    "eval_data/maxm/convert.py": ["tests/test_eval_convert.py", "tests/test_eval_prompts.py"],
+    "eval_data/pope/convert.py": ["tests/test_eval_convert.py", "tests/test_eval_sides_labels.py"],
+    "eval_data/chair/convert.py": ["tests/test_eval_convert.py"],
 }
 # What each module is, for the table.
 WHAT = {
@@ -75,6 +89,18 @@ WHAT = {
     "pretrain/merge_train.py": "the task mix: schema, dedupe, seed",
     "pretrain/mix_card.py": "mix report and dataset card",
     "translate/source.py": "template store key, instruction picker",
+    "eval_data/run.py": "converters' input checks, accounting, output",
+    "eval_data/rows.py": "evaluation row, language names",
+    "eval_data/captions.py": "caption references, zh/ja/th segmentation",
+    "eval_data/images.py": "image files under any Unicode normalisation",
+    "eval_data/xgqa/convert.py": "xGQA, GQA train",
+    "eval_data/xvnli/convert.py": "XVNLI labels",
+    "eval_data/marvl/convert.py": "MaRVL, NLVR2: sides, truth",
+    "eval_data/xflickrco/convert.py": "xFlickrCO, Flickr30k: references, train prompts",
+    "eval_data/xm3600/convert.py": "XM3600 per language",
+    "eval_data/maxm/convert.py": "MaXM prompts, answers",
+    "eval_data/pope/convert.py": "POPE yes/no",
+    "eval_data/chair/convert.py": "CHAIR ground truth",
 }
 RESULTS = REPO / "docs" / "mutation.json"
 DOC = REPO / "docs" / "testing.md"
