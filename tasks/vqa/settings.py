@@ -128,10 +128,14 @@ def joined(cfg, split: str, report: Report, need: str = "answer") -> Iterator[di
             continue
         yield {"question_id": qid, "image_id": name, "question": text, "answer": answer,
                "answers": ann["answers"]}
+    _count_leftovers(split, bad, len(annotations) - len(used), a_path, report)
+
+
+def _count_leftovers(split: str, bad: BadRows, orphans: int, a_path, report: Report) -> None:
+    """After the join: the unreadable question records and the annotations no question used."""
     if bad.count:
         report.skip(f"{split}: question record not readable (not JSON or invalid UTF-8)", bad.examples[0],
                     n=bad.count)
-    orphans = len(annotations) - len(used)
     if orphans:
         report.skip(f"{split}: annotation without question", str(a_path), n=orphans)
 
