@@ -289,3 +289,36 @@ def test_the_ratio_is_a_strict_bound_and_rows_without_a_template_are_counted():
     p.pick("a", "fr")
     p.pick("b", "sw")
     assert p.counts["no_translated_template_for_lang"] == 2 and p.counts["english_naming_language"] == 2
+
+
+def test_a_steps_record_holds_the_shaping_settings_flattened_and_no_speed_setting():
+    """What `python -m common status` compares for a step that translates
+    (translate.shaping.step_values in its shaped_by): every shaping setting
+    under its dotted key, nested ones flattened; no speed setting; nothing for
+    a config without a translation section."""
+    from translate.shaping import step_values
+    tcfg = {**TCFG, "backend": "hf", "model": "/m/nllb", "dtype": "float16", "max_batch_tokens": 999,
+            "quality": {"max_repeats": 4, "check_language": True}}
+    values = step_values({"translation": tcfg, "other": {"x": 1}})
+    assert values["translation.backend"] == "hf" and values["translation.model"] == "/m/nllb"
+    assert values["translation.dtype"] == "float16"
+    assert values["translation.quality.max_repeats"] == 4 and values["translation.quality.check_language"] is True
+    assert "translation.quality" not in values and "translation.max_batch_tokens" not in values
+    assert all(k.startswith("translation.") for k in values)
+    assert step_values({"other": {"x": 1}}) == {} and step_values({"translation": "hf"}) == {}
+
+
+def test_an_unset_dtype_is_auto_and_an_unset_served_model_is_empty_in_the_cache_key():
+    from translate.shaping import cache_model_key, shaping_settings
+    hf = {"backend": "hf", "model": "/m", "beam_size": 2}
+    assert shaping_settings(hf)["dtype"] == "auto"
+    assert cache_model_key(hf) == "hf:/m:auto:beam2"
+    assert cache_model_key(hf, "float16") == "hf:/m:float16:beam2"   # as the backend resolved it
+    served = cache_model_key({"backend": "openai", "openai": {"prompt": "v1"}})
+    assert served.startswith("openai::prompt=v1.") and served.endswith(":t0")
+
+
+def test_an_unknown_prompt_version_has_no_text_hash():
+    from translate.shaping import shaping_settings
+    got = shaping_settings({"backend": "openai", "openai": {"model": "m", "prompt": "no-such-version"}})
+    assert got["openai"] == {"prompt": "no-such-version", "prompt_sha256": None}

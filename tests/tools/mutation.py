@@ -57,6 +57,7 @@ MODULES: dict[str, list[str]] = {
     "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py"],
     "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
     "translate/source.py": ["tests/test_source_keys.py"],
+    "translate/shaping.py": ["tests/test_source_keys.py", "tests/test_translate_cache.py"],
     # The evaluation converters (issue 22): each run in-process by test_eval_convert.py.
     "eval_data/run.py": ["tests/test_eval_convert.py", "tests/test_eval_sides_labels.py"],
     "eval_data/rows.py": ["tests/test_eval_convert.py", "tests/test_eval_prompts.py"],
@@ -89,6 +90,7 @@ WHAT = {
     "pretrain/merge_train.py": "the task mix: schema, dedupe, seed",
     "pretrain/mix_card.py": "mix report and dataset card",
     "translate/source.py": "template store key, instruction picker",
+    "translate/shaping.py": "the translation settings that shape an output: cache, store and step keys",
     "eval_data/run.py": "converters' input checks, accounting, output",
     "eval_data/rows.py": "evaluation row, language names",
     "eval_data/captions.py": "caption references, zh/ja/th segmentation",
