@@ -148,25 +148,28 @@ def same_content(a: dict | None, b: dict | None) -> bool:
     return a.get("kind") == "absent" or a.get("sha256") == b.get("sha256")
 
 
+def flatten(prefix: str, node: Any, skip: frozenset = frozenset()) -> dict[str, Any]:
+    """{dotted key: leaf value} of a config value (``prefix.a.b``), leaving out
+    the keys named in ``skip`` at any depth."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in node.items():
+        if k not in skip:
+            out.update(flatten(f"{prefix}.{k}", v, skip))
+    return out
+
+
 def shaping_values(step: Step, cfg: Config) -> dict[str, Any]:
     """The resolved config values that shape the step's output, by dotted key:
     a key or section of ``shaped_by`` walked (less ``NOT_SHAPING``), a function called."""
     out: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k not in NOT_SHAPING:
-                    walk(f"{prefix}.{k}", v)
-        else:
-            out[prefix] = node
-
     for key in step.shaped_by:
         if callable(key):   # a function of the config gives its values itself (translate.shaping.step_values)
             out.update(key(cfg))
             continue
         try:
-            walk(key, cfg.at(key))
+            out.update(flatten(key, cfg.at(key), NOT_SHAPING))
         except UserError:
             continue  # a key this config does not have
     return out

@@ -107,17 +107,8 @@ def step_values(cfg) -> dict[str, Any]:
     values flattened: ``translation.quality.max_repeats``), or {} for a config
     without a translation section. A step whose output depends on translation
     lists this function in its ``shaped_by``."""
+    from common.records import flatten
     tcfg = cfg.get("translation")
     if not isinstance(tcfg, dict):
         return {}
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            out[prefix] = node
-
-    walk("translation", shaping_settings(tcfg))
-    return out
+    return flatten("translation", shaping_settings(tcfg))
