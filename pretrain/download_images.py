@@ -216,7 +216,8 @@ def _image_outcome(head: dict, rel: str, size: int, ctype: str, saved: tuple, dc
 
 
 def save_image(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
-    """Normalise ``data`` and write it to a temporary file in ``partial``: ("ok",
+    """Normalise ``data`` and write it to a temporary file in ``partial``
+    (``<image_root>/.partial``, removed when a run ends empty): ("ok",
     original size, size, temporary path), or (kind, detail) when it is no usable
     image. The caller renames it to ``path`` once the image's status row is in
     the journal: an image on disk always has its row (and so its settings).
@@ -229,9 +230,13 @@ def save_image(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
         return e.kind, e.detail
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial.mkdir(parents=True, exist_ok=True)
     tmp = partial / f".{target.name}.{temp_owner()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as f:
+    try:
+        f = open(tmp, "wb")
+    except FileNotFoundError:   # the run's first image, or another shard just removed the empty folder
+        partial.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")
+    with f:
         f.write(jpeg)
     return "ok", original, size, str(tmp)
 
@@ -325,7 +330,7 @@ def _run(dc: dict, report: Report, progress: bool, shard: tuple[int, int]) -> di
         journal.close()
     # The status file is complete and in place: the journal has served.
     journal_path(status_path).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):   # empty unless another run is writing there
+    with contextlib.suppress(OSError):   # empty unless another shard is writing there
         (image_root / PARTIAL).rmdir()
     return summary
 
