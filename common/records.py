@@ -48,7 +48,7 @@ NOT_SHAPING = frozenset({
     "log_dir", "index_dir", "text_batch", "image_batch", "image_workers",
     "query_batch", "chunk_rows", "cache_dir", "only", "step", "connect_timeout", "read_timeout",
     "max_seconds", "retries", "backoff", "max_backoff", "retry_timeouts", "retry_failed", "user_agent",
-    "skipped_images", "num_shards", "shard_index", "processes", "image_processes",
+    "skipped_images", "num_shards", "shard_index", "processes", "image_processes", "image_threads",
     "min_success_rate",   # a check of an outcome, not what is written
 })
 

@@ -40,6 +40,7 @@ DEFAULTS: dict = {
         "fanout": 0,
         "threads": 32,
         "processes": 0,
+        "image_threads": 2,
         "image_processes": 0,
         "connect_timeout": 5.0,
         "read_timeout": 10.0,

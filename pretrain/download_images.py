@@ -99,7 +99,7 @@ def check_config(dc: dict) -> None:
     if dc["resample"] == "area" and importlib.util.find_spec("cv2") is None:
         raise UserError("download.resample: area needs OpenCV (pip install opencv-python-headless, or "
                         "pip install -e '.[opencv]'); box is the same area average in Pillow")
-    for key in ("threads", "image_size", "retries", "processes", "image_processes"):
+    for key in ("threads", "image_size", "retries", "processes", "image_processes", "image_threads"):
         v, least = dc[key], 1 if key in ("threads", "image_size") else 0
         if isinstance(v, bool) or not isinstance(v, int) or v < least:
             raise UserError(f"download.{key} must be an integer >= {least}, got {v!r}")
@@ -126,9 +126,9 @@ def check_config(dc: dict) -> None:
 
 class Worker:
     """Fetch + normalise + atomic write; one requests.Session per thread. With
-    ``images`` (a process pool) the decoding, resizing and encoding run there,
-    so the threads' Python work (HTTP, bookkeeping) has this process's GIL to
-    itself and the image work uses every core. One per process: its ``Hosts``
+    ``images`` (a process pool, or a fetch process's image threads) the
+    decoding, resizing and encoding run there, so a fetch thread goes on to
+    its next URL at once (and, with processes, the image work uses every core). One per process: its ``Hosts``
     (robots.txt, per-host limits) is shared by the process's threads."""
 
     def __init__(self, dc: dict, image_root: Path, images: cf.Executor | None = None):
@@ -186,9 +186,12 @@ def _thread_worker(dc: dict, image_root: Path) -> Worker:
 
 
 def _process_worker(dc: dict, image_root: Path) -> Worker:
-    """The worker of a fetch process: its threads do the image work too."""
+    """The worker of a fetch process: ``download.image_threads`` threads do the
+    image work (Pillow lets go of the interpreter lock while it decodes, scales
+    and encodes), so the fetch threads go on fetching; 0: the fetch threads do it."""
     Image.MAX_IMAGE_PIXELS = dc["max_pixels"]    # as run() sets it in the main process
-    return Worker(dc, image_root)
+    n = dc["image_threads"]
+    return Worker(dc, image_root, cf.ThreadPoolExecutor(n, thread_name_prefix="image") if n else None)
 
 
 def record(journal, st: dict, dc: dict, flush: bool = True) -> int:
@@ -229,7 +232,6 @@ def save_image(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
     except ImageError as e:
         return e.kind, e.detail
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial / f".{target.name}.{temp_owner()}.{threading.get_ident()}.tmp"
     try:
         f = open(tmp, "wb")
@@ -239,6 +241,16 @@ def save_image(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
     with f:
         f.write(jpeg)
     return "ok", original, size, str(tmp)
+
+
+def move_into_place(tmp: str, dest: Path) -> None:
+    """Rename a finished temporary to its image path; its fanout folder is made
+    the first time it is missing (not with a mkdir per image)."""
+    try:
+        os.replace(tmp, dest)
+    except FileNotFoundError:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
 
 
 def _save_in_process(data: bytes, dc: dict, path: str, partial: Path) -> tuple:
@@ -393,11 +405,12 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
 
     Outcomes are taken as they finish, in any order, so a slow host holds one
     thread and nothing else: there is no window in input order for it to block.
-    At most ``threads * 4`` fetches are queued or running; the journal, not
-    memory, holds the outcomes until the ordered pass."""
+    At most ``fetcher.window`` fetches (``threads * 4``, twice that with
+    processes) are queued or running; the journal, not memory, holds the
+    outcomes until the ordered pass."""
     num_shards, shard_index = shard
     where: dict[int, int] = {}
-    limit, in_flight = dc["threads"] * 4, 0
+    limit, in_flight = fetcher.window, 0
 
     def collect(outcomes: Iterator[tuple], stopping: bool = False) -> None:
         nonlocal in_flight
@@ -410,7 +423,7 @@ def _fetch_all(dc: dict, report: Report, progress: bool, shard: tuple[int, int],
             tmp = got.pop(TMP, None)
             where[key] = record(journal, got, dc)
             if tmp is not None:
-                os.replace(tmp, image_root / got["image_id"])
+                move_into_place(tmp, image_root / got["image_id"])
             bar.update(1)
 
     with tqdm(desc="download", unit="url", disable=not progress, mininterval=2) as bar:

@@ -65,10 +65,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def hosts():
-    """Loopback servers until their hosts live in at least two of three processes."""
+    """Four loopback servers (hosts)."""
     Handler.hits, Handler.active, Handler.most, Handler.delay = {}, {}, {}, 0.0
     servers = []
-    while len(servers) < 4 or len({download_procs.host_process(u + "/x", 3) for u in urls(servers)}) < 2:
+    while len(servers) < 4:
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         srv.daemon_threads = True
         threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -129,11 +129,26 @@ def test_per_host_limits_and_robots_hold_across_processes(tmp_path, hosts):
 
 def test_worker_processes_count_and_threads():
     dc = {"processes": 0, "threads": 32}
-    assert download_procs.process_count(dc) == min(download_procs.cores(), 32)
+    assert download_procs.process_count(dc) == min(2 * download_procs.cores(), 32)
     assert download_procs.process_count({"processes": 8, "threads": 3}) == 3     # at most one per thread
     assert download_procs.process_count({"processes": 1, "threads": 32}) == 1
-    same = {download_procs.host_process(f"http://a.example/{i}.jpg", 4) for i in range(20)}
-    assert len(same) == 1      # every URL of a host goes to one process
+
+
+def test_a_host_stays_in_its_process_and_a_new_host_goes_to_the_least_busy():
+    homes = download_procs.HostHomes(max_hosts=2)
+    assert homes.place("http://a.example/1.jpg", [3, 1, 2]) == (1, "http://a.example")
+    assert homes.place("HTTP://A.example/2.jpg", [0, 9, 9])[0] == 1      # same origin: same process
+    assert homes.place("http://b.example/1.jpg", [5, 4, 0])[0] == 2
+    homes.finished("http://b.example")
+    assert homes.place("http://a.example:8080/1.jpg", [0, 1, 1])[0] == 0      # another port, another host
+    # over max_hosts, the least recently used host with nothing out is forgotten (b; a has two out)
+    assert list(homes.homes) == ["http://a.example", "http://a.example:8080"]
+    homes.finished("http://a.example")
+    homes.finished("http://a.example")
+    homes.finished("http://a.example:8080")
+    assert homes.place("http://c.example/1.jpg", [1, 0, 1])[0] == 1
+    assert list(homes.homes) == ["http://a.example:8080", "http://c.example"]      # a was used longest ago
+    assert homes.place("http://a.example/3.jpg", [0, 5, 5])[0] == 0       # forgotten: placed anew
 
 
 def children(pid: int) -> list[int]:
@@ -224,3 +239,48 @@ def test_the_deadline_holds_in_workers_forked_after_a_fetch_here(tmp_path):
         STOP.set()
         srv.shutdown()
         srv.server_close()
+
+
+class _GatedWorker:
+    """A fetch worker for Processes: URLs with 'hold' in them wait until ``gate`` exists."""
+
+    def __init__(self, gate: str):
+        self.gate = gate
+
+    def __call__(self, url, rid, rel, done):
+        while "hold" in url and not os.path.exists(self.gate):
+            time.sleep(0.01)
+        done({"url": url, "id": rid})
+
+    def close(self, cancel):
+        pass
+
+
+def test_a_process_that_runs_behind_does_not_starve_the_others(tmp_path):
+    """Each process is sent at most its share of the window; a busy one's next
+    URLs wait in the parent, so the other process's URLs go out and finish while
+    it is stuck, and every URL still comes back once it moves again."""
+    gate = tmp_path / "go"
+    fetcher = download_procs.Processes(2, 4, lambda: _GatedWorker(str(gate)))
+    busy_host, free_host = "http://busy.example", "http://free.example"
+    try:
+        for k in range(20):     # more than a process's share (2 threads x 4)
+            fetcher.submit(k, f"{busy_host}/hold/{k}.jpg", str(k), f"{k}.jpg")
+        busy = fetcher.homes.homes[busy_host][0]
+        assert fetcher.sent[busy] == fetcher.cap == 8 and len(fetcher.backlog[busy]) == 12
+        assert fetcher.window >= 20 + 5
+        for k in range(20, 25):
+            fetcher.submit(k, f"{free_host}/{k}.jpg", str(k), f"{k}.jpg")
+        assert fetcher.homes.homes[free_host][0] == 1 - busy      # a new host goes to the idle process
+        got = {}
+        while len(got) < 5:      # the free process answers while the busy one holds all of its URLs
+            got.update(fetcher.take(block=True))
+        assert sorted(got) == list(range(20, 25))
+        gate.touch()
+        while len(got) < 25:
+            got.update(fetcher.take(block=True))
+        assert sorted(got) == list(range(25)) and not fetcher.backlog[busy] and fetcher.sent == [0, 0]
+        assert fetcher.homes.homes[busy_host][1] == 0 and not fetcher.origin_of
+    finally:
+        gate.touch()
+        list(fetcher.stop(cancel=False))

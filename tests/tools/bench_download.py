@@ -9,7 +9,8 @@ mixed sizes (320x240 to 1600x1200), of which ``--slow`` answer only after
 list in a seeded order. Captions are real-style (tests/tools/synthetic.py).
 Both sides resize to 256 with white padding and encode JPEG quality 95, no
 retries, the same total threads: ours ``--threads`` over its default
-``download.processes`` (one per core) with the guards at their defaults
+``download.processes`` (two per core, each with ``download.image_threads``
+image threads) with the guards at their defaults
 (loopback allowed); img2dataset in its recommended layout, ``--processes``
 processes (one per core) x ``--threads / --processes`` threads,
 ``number_sample_per_shard`` small enough that every process has shards. Ours
@@ -175,7 +176,8 @@ def run_ours(rows: list[dict], out: Path, threads: int, **settings) -> dict:
     from pretrain.download_procs import process_count
     n = process_count(dc)
     return {"seconds": seconds, "success": summary["success"], "failed": summary["urls"] - summary["success"],
-            "layout": f"{n} processes x {max(1, threads // n)} threads, resample {dc['resample']}",
+            "layout": f"{n} processes x {max(1, threads // n)} threads (+ {dc['image_threads'] if n > 1 else 0} "
+                      f"image threads each), resample {dc['resample']}",
             "failures_by_kind": summary["failures_by_kind"], "ok_urls": set(ok_urls), "cpu_seconds": cpu}
 
 

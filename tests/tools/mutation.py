@@ -113,7 +113,8 @@ SKIP_DIRS = {".git", ".venv", "mutants", "demo_work", "__pycache__", ".pytest_ca
 def scratch_copy(dest: Path) -> None:
     """The working tree (tracked or not, without the venv and build folders) into dest."""
     def keep(info: tarfile.TarInfo):
-        return None if set(Path(info.name).parts) & SKIP_DIRS else info
+        parts = Path(info.name).parts
+        return None if set(parts) & SKIP_DIRS or any(x.startswith(".venv") for x in parts) else info
     buf = dest.with_suffix(".tar")
     with tarfile.open(buf, "w") as tar:
         tar.add(REPO, arcname=".", filter=keep)
