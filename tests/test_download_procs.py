@@ -100,16 +100,17 @@ def outputs(dc: dict) -> tuple:
 def test_one_and_several_processes_write_the_same_bytes(tmp_path, hosts):
     rows = mixed_rows(hosts)
     got = {}
-    for n in (1, 3):
-        dc = config(tmp_path / str(n), threads=6, processes=n)
+    for n, image_threads in ((1, 2), (3, 2), (3, 0)):     # image threads: 0, the fetch threads do it
+        dc = config(tmp_path / f"{n}_{image_threads}", threads=6, processes=n, image_threads=image_threads)
         Path(dc["input"]).parent.mkdir(parents=True)
         write_input(Path(dc["input"]), rows)
         summary = dl.run(dc, Report("t"), progress=False)
         assert summary["urls"] == 40 and summary["success"] == 32
-        got[n] = outputs(dc)
-    assert got[1] == got[3] and len(got[1][2]) == 32
+        got[n, image_threads] = outputs(dc)
+    got[1], got[3] = got[1, 2], got[3, 2]
+    assert got[1] == got[3] == got[3, 0] and len(got[1][2]) == 32
     # and resumed in several processes: every image already on disk, the same outputs but for the kind
-    dc = config(tmp_path / "3", threads=6, processes=3)
+    dc = config(tmp_path / "3_2", threads=6, processes=3)
     dl.run(dc, Report("t"), progress=False)
     assert outputs(dc)[1:] == got[1][1:]
 
@@ -125,6 +126,12 @@ def test_per_host_limits_and_robots_hold_across_processes(tmp_path, hosts):
     assert set(Handler.most.values()) == {1}
     robots = {port: n for (port, path), n in Handler.hits.items() if path == "/robots.txt"}
     assert len(robots) == len(hosts) and set(robots.values()) == {1}
+
+
+def test_image_threads_is_checked(tmp_path):
+    from common.errors import UserError
+    with pytest.raises(UserError, match="download.image_threads must be an integer >= 0"):
+        dl.run(config(tmp_path, image_threads=-1), Report("t"), progress=False)
 
 
 def test_worker_processes_count_and_threads():
