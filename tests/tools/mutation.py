@@ -11,12 +11,12 @@ tests that reach the mutated function), and the counts are collected:
     python tests/tools/mutation.py --survivors           # also print each surviving mutant's diff
 
 Score = (killed + timeout) / all mutants; a mutant no test reaches counts as
-survived. Modules whose score is under --min-score (default 80) make the exit
+survived. Modules whose score is under --min-score (default 85) make the exit
 status 1.
 
-Every run records its modules' results in docs/mutation.json (one entry per
-module, replaced by the module's latest run: counts, score, seconds, date,
-surviving mutants) and rewrites the table between ``<!-- mutation:begin -->``
+Every run records its modules' results in docs/mutation.json as each module
+ends (one entry per module, replaced by the module's latest run: counts,
+score, seconds, date, the run's start time, surviving mutants) and rewrites the table between ``<!-- mutation:begin -->``
 and ``<!-- mutation:end -->`` in docs/testing.md from that file, so the table
 is the last run's, never typed (tests/test_tools.py checks that the two agree;
 ``--no-docs`` leaves both alone). The prose below the table in docs/testing.md
@@ -54,9 +54,10 @@ MODULES: dict[str, list[str]] = {
     "common/status.py": ["tests/test_cli_status.py"],
     "common/lifecycle.py": ["tests/test_lifecycle.py"],
     "pretrain/download_resume.py": ["tests/test_download_resume.py"],
-    "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py"],
-    "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py"],
-    "translate/source.py": ["tests/test_source_keys.py"],
+    "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py", "tests/test_merge_report.py",
+                                "tests/test_merge_config.py"],
+    "pretrain/mix_card.py": ["tests/test_mix_card.py", "tests/test_mix_card_reports.py", "tests/test_mix_card_text.py"],
+    "translate/source.py": ["tests/test_source_keys.py", "tests/test_source_steps.py"],
     "translate/shaping.py": ["tests/test_source_keys.py", "tests/test_translate_cache.py"],
     # The evaluation converters (issue 22): each run in-process by test_eval_convert.py.
     "eval_data/run.py": ["tests/test_eval_convert.py", "tests/test_eval_sides_labels.py"],
@@ -196,7 +197,8 @@ def table(results: dict[str, dict]) -> str:
         what = f" ({WHAT[m]})" if m in WHAT else ""
         if r.get("only"):
             what += "; only " + ", ".join(f"`{f}`" for f in r["only"])
-        run = r.get("date", "") + ("" if r.get("seconds") is None else f", {r['seconds']:.0f} s")
+        run = r.get("run") or r.get("date", "")
+        run += "" if r.get("seconds") is None else f", {r['seconds']:.0f} s"
         lines.append(f"| `{m}`{what} | {', '.join(Path(t).name for t in r['tests'])} | {r['total']} | "
                      f"{r['killed'] + r['timeout']} | {r['survived'] + r['no_tests']} | {r['score']}% | "
                      f"{run} |")
@@ -215,7 +217,8 @@ def record_results(new: list[dict], results_path: Path = RESULTS, doc: Path = DO
         if "error" not in r:
             results[r["module"]] = {k: r[k] for k in ("tests", "total", "killed", "timeout", "survived",
                                                       "no_tests", "score", "seconds", "surviving")} | \
-                {"date": today, **({"only": r["only"]} if r.get("only") else {})}
+                {"date": today, **({"only": r["only"]} if r.get("only") else {}),
+                 **({"run": r["run"]} if r.get("run") else {})}
     results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     write_table(doc, table(results))
 
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("modules", nargs="*", help=f"default: {' '.join(MODULES)}")
     ap.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants run in parallel")
-    ap.add_argument("--min-score", type=float, default=80.0)
+    ap.add_argument("--min-score", type=float, default=85.0)
     ap.add_argument("--survivors", action="store_true", help="print every surviving mutant's diff")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--only", action="append", default=[], metavar="FUNCTION",
@@ -245,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("mutmut is not installed in this environment: pip install -e '.[test]'")
     chosen = args.modules or list(MODULES)
     results, low = [], []
+    started = time.strftime("%Y-%m-%d %H:%M")    # names the run every module's entry came from
     for module in chosen:
         tests = MODULES.get(module)
         if tests is None:
@@ -253,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module}: skipped (the module or its tests {tests} do not exist here)", file=sys.stderr)
             continue
         res = run_module(module, tests, args.children, args.survivors, args.only)
+        res["run"] = started
         results.append(res)
+        if not args.no_docs:     # recorded as each module ends: a run stopped halfway keeps what it did
+            record_results([res])
         if "error" in res:
             print(f"{module}: {res['error']}", file=sys.stderr)
             low.append(module)
@@ -274,8 +281,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['killed'] + r['timeout']} | {r['score']}% |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    if not args.no_docs and results:
-        record_results(results)
     if low:
         print(f"under {args.min_score}% (or failed): {', '.join(low)}", file=sys.stderr)
     return 1 if low else 0
