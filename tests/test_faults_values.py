@@ -27,33 +27,6 @@ DEEP = "[" * 1500 + "]" * 1500     # one 3 KB line: json's recursive parser give
 
 
 # -- A. one line, or one bad record, where there was a traceback -------------------------------------
-def test_deep_json_is_one_bad_record_in_every_reader(tmp_path):
-    lines = tmp_path / "a.jsonl"
-    lines.write_text(f'{{"a": 1}}\n{{"x": {DEEP}}}\n{{"a": 2}}\n')
-    bad = BadRows(quiet=True)
-    assert list(read_jsonl(lines, bad)) == [{"a": 1}, {"a": 2}] and bad.count == 1
-    assert "nested more than 200 levels deep" in bad.examples[0]
-
-    array = tmp_path / "a.json"
-    array.write_text(f'[{{"a": 1}}, {{"x": {DEEP}}}, {{"a": 2}}]')
-    for chunk in (64, 1 << 20):     # cut inside the deep element, or not
-        bad = BadRows(quiet=True)
-        assert list(iter_json_array(array, bad, chunk_size=chunk)) == [(0, {"a": 1}), (2, {"a": 2})]
-        assert bad.count == 1, chunk
-
-    doc = tmp_path / "d.json"      # a whole document keyed by id (xGQA), and one with a records member
-    doc.write_text(f'{{"q1": {{"a": 1}}, "q2": {{"x": {DEEP}}}, "q3": {{"a": 2}}}}')
-    bad = BadRows(quiet=True)
-    assert load_json(doc, bad) == {"q1": {"a": 1}, "q3": {"a": 2}} and bad.count == 1
-    with pytest.raises(UserError, match="nested more than 200"):
-        load_json(doc)
-    member = tmp_path / "m.json"
-    member.write_text(f'{{"info": 1, "images": [{{"a": 1}}, {{"x": {DEEP}}}]}}')
-    bad = BadRows(quiet=True)
-    assert load_json(member, bad, "images") == {"info": 1, "images": [{"a": 1}]} and bad.count == 1
-    assert read_json_object(doc) is None        # a record of our own: recomputed
-
-
 def test_deep_json_line_in_translate_file_is_counted(tmp_path, capsys, small_jsonl):
     from translate import translate_file
     with open(small_jsonl, "a") as f:

@@ -143,3 +143,102 @@ def test_assignment_messages_name_the_list():
     with pytest.raises(UserError) as e:
         assign_languages(5, 0, codes=["de"], exclude=["de"])
     assert str(e.value) == "no language left to assign (every listed language is excluded)"
+
+
+# -- the functions the translate steps use (mutation testing found them tested only from afar) --
+def test_model_codes_of_each_family():
+    import pytest
+    from common.errors import UserError
+    from common.languages import madlad_code, model_code
+    assert model_code("de", "nllb") == "deu_Latn" and model_code("iw", "nllb") == "heb_Hebr"
+    assert model_code("de", "madlad") == "<2de>" and model_code("iw", "madlad") == "<2he>"
+    assert madlad_code("zh") == "zh"
+    with pytest.raises(UserError) as e:
+        model_code("de", "m2m")
+    assert str(e.value) == "translation.model_family: 'm2m' is not one of nllb, madlad"
+    with pytest.raises(UserError, match="unknown language code 'xx'"):
+        madlad_code("xx")
+
+
+def test_a_language_without_a_madlad_code_is_named(tmp_path, monkeypatch):
+    import pytest
+    from common import languages
+    from common.errors import UserError
+    lines = languages.MADLAD_CODES_TSV.read_text(encoding="utf-8").splitlines()
+    edited = tmp_path / "madlad.tsv"
+    edited.write_text("\n".join(x for x in lines if not x.startswith("de\t")) + "\n", encoding="utf-8")
+    monkeypatch.setattr(languages, "MADLAD_CODES_TSV", edited)
+    with pytest.raises(UserError) as e:
+        languages.madlad_code("de")
+    assert str(e.value) == (f"language 'de' (German) has no MADLAD-400 code in {edited}: leave it out of the "
+                            "language list or use translation.model_family=nllb")
+    assert languages.madlad_code("fr") == "fr"
+
+
+def test_the_table_inputs_of_a_step_follow_its_model_family():
+    from common.languages import LANGUAGES_TSV, MADLAD_CODES_TSV, table_inputs
+    assert table_inputs() == [LANGUAGES_TSV]
+    assert table_inputs({"translation": {"backend": "hf", "model_family": "nllb"}}) == [LANGUAGES_TSV]
+    assert table_inputs({"translation": {"backend": "hf", "model_family": "madlad"}}) == \
+        [LANGUAGES_TSV, MADLAD_CODES_TSV]
+    assert table_inputs({"translation": {"model_family": "madlad"}}) == [LANGUAGES_TSV]    # no backend: no model
+    assert table_inputs({"translation": "madlad"}) == [LANGUAGES_TSV]
+    assert table_inputs(["not a config"]) == [LANGUAGES_TSV]
+
+
+def test_each_split_policy_is_checked_and_recorded():
+    import pytest
+    from common.errors import UserError
+    from common.languages import check_split
+    assert check_split({}, "k") == {"policy": "mc4"}
+    assert check_split({"policy": "mc4", "alpha": 0.3}, "k") == {"policy": "mc4"}   # only what the policy uses
+    assert check_split({"policy": "temperature", "alpha": 0.3}, "k") == {"policy": "temperature", "alpha": 0.3}
+    assert check_split({"policy": "english_share", "english": 1}, "k", ["en", "de"]) == \
+        {"policy": "english_share", "english": 1.0}
+    assert check_split({"policy": "english_share", "english": 0}, "k", ["de"]) == \
+        {"policy": "english_share", "english": 0.0}
+    for split, message in [
+            ("mc4", "k: expected a mapping {policy, english, alpha}, got 'mc4'"),
+            ({"policy": "uniform"}, "k.policy: 'uniform' is not one of mc4, english_share, temperature"),
+            ({"policy": "temperature", "alpha": 1.5}, "k.alpha: need a number from 0 to 1, got 1.5"),
+            ({"policy": "temperature", "alpha": -0.1}, "k.alpha: need a number from 0 to 1, got -0.1"),
+            ({"policy": "temperature", "alpha": True}, "k.alpha: need a number from 0 to 1, got True"),
+            ({"policy": "english_share", "english": "half"}, "k.english: need a number from 0 to 1, got 'half'")]:
+        with pytest.raises(UserError) as e:
+            check_split(split, "k", ["en", "de"])
+        assert str(e.value) == message
+    with pytest.raises(UserError) as e:
+        check_split({"policy": "english_share", "english": 0.5}, "k", ["de", "fr"])
+    assert str(e.value) == "k.english: an English share of 0.5 but en is not among the languages drawn"
+
+
+def test_shares_and_target_percent_under_each_policy():
+    import pytest
+    from common.languages import SPLIT_DEFAULT, split_shares, target_percent
+    table = load_languages()
+    assert split_shares(["de", "fr"]) == {"de": table["de"].mc4_percent, "fr": table["fr"].mc4_percent}
+    assert split_shares(["de", "fr"], {"policy": "temperature", "alpha": 0.5}) == \
+        {"de": table["de"].mc4_percent ** 0.5, "fr": table["fr"].mc4_percent ** 0.5}
+    assert split_shares(["en", "de", "fr"], {"policy": "english_share", "english": 0.4}) == \
+        pytest.approx({"en": 0.4, "de": 0.3, "fr": 0.3})
+    assert split_shares(["en"], {"policy": "english_share", "english": 0.4}) == {"en": 0.4}
+    assert split_shares(["de", "fr"], {"policy": "english_share", "english": 1.0}) == {"de": 1.0, "fr": 1.0}
+    pct = target_percent(["en", "de"])
+    total = table["en"].mc4_percent + table["de"].mc4_percent
+    assert pct == pytest.approx({"en": 100 * table["en"].mc4_percent / total, "de": 100 * table["de"].mc4_percent / total})
+    assert target_percent(["en", "de", "fr"], {"policy": "temperature", "alpha": 0.0}) == \
+        pytest.approx({c: 100 / 3 for c in ("en", "de", "fr")})
+    from common.languages import check_split      # the documented defaults of each policy's number
+    assert check_split({"policy": "temperature"}, "k") == {"policy": "temperature", "alpha": 0.3}
+    assert check_split({"policy": "english_share"}, "k", ["en"]) == {"policy": "english_share", "english": 0.5}
+    assert SPLIT_DEFAULT["policy"] == "mc4"
+
+
+def test_assignment_draws_by_the_split_and_refuses_an_empty_list():
+    import pytest
+    from common.errors import UserError
+    out = assign_languages(1000, 1, ["en", "de"], split={"policy": "english_share", "english": 0.25})
+    assert collections.Counter(out) == {"en": 250, "de": 750}
+    with pytest.raises(UserError) as e:
+        assign_languages(10, 1, ["de"], exclude=["de"])
+    assert str(e.value) == "no language left to assign (every listed language is excluded)"

@@ -246,3 +246,17 @@ def test_check_complete_names_ten_shards_then_elides_and_hints_the_first(tmp_pat
     (shard_path(out, 0, 3)).unlink()
     shards.check_complete(step, cfg, rule, 2)
     assert capsys.readouterr().err == ""
+
+
+def test_chunks_are_lazy_lists_of_size_the_last_shorter():
+    pulled = []
+
+    def items():
+        for i in range(7):
+            pulled.append(i)
+            yield i
+    it = shards.chunks(items(), 3)
+    assert next(it) == [0, 1, 2] and pulled == [0, 1, 2]      # read as far as the first chunk only
+    assert list(it) == [[3, 4, 5], [6]]
+    assert list(shards.chunks([], 3)) == [] and list(shards.chunks("abcd", 2)) == [["a", "b"], ["c", "d"]]
+    assert list(shards.chunks(range(3), 1)) == [[0], [1], [2]]

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 # module -> its focused test files.
 MODULES: dict[str, list[str]] = {
     "common/languages.py": ["tests/test_languages.py"],
-    "common/jsonl.py": ["tests/test_jsonl.py", "tests/test_jsonl_contract.py"],
+    "common/jsonl.py": ["tests/test_jsonl.py", "tests/test_jsonl_contract.py", "tests/test_jsonl_deep.py"],
     "common/shards.py": ["tests/test_shards.py"],
     "match/negatives.py": ["tests/test_match_negatives.py"],
     "eval_data/decontam.py": ["tests/test_decontam.py", "tests/test_decontam_contract.py"],
