@@ -122,3 +122,73 @@ def test_bad_lines_are_skipped_quietly_however_many(tmp_path, capsys):
     write(dr.journal_path(status), [row("b", "http_410", 410)], tail='{"url": "c"')
     assert set(dr.previous_failures(status)) == {stable_hash("a"), stable_hash("b")}
     assert capsys.readouterr().err == ""
+
+
+# -- the limits of the run's own config, and the images on disk (issues 20 and 23) ------------------
+DC = {"max_bytes": 1000, "max_pixels": 50, "max_redirects": 3, "opt_out_tokens": ["noai"], "honour_opt_out": True}
+
+
+def test_a_failure_over_a_limit_records_the_limit():
+    assert dr.with_limit({"kind": "too_large", "url": "u"}, DC) == {"kind": "too_large", "url": "u", "limit": 1000}
+    assert dr.with_limit({"kind": "too_many_pixels"}, DC)["limit"] == 50
+    assert dr.with_limit({"kind": "too_many_redirects"}, DC)["limit"] == 3
+    assert dr.with_limit({"kind": "opted_out"}, DC)["limit"] == ["noai"]
+    assert dr.with_limit({"kind": "http_404"}, DC) == {"kind": "http_404"}
+    assert dr.with_limit({"kind": "too_large"}, {}) == {"kind": "too_large"}      # a config without it
+    assert dr.with_limit({"url": "u"}, DC) == {"url": "u"}
+
+
+@pytest.mark.parametrize("row_,dc,permanent", [
+    ({"kind": "http_404"}, DC, True),
+    ({"kind": "http_404"}, None, True),
+    ({"kind": "timeout"}, DC, False),
+    ({}, DC, False),
+    ({"kind": "too_large", "limit": 1000}, DC, True),                 # the config keeps the limit
+    ({"kind": "too_large", "limit": 1000}, {**DC, "max_bytes": 5000}, False),   # raised: try again
+    ({"kind": "too_large"}, DC, False),                               # an older run's row: retried once
+    ({"kind": "too_large", "limit": 1000}, None, False),
+    ({"kind": "too_large", "limit": 1000}, {"honour_opt_out": True}, False),
+    ({"kind": "too_many_redirects", "limit": 3}, DC, True),
+    ({"kind": "opted_out", "limit": ["noai"]}, DC, True),
+    ({"kind": "opted_out", "limit": ["noai"]}, {**DC, "honour_opt_out": False}, False),  # fetched once not honoured
+    ({"kind": "opted_out", "limit": ["noai"]}, {**DC, "opt_out_tokens": ["noai", "noimageai"]}, False),
+    ({"kind": "opted_out", "limit": ["noai"]}, {k: v for k, v in DC.items() if k != "honour_opt_out"}, True),
+])
+def test_which_rows_are_failures_for_good_under_a_config(row_, dc, permanent):
+    assert dr.is_permanent_row(row_, dc) is permanent
+
+
+def test_a_raised_limit_fetches_its_failures_again(tmp_path):
+    status = tmp_path / "s.jsonl"
+    write(status, [row("big", "too_large", limit=1000), row("gone", "http_404", 404)])
+    assert set(dr.previous_failures(status, dc=DC)) == {stable_hash("big"), stable_hash("gone")}
+    assert set(dr.previous_failures(status, dc={**DC, "max_bytes": 2000})) == {stable_hash("gone")}
+
+
+def test_what_an_image_was_made_from():
+    base = dr.made_key("http://a/1.jpg", "ab.jpg", DC)
+    assert base == dr.made_key("http://a/1.jpg", "ab.jpg", dict(DC))
+    assert dr.made_key("http://a/2.jpg", "ab.jpg", DC) != base
+    assert dr.made_key("http://a/1.jpg", "cd.jpg", DC) != base
+    settings = {"image_size": 384, "resize_mode": "border", "resample": "box", "upscale": False,
+                "jpeg_quality": 95, "background": [255, 255, 255]}
+    keys = {dr.made_key("u", "r", settings)}
+    for k, v in (("image_size", 256), ("resize_mode", "keep_ratio"), ("resample", "lanczos"), ("upscale", True),
+                 ("jpeg_quality", 90), ("background", [0, 0, 0])):
+        keys.add(dr.made_key("u", "r", {**settings, k: v}))
+    assert len(keys) == 7                                        # each image setting changes the key
+    assert dr.made_key("u", "r", {**settings, "threads": 8}) == dr.made_key("u", "r", settings)
+    assert dr.IMAGE_SETTINGS == ("image_size", "resize_mode", "resample", "upscale", "jpeg_quality", "background")
+    # stable across processes: a hash of the JSON of [url, name, settings], not Python's hash()
+    assert dr.made_key("u", "r", {}) == stable_hash(json.dumps(["u", "r", [None] * 6], sort_keys=True))
+
+
+def test_images_on_disk_are_known_by_their_last_row(tmp_path):
+    status = tmp_path / "s.jsonl"
+    write(status, [{"image_id": "a.jpg", "made": 11}, {"image_id": "b.jpg", "made": 22},
+                   {"image_id": "c.jpg"}, {"image_id": 5, "made": 1}, {"image_id": "d.jpg", "made": "33"}])
+    write(dr.journal_path(status), [{"image_id": "b.jpg", "made": 99}], tail='{"image_id": "e.j')
+    out = {1: 1}
+    got = dr.previous_images(status, out)
+    assert got is out and got == {1: 1, stable_hash("a.jpg"): 11, stable_hash("b.jpg"): 99}
+    assert dr.previous_images(tmp_path / "none.jsonl", {}) == {}

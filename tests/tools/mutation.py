@@ -52,7 +52,7 @@ MODULES: dict[str, list[str]] = {
     "common/records.py": ["tests/test_records.py"],
     "common/cli.py": ["tests/test_cli_status.py"],
     "common/status.py": ["tests/test_cli_status.py"],
-    "common/lifecycle.py": ["tests/test_lifecycle.py"],
+    "common/lifecycle.py": ["tests/test_lifecycle.py", "tests/test_lifecycle_run.py"],
     "pretrain/download_resume.py": ["tests/test_download_resume.py"],
     "pretrain/merge_train.py": ["tests/test_merge_train.py", "tests/test_merge_keys.py", "tests/test_merge_report.py",
                                 "tests/test_merge_config.py"],
