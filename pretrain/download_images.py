@@ -128,8 +128,9 @@ class Worker:
     """Fetch + normalise + atomic write; one requests.Session per thread. With
     ``images`` (a process pool, or a fetch process's image threads) the
     decoding, resizing and encoding run there, so a fetch thread goes on to
-    its next URL at once (and, with processes, the image work uses every core). One per process: its ``Hosts``
-    (robots.txt, per-host limits) is shared by the process's threads."""
+    its next URL at once (and, with processes, the image work uses every
+    core). One per process: its ``Hosts`` (robots.txt, per-host limits) is
+    shared by the process's threads."""
 
     def __init__(self, dc: dict, image_root: Path, images: cf.Executor | None = None):
         self.dc = dc

@@ -13,10 +13,8 @@ Per-host limits across processes: **a host lives in one process**
 pretrain/polite.py), so that process's ``Hosts`` alone fetches the host's
 robots.txt (once), counts its connections and rate and pauses it on 429/503:
 the limits hold exactly as in one process. A host seen for the first time
-goes to the process with the least work queued, so the processes share the
-work whatever the hosts' sizes (a hash of the host split 64 equal hosts
-38:26 in a benchmark, and the process with more stood in for the whole run).
-The price: a list dominated by one host fetches that host in one process
+goes to the process with the least work out (not by a hash of its name, which
+splits by the count of hosts, whatever their sizes). The price: a list dominated by one host fetches that host in one process
 (its limits bound it anyway).
 
 Workers die with the parent: on Linux they ask for SIGKILL when it ends
@@ -72,12 +70,14 @@ class HostHomes:
         self.max_hosts = max_hosts
         self.homes: collections.OrderedDict[str, list[int]] = collections.OrderedDict()  # origin -> [process, out]
 
-    def place(self, url: str, load: list[int]) -> tuple[int, str]:
-        """(process, origin) for a URL about to be sent; ``finished(origin)`` when it is back."""
+    def place(self, url: str, load: Callable[[], list[int]]) -> tuple[int, str]:
+        """(process, origin) for a URL about to be sent; ``finished(origin)`` when it is back.
+        ``load()``, each process's work out, is asked only for a host not seen yet."""
         key = origin(url)
         home = self.homes.get(key)
         if home is None:
-            home = self.homes[key] = [min(range(len(load)), key=load.__getitem__), 1]
+            loads = load()
+            home = self.homes[key] = [min(range(len(loads)), key=loads.__getitem__), 1]
             if len(self.homes) > self.max_hosts:
                 self._forget_one()
         else:
@@ -160,11 +160,14 @@ class Processes:
             self.open.add(i)
 
     def submit(self, key: int, url: str, rid: str, rel: str) -> None:
-        i, self.origin_of[key] = self.homes.place(url, [s + len(b) for s, b in zip(self.sent, self.backlog)])
+        i, self.origin_of[key] = self.homes.place(url, self._loads)
         if self.sent[i] < self.cap:
             self._send(i, (key, url, rid, rel))
         else:
             self.backlog[i].append((key, url, rid, rel))
+
+    def _loads(self) -> list[int]:
+        return [s + len(b) for s, b in zip(self.sent, self.backlog)]
 
     def _send(self, i: int, msg: tuple) -> None:
         try:

@@ -143,19 +143,22 @@ def test_worker_processes_count_and_threads():
 
 def test_a_host_stays_in_its_process_and_a_new_host_goes_to_the_least_busy():
     homes = download_procs.HostHomes(max_hosts=2)
-    assert homes.place("http://a.example/1.jpg", [3, 1, 2]) == (1, "http://a.example")
-    assert homes.place("HTTP://A.example/2.jpg", [0, 9, 9])[0] == 1      # same origin: same process
-    assert homes.place("http://b.example/1.jpg", [5, 4, 0])[0] == 2
+
+    def never():
+        raise AssertionError("the loads are asked for a host already placed")
+    assert homes.place("http://a.example/1.jpg", lambda: [3, 1, 2]) == (1, "http://a.example")
+    assert homes.place("HTTP://A.example/2.jpg", never)[0] == 1      # same origin: same process
+    assert homes.place("http://b.example/1.jpg", lambda: [5, 4, 0])[0] == 2
     homes.finished("http://b.example")
-    assert homes.place("http://a.example:8080/1.jpg", [0, 1, 1])[0] == 0      # another port, another host
+    assert homes.place("http://a.example:8080/1.jpg", lambda: [0, 1, 1])[0] == 0      # another port, another host
     # over max_hosts, the least recently used host with nothing out is forgotten (b; a has two out)
     assert list(homes.homes) == ["http://a.example", "http://a.example:8080"]
     homes.finished("http://a.example")
     homes.finished("http://a.example")
     homes.finished("http://a.example:8080")
-    assert homes.place("http://c.example/1.jpg", [1, 0, 1])[0] == 1
+    assert homes.place("http://c.example/1.jpg", lambda: [1, 0, 1])[0] == 1
     assert list(homes.homes) == ["http://a.example:8080", "http://c.example"]      # a was used longest ago
-    assert homes.place("http://a.example/3.jpg", [0, 5, 5])[0] == 0       # forgotten: placed anew
+    assert homes.place("http://a.example/3.jpg", lambda: [0, 5, 5])[0] == 0       # forgotten: placed anew
 
 
 def children(pid: int) -> list[int]:
